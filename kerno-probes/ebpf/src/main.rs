@@ -1,0 +1,621 @@
+//! Kerno's eBPF programs.
+//!
+//! Everything is aggregated here, in maps that only grow: per-CPU counters and log-linear
+//! histograms for the hot paths (every syscall, every context switch), bounded LRU hashes
+//! for per-process and per-flow detail, and a small ring of OOM kills. User space reads the
+//! maps and computes windows as differences, so nothing is streamed per event.
+//!
+//! Portability (design principle 6): syscalls use tp_btf, whose arguments are typed by the
+//! kernel's BTF (`(regs, id)` and `(regs, ret)`), so no struct is read. The other programs
+//! are classic tracepoints whose field offsets user space reads from each tracepoint's
+//! `format` file and hands over in the read-only global `OFFSETS`.
+
+// no_std/no_main only for the BPF target, so `cargo clippy --workspace` works on the host.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
+
+#[cfg(target_arch = "bpf")]
+mod programs {
+    use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+    use aya_ebpf::{
+        bindings::BPF_NOEXIST,
+        helpers::{
+            bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+            bpf_ktime_get_ns,
+        },
+        macros::{btf_tracepoint, map, tracepoint},
+        maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap},
+        programs::{BtfTracePointContext, TracePointContext},
+    };
+    use kerno_probes_common::{
+        BlkStartKey, BlkStartVal, BlkStat, BlkStatKey, Config, FdVal, FlowKey, FlowVal, Hist,
+        MAX_SYSCALLS, OOM_RING, OomEntry, ProcSyscallKey, ProcSyscallVal, SYSCALL_OTHER,
+        SchedDelayVal, SyscallCounts, THREAD_SLOTS, ThreadSlot, TpOffsets, blk_op, class, hist,
+        lost, tcp_ctr,
+    };
+
+    // ---- read-only globals, set by the loader ----------------------------------------
+
+    #[unsafe(no_mangle)]
+    static CONFIG: Config = Config {
+        self_tgid: 0,
+        pad: 0,
+        slow_syscall_ns: 1_000_000,
+        slow_runq_ns: 1_000_000,
+    };
+    #[unsafe(no_mangle)]
+    static OFFSETS: TpOffsets = TpOffsets::NONE;
+    #[unsafe(no_mangle)]
+    static SYSCALL_CLASS: [u8; MAX_SYSCALLS] = [0; MAX_SYSCALLS];
+
+    #[inline(always)]
+    fn cfg() -> Config {
+        unsafe { core::ptr::read_volatile(&CONFIG) }
+    }
+    #[inline(always)]
+    fn off() -> &'static TpOffsets {
+        // Volatile reads of each field keep the compiler from folding the defaults.
+        &OFFSETS
+    }
+    #[inline(always)]
+    fn o(field: &u32) -> usize {
+        unsafe { core::ptr::read_volatile(field) as usize }
+    }
+
+    // ---- shared helpers ---------------------------------------------------------------
+
+    #[map]
+    static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(lost::N, 0);
+
+    #[inline(always)]
+    fn count_lost(which: u32) {
+        if let Some(p) = LOST.get_ptr_mut(which) {
+            unsafe { *p += 1 };
+        }
+    }
+
+    #[inline(always)]
+    fn hist_add(h: *mut Hist, v: u64) {
+        let b = hist::bucket(v);
+        if b < hist::BUCKETS {
+            unsafe { (*h).buckets[b] += 1 };
+        }
+    }
+
+    /// An atomic add (BPF_ATOMIC | BPF_ADD) for maps shared by all CPUs. The BPF target has
+    /// no compare-and-swap, so `AtomicU64::fetch_add` is not available; the intrinsic is.
+    #[inline(always)]
+    fn atomic_add(p: *mut u64, v: u64) {
+        // The return value stays unused: the generic BPF CPU has no fetch-and-add.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, v) };
+    }
+
+    // ---- syscalls ---------------------------------------------------------------------
+
+    #[map]
+    static SYSCALL_SLOTS: Array<ThreadSlot> = Array::with_max_entries(THREAD_SLOTS, 0);
+    #[map]
+    static SYSCALL_COUNTS: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(1, 0);
+    #[map]
+    static SYSCALL_HIST: PerCpuArray<Hist> =
+        PerCpuArray::with_max_entries(MAX_SYSCALLS as u32, 0);
+    #[map]
+    static PROC_SYSCALLS: LruHashMap<ProcSyscallKey, ProcSyscallVal> =
+        LruHashMap::with_max_entries(16384, 0);
+    #[map]
+    static FD_PROCS: LruHashMap<u32, FdVal> = LruHashMap::with_max_entries(16384, 0);
+
+    #[btf_tracepoint(function = "sys_enter")]
+    pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
+        let id = bpf_get_current_pid_tgid();
+        if (id >> 32) as u32 == cfg().self_tgid {
+            return 0;
+        }
+        let tid = id as u32;
+        let nr: i64 = ctx.arg(1);
+        if let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(tid % THREAD_SLOTS) {
+            unsafe {
+                (*slot).tid = tid;
+                (*slot).nr = nr as u32;
+                (*slot).ts = bpf_ktime_get_ns();
+            }
+        }
+        0
+    }
+
+    #[btf_tracepoint(function = "sys_exit")]
+    pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
+        let id = bpf_get_current_pid_tgid();
+        let tid = id as u32;
+        let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(tid % THREAD_SLOTS) else {
+            return 0;
+        };
+        let (stid, nr, ts) = unsafe { ((*slot).tid, (*slot).nr, (*slot).ts) };
+        if stid != tid || ts == 0 {
+            // Our own syscalls never filled a slot; anything else lost its slot to another
+            // thread with the same tid modulo THREAD_SLOTS.
+            if (id >> 32) as u32 != cfg().self_tgid {
+                count_lost(lost::SYSCALL_SLOT);
+            }
+            return 0;
+        }
+        unsafe { (*slot).ts = 0 };
+        let lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
+        let ret: i64 = ctx.arg(1);
+        let idx = if (nr as usize) < SYSCALL_OTHER { nr as usize } else { SYSCALL_OTHER };
+        let failed = ret < 0 && ret > -4096;
+
+        if let Some(c) = SYSCALL_COUNTS.get_ptr_mut(0) {
+            unsafe {
+                (*c).count[idx] += 1;
+                if failed {
+                    (*c).errors[idx] += 1;
+                }
+            }
+        }
+        if let Some(h) = SYSCALL_HIST.get_ptr_mut(idx as u32) {
+            hist_add(h, lat);
+        }
+        let cls = unsafe { core::ptr::read_volatile(&SYSCALL_CLASS[idx]) };
+        let tgid = (id >> 32) as u32;
+        if failed || (cls & class::WAIT == 0 && lat >= cfg().slow_syscall_ns) {
+            let key = ProcSyscallKey {
+                tgid,
+                nr: idx as u16,
+                errno: if failed { (-ret) as u16 } else { 0 },
+            };
+            record_proc_syscall(&key, lat);
+        }
+        if !failed && cls & (class::FD_CREATE | class::FD_CLOSE) != 0 {
+            record_fd(tgid, cls & class::FD_CREATE != 0);
+        }
+        0
+    }
+
+    #[inline(always)]
+    fn record_proc_syscall(key: &ProcSyscallKey, lat: u64) {
+        if let Some(v) = PROC_SYSCALLS.get_ptr_mut(key) {
+            unsafe {
+                atomic_add(&mut (*v).count, 1);
+                atomic_add(&mut (*v).lat_sum_ns, lat);
+                if lat > (*v).max_ns {
+                    (*v).max_ns = lat;
+                }
+            }
+            return;
+        }
+        let v = ProcSyscallVal {
+            count: 1,
+            lat_sum_ns: lat,
+            max_ns: lat,
+            cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+            comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        };
+        if PROC_SYSCALLS.insert(key, &v, BPF_NOEXIST as u64).is_err() {
+            // Another CPU inserted first: add to its entry.
+            if let Some(p) = PROC_SYSCALLS.get_ptr_mut(key) {
+                unsafe {
+                    atomic_add(&mut (*p).count, 1);
+                    atomic_add(&mut (*p).lat_sum_ns, lat);
+                }
+            } else {
+                count_lost(lost::MAP_FULL);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn record_fd(tgid: u32, open: bool) {
+        if let Some(v) = FD_PROCS.get_ptr_mut(&tgid) {
+            unsafe {
+                if open {
+                    atomic_add(&mut (*v).opens, 1);
+                } else {
+                    atomic_add(&mut (*v).closes, 1);
+                }
+            }
+            return;
+        }
+        let v = FdVal {
+            opens: open as u64,
+            closes: (!open) as u64,
+            comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        };
+        if FD_PROCS.insert(&tgid, &v, BPF_NOEXIST as u64).is_err() {
+            if let Some(p) = FD_PROCS.get_ptr_mut(&tgid) {
+                unsafe {
+                    if open {
+                        atomic_add(&mut (*p).opens, 1);
+                    } else {
+                        atomic_add(&mut (*p).closes, 1);
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- scheduler: run-queue delay -----------------------------------------------------
+
+    #[map]
+    static RUNQ_SLOTS: Array<ThreadSlot> = Array::with_max_entries(THREAD_SLOTS, 0);
+    #[map]
+    static RUNQ_HIST: PerCpuArray<Hist> = PerCpuArray::with_max_entries(1, 0);
+    #[map]
+    static RUNQ_SLOW: LruHashMap<u32, SchedDelayVal> = LruHashMap::with_max_entries(8192, 0);
+
+    /// `TASK_REPORT_MAX`: sched_switch reports a preempted task's state as this bit.
+    const TASK_REPORT_MAX: i64 = 0x100;
+
+    #[inline(always)]
+    fn runq_mark(tid: u32) {
+        if tid == 0 {
+            return;
+        }
+        if let Some(slot) = RUNQ_SLOTS.get_ptr_mut(tid % THREAD_SLOTS) {
+            unsafe {
+                (*slot).tid = tid;
+                (*slot).ts = bpf_ktime_get_ns();
+            }
+        }
+    }
+
+    #[tracepoint]
+    pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
+        let pid: i32 = unsafe { ctx.read_at(o(&off().wakeup_pid)).unwrap_or(0) };
+        runq_mark(pid as u32);
+        0
+    }
+
+    #[tracepoint]
+    pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
+        let pid: i32 = unsafe { ctx.read_at(o(&off().wakeup_pid)).unwrap_or(0) };
+        runq_mark(pid as u32);
+        0
+    }
+
+    #[tracepoint]
+    pub fn sched_switch(ctx: TracePointContext) -> u32 {
+        let _ = try_sched_switch(&ctx);
+        0
+    }
+
+    #[inline(always)]
+    fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i64> {
+        let prev: i32 = unsafe { ctx.read_at(o(&off().switch_prev_pid))? };
+        let state: i64 = unsafe { ctx.read_at(o(&off().switch_prev_state))? };
+        // A task switched out while still runnable (preempted) waits on the run queue.
+        if state == 0 || state & TASK_REPORT_MAX != 0 {
+            runq_mark(prev as u32);
+        }
+        let next: i32 = unsafe { ctx.read_at(o(&off().switch_next_pid))? };
+        let next = next as u32;
+        if next == 0 {
+            return Ok(());
+        }
+        let Some(slot) = RUNQ_SLOTS.get_ptr_mut(next % THREAD_SLOTS) else {
+            return Ok(());
+        };
+        let (stid, ts) = unsafe { ((*slot).tid, (*slot).ts) };
+        if ts == 0 {
+            return Ok(());
+        }
+        if stid != next {
+            count_lost(lost::SCHED_SLOT);
+            return Ok(());
+        }
+        unsafe { (*slot).ts = 0 };
+        let delay = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
+        if let Some(h) = RUNQ_HIST.get_ptr_mut(0) {
+            hist_add(h, delay);
+        }
+        if delay >= cfg().slow_runq_ns {
+            if let Some(v) = RUNQ_SLOW.get_ptr_mut(&next) {
+                unsafe {
+                    atomic_add(&mut (*v).count, 1);
+                    atomic_add(&mut (*v).total_ns, delay);
+                    if delay > (*v).max_ns {
+                        (*v).max_ns = delay;
+                    }
+                }
+            } else {
+                let comm: [u8; 16] =
+                    unsafe { ctx.read_at(o(&off().switch_next_comm)).unwrap_or([0; 16]) };
+                let v = SchedDelayVal {
+                    count: 1,
+                    total_ns: delay,
+                    max_ns: delay,
+                    comm,
+                };
+                let _ = RUNQ_SLOW.insert(&next, &v, BPF_NOEXIST as u64);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- block I/O ----------------------------------------------------------------------
+
+    #[map]
+    static BLK_START: LruHashMap<BlkStartKey, BlkStartVal> =
+        LruHashMap::with_max_entries(16384, 0);
+    #[map]
+    static BLK_STATS: PerCpuHashMap<BlkStatKey, BlkStat> = PerCpuHashMap::with_max_entries(512, 0);
+    /// Never written: the zeroed source for inserting a new `BlkStat` (too big for the stack).
+    #[map]
+    static BLK_ZERO: PerCpuArray<BlkStat> = PerCpuArray::with_max_entries(1, 0);
+
+    #[inline(always)]
+    fn rwbs_op(rwbs: &[u8; 8]) -> u32 {
+        let mut i = 0;
+        while i < 4 {
+            match rwbs[i] {
+                b'R' => return blk_op::READ,
+                b'W' => return blk_op::WRITE,
+                b'D' => return blk_op::DISCARD,
+                0 => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        if rwbs[0] == b'F' { blk_op::FLUSH } else { blk_op::OTHER }
+    }
+
+    #[tracepoint]
+    pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
+        let _ = try_block_rq_issue(&ctx);
+        0
+    }
+
+    #[inline(always)]
+    fn try_block_rq_issue(ctx: &TracePointContext) -> Result<(), i64> {
+        let o_ = off();
+        let dev: u32 = unsafe { ctx.read_at(o(&o_.issue_dev))? };
+        let sector: u64 = unsafe { ctx.read_at(o(&o_.issue_sector))? };
+        let bytes: u32 = unsafe { ctx.read_at(o(&o_.issue_bytes))? };
+        let rwbs: [u8; 8] = unsafe { ctx.read_at(o(&o_.issue_rwbs))? };
+        let key = BlkStartKey {
+            dev,
+            op: rwbs_op(&rwbs),
+            sector,
+        };
+        let val = BlkStartVal {
+            ts: unsafe { bpf_ktime_get_ns() },
+            bytes: bytes as u64,
+        };
+        let _ = BLK_START.insert(&key, &val, 0);
+        Ok(())
+    }
+
+    #[tracepoint]
+    pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
+        let _ = try_block_rq_complete(&ctx);
+        0
+    }
+
+    #[inline(always)]
+    fn try_block_rq_complete(ctx: &TracePointContext) -> Result<(), i64> {
+        let o_ = off();
+        let dev: u32 = unsafe { ctx.read_at(o(&o_.complete_dev))? };
+        let sector: u64 = unsafe { ctx.read_at(o(&o_.complete_sector))? };
+        let error: i32 = unsafe { ctx.read_at(o(&o_.complete_error))? };
+        let rwbs: [u8; 8] = unsafe { ctx.read_at(o(&o_.complete_rwbs))? };
+        let op = rwbs_op(&rwbs);
+        let key = BlkStartKey { dev, op, sector };
+        let Some(start) = (unsafe { BLK_START.get(&key) }) else {
+            count_lost(lost::BLK_UNMATCHED);
+            return Ok(());
+        };
+        let (ts, bytes) = (start.ts, start.bytes);
+        let _ = BLK_START.remove(&key);
+        let lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
+        let skey = BlkStatKey { dev, op };
+        let mut st = BLK_STATS.get_ptr_mut(&skey);
+        if st.is_none() {
+            if let Some(z) = BLK_ZERO.get_ptr(0) {
+                let _ = BLK_STATS.insert(&skey, unsafe { &*z }, BPF_NOEXIST as u64);
+            }
+            st = BLK_STATS.get_ptr_mut(&skey);
+        }
+        if let Some(s) = st {
+            unsafe {
+                (*s).count += 1;
+                (*s).bytes += bytes;
+                if error != 0 {
+                    (*s).errors += 1;
+                }
+                hist_add(&mut (*s).hist, lat);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- TCP ----------------------------------------------------------------------------
+
+    #[map]
+    static TCP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tcp_ctr::N, 0);
+    #[map]
+    static TCP_RTT_HIST: PerCpuArray<Hist> = PerCpuArray::with_max_entries(1, 0);
+    #[map]
+    static TCP_CONNECT_HIST: PerCpuArray<Hist> = PerCpuArray::with_max_entries(1, 0);
+    #[map]
+    static TCP_FLOWS: LruHashMap<FlowKey, FlowVal> = LruHashMap::with_max_entries(4096, 0);
+    #[map]
+    static TCP_CONNECTING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(8192, 0);
+
+    const AF_INET6: u16 = 10;
+    const TCP_ESTABLISHED: i32 = 1;
+    const TCP_SYN_SENT: i32 = 2;
+    const TCP_SYN_RECV: i32 = 3;
+    const TCP_CLOSE: i32 = 7;
+    const IPPROTO_TCP: u16 = 6;
+
+    #[inline(always)]
+    fn tcp_count(which: u32) {
+        if let Some(p) = TCP_COUNTERS.get_ptr_mut(which) {
+            unsafe { *p += 1 };
+        }
+    }
+
+    #[tracepoint]
+    pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
+        let _ = try_tcp_retransmit(&ctx);
+        0
+    }
+
+    #[inline(always)]
+    fn try_tcp_retransmit(ctx: &TracePointContext) -> Result<(), i64> {
+        tcp_count(tcp_ctr::RETRANSMITS);
+        let o_ = off();
+        let family: u16 = unsafe { ctx.read_at(o(&o_.rtx_family))? };
+        let mut key = FlowKey {
+            family,
+            sport: unsafe { ctx.read_at(o(&o_.rtx_sport))? },
+            dport: unsafe { ctx.read_at(o(&o_.rtx_dport))? },
+            pad: 0,
+            saddr: [0; 16],
+            daddr: [0; 16],
+        };
+        if family == AF_INET6 {
+            key.saddr = unsafe { ctx.read_at(o(&o_.rtx_saddr_v6))? };
+            key.daddr = unsafe { ctx.read_at(o(&o_.rtx_daddr_v6))? };
+        } else {
+            let s: [u8; 4] = unsafe { ctx.read_at(o(&o_.rtx_saddr))? };
+            let d: [u8; 4] = unsafe { ctx.read_at(o(&o_.rtx_daddr))? };
+            key.saddr[..4].copy_from_slice(&s);
+            key.daddr[..4].copy_from_slice(&d);
+        }
+        if let Some(v) = TCP_FLOWS.get_ptr_mut(&key) {
+            atomic_add(unsafe { &mut (*v).retransmits }, 1);
+        } else {
+            let _ = TCP_FLOWS.insert(&key, &FlowVal { retransmits: 1 }, BPF_NOEXIST as u64);
+        }
+        Ok(())
+    }
+
+    #[tracepoint]
+    pub fn tcp_probe(ctx: TracePointContext) -> u32 {
+        if let Ok(srtt_us) = unsafe { ctx.read_at::<u32>(o(&off().probe_srtt)) } {
+            if srtt_us > 0 {
+                tcp_count(tcp_ctr::RTT_SAMPLES);
+                if let Some(h) = TCP_RTT_HIST.get_ptr_mut(0) {
+                    hist_add(h, srtt_us as u64 * 1000);
+                }
+            }
+        }
+        0
+    }
+
+    #[tracepoint]
+    pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+        let _ = try_set_state(&ctx);
+        0
+    }
+
+    #[inline(always)]
+    fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
+        let o_ = off();
+        let proto: u16 = unsafe { ctx.read_at(o(&o_.state_protocol))? };
+        if proto != IPPROTO_TCP {
+            return Ok(());
+        }
+        let sk: u64 = unsafe { ctx.read_at(o(&o_.state_skaddr))? };
+        let old: i32 = unsafe { ctx.read_at(o(&o_.state_old))? };
+        let new: i32 = unsafe { ctx.read_at(o(&o_.state_new))? };
+        if new == TCP_SYN_SENT {
+            tcp_count(tcp_ctr::CONNECT_STARTED);
+            let now = unsafe { bpf_ktime_get_ns() };
+            let _ = TCP_CONNECTING.insert(&sk, &now, 0);
+        } else if new == TCP_ESTABLISHED {
+            if old == TCP_SYN_SENT {
+                tcp_count(tcp_ctr::ACTIVE_OPENS);
+                if let Some(ts) = unsafe { TCP_CONNECTING.get(&sk) } {
+                    let lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(*ts);
+                    let _ = TCP_CONNECTING.remove(&sk);
+                    if let Some(h) = TCP_CONNECT_HIST.get_ptr_mut(0) {
+                        hist_add(h, lat);
+                    }
+                }
+            } else if old == TCP_SYN_RECV {
+                tcp_count(tcp_ctr::PASSIVE_OPENS);
+            }
+        } else if new == TCP_CLOSE {
+            tcp_count(tcp_ctr::CLOSES);
+            if old == TCP_SYN_SENT {
+                tcp_count(tcp_ctr::CONNECT_FAILED);
+                let _ = TCP_CONNECTING.remove(&sk);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- OOM kills ----------------------------------------------------------------------
+
+    #[map]
+    static OOM_SEQ: Array<u64> = Array::with_max_entries(1, 0);
+    #[map]
+    static OOM_KILLS: Array<OomEntry> = Array::with_max_entries(OOM_RING, 0);
+
+    #[inline(always)]
+    fn opt_u64(ctx: &TracePointContext, off: usize) -> u64 {
+        if off == u32::MAX as usize {
+            return 0;
+        }
+        unsafe { ctx.read_at::<u64>(off).unwrap_or(0) }
+    }
+
+    #[tracepoint]
+    pub fn mark_victim(ctx: TracePointContext) -> u32 {
+        let _ = try_mark_victim(&ctx);
+        0
+    }
+
+    #[inline(always)]
+    fn try_mark_victim(ctx: &TracePointContext) -> Result<(), i64> {
+        let o_ = off();
+        let Some(seq_p) = OOM_SEQ.get_ptr_mut(0) else {
+            return Ok(());
+        };
+        // OOM kills are serialised by the kernel's oom_lock, so a plain increment is exact.
+        let seq = unsafe { *seq_p } + 1;
+        unsafe { *seq_p = seq };
+        let Some(e) = OOM_KILLS.get_ptr_mut((seq % OOM_RING as u64) as u32) else {
+            return Ok(());
+        };
+        let pid: i32 = unsafe { ctx.read_at(o(&o_.oom_pid))? };
+        let mut comm = [0u8; 16];
+        let comm_off = o(&o_.oom_comm);
+        if comm_off != u32::MAX as usize {
+            // __data_loc: low 16 bits are the string's offset in the record.
+            if let Ok(loc) = unsafe { ctx.read_at::<u32>(comm_off) } {
+                comm = unsafe { ctx.read_at((loc & 0xffff) as usize).unwrap_or([0; 16]) };
+            }
+        }
+        unsafe {
+            (*e).seq = seq;
+            (*e).ts_ns = bpf_ktime_get_ns();
+            (*e).pid = pid as u32;
+            (*e).pad = 0;
+            (*e).total_vm_kb = opt_u64(ctx, o(&o_.oom_total_vm));
+            (*e).anon_rss_kb = opt_u64(ctx, o(&o_.oom_anon_rss));
+            (*e).file_rss_kb = opt_u64(ctx, o(&o_.oom_file_rss));
+            (*e).shmem_rss_kb = opt_u64(ctx, o(&o_.oom_shmem_rss));
+            (*e).cgroup_id = bpf_get_current_cgroup_id();
+            (*e).comm = comm;
+        }
+        Ok(())
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+
+    #[unsafe(link_section = "license")]
+    #[unsafe(no_mangle)]
+    static LICENSE: [u8; 4] = *b"GPL\0";
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
