@@ -1,1 +1,57 @@
-//! placeholder
+//! Kerno's SDK.
+//!
+//! Kerno turns a window of kernel signals into a ranked, plain-English diagnosis. This
+//! crate is the library every frontend (the `kerno` CLI, the Prometheus agent, the Python
+//! bindings) and every embedding program uses:
+//!
+//! - [`Signals`]: one window of observations, serde-serialisable, the one source of truth;
+//! - [`Collector`]: something that fills part of [`Signals`] (built-ins over the eBPF
+//!   probes and procfs in [`collectors`]);
+//! - [`Rule`]: a pure function of [`Signals`] and [`Thresholds`] returning [`Finding`]s
+//!   (the built-in rules live in the `kerno-rules` crate);
+//! - [`Engine`]: runs collectors for a window and rules over it, giving a [`Report`];
+//! - [`render`]: the pretty and JSON renderings of a report;
+//! - [`Config`]: configuration from file, `KERNO_*` environment and flags.
+//!
+//! ```
+//! use kerno_core::{Signals, Thresholds, evaluate};
+//!
+//! // Rules run anywhere, on any window, without root.
+//! let report = evaluate(&Signals::default(), &[], &Thresholds::default());
+//! assert!(report.findings.is_empty());
+//! ```
+#![deny(missing_docs)]
+
+mod collector;
+pub mod collectors;
+pub mod config;
+mod engine;
+mod error;
+mod finding;
+mod histogram;
+pub mod host;
+pub mod procfs;
+pub mod render;
+mod report;
+mod rule;
+mod signals;
+mod snapshot;
+
+pub use collector::{Collector, Sample};
+pub use config::Config;
+pub use engine::{DOMAINS, Engine, KernelOptions, evaluate};
+pub use error::{CollectorError, ConfigError, CoreError};
+pub use finding::{Finding, Severity, Subject, human_bytes, human_ns, human_secs, rank, thousands};
+pub use histogram::Histogram;
+pub use report::{DomainStatus, Report, Status, Summary, domain_statuses};
+pub use rule::{Rule, Thresholds};
+pub use signals::*;
+pub use snapshot::{load_signals, parse_signals, save_signals};
+
+/// Unix time now, in milliseconds.
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

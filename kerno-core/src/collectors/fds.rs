@@ -1,0 +1,77 @@
+use std::{collections::HashMap, sync::Arc};
+
+use kerno_probes::{SyscallReader, common::FdVal};
+
+use crate::{Collector, CollectorError, FdProcess, FdSignals, Sample, Signals, procfs};
+
+/// How many processes the descriptor signals list.
+const TOP: usize = 20;
+
+/// Descriptor opens and closes per process (from the syscall probe), with the current
+/// count and limit from /proc.
+pub struct FdCollector {
+    reader: Arc<SyscallReader>,
+}
+
+impl FdCollector {
+    /// A collector over the syscall probe's descriptor map.
+    pub fn new(reader: Arc<SyscallReader>) -> Self {
+        FdCollector { reader }
+    }
+}
+
+struct FdSample(HashMap<u32, FdVal>);
+
+impl Collector for FdCollector {
+    fn name(&self) -> &str {
+        "fds"
+    }
+
+    fn sample(&mut self) -> Result<Sample, CollectorError> {
+        Ok(Sample::now(FdSample(
+            self.reader.fd_activity()?.into_iter().collect(),
+        )))
+    }
+
+    fn fill(&self, samples: &[&Sample], signals: &mut Signals) -> Result<(), CollectorError> {
+        let series: Vec<&FdSample> = samples.iter().filter_map(|s| s.get()).collect();
+        let (Some(first), Some(last)) = (series.first(), series.last()) else {
+            return Ok(());
+        };
+        let at = |s: &FdSample, pid: u32| s.0.get(&pid).map(|v| (v.opens, v.closes)).unwrap_or((0, 0));
+        let mut procs: Vec<(u32, u64, u64)> = last
+            .0
+            .iter()
+            .filter(|(pid, _)| **pid != signals.collector_pid)
+            .map(|(pid, v)| {
+                let (o, c) = at(first, *pid);
+                (*pid, v.opens.saturating_sub(o), v.closes.saturating_sub(c))
+            })
+            .filter(|(_, o, c)| o > c)
+            .collect();
+        procs.sort_by(|a, b| (b.1 as i64 - b.2 as i64).cmp(&(a.1 as i64 - a.2 as i64)).then(a.0.cmp(&b.0)));
+        procs.truncate(TOP);
+        let mut out = FdSignals::default();
+        for (pid, opens, closes) in procs {
+            let net_per_interval = series
+                .windows(2)
+                .map(|w| {
+                    let (o0, c0) = at(w[0], pid);
+                    let (o1, c1) = at(w[1], pid);
+                    (o1.saturating_sub(o0)) as i64 - (c1.saturating_sub(c0)) as i64
+                })
+                .collect();
+            let comm = last.0.get(&pid).map(|v| procfs::comm_str(&v.comm)).unwrap_or_default();
+            out.processes.push(FdProcess {
+                process: procfs::process(pid, &comm),
+                opens,
+                closes,
+                open_fds: procfs::fd_count(pid),
+                soft_limit: procfs::nofile_soft_limit(pid),
+                net_per_interval,
+            });
+        }
+        signals.fds = Some(out);
+        Ok(())
+    }
+}

@@ -1,0 +1,28 @@
+//! The built-in collectors: kernel maps (through kerno-probes) and procfs/cgroupfs.
+
+mod disk;
+mod fds;
+mod lost;
+mod memory;
+mod oom;
+mod sched;
+mod syscalls;
+mod tcp;
+
+pub use disk::DiskCollector;
+pub use fds::FdCollector;
+pub use lost::LostCollector;
+pub use memory::MemoryCollector;
+pub use oom::OomCollector;
+pub use sched::SchedCollector;
+pub use syscalls::SyscallCollector;
+pub use tcp::TcpCollector;
+
+use crate::Sample;
+
+/// The first and last samples' data, downcast.
+pub(crate) fn ends<'a, T: 'static>(samples: &[&'a Sample]) -> Option<(&'a T, &'a T)> {
+    let first = samples.first()?.get::<T>()?;
+    let last = samples.last()?.get::<T>()?;
+    Some((first, last))
+}

@@ -1,0 +1,80 @@
+use std::collections::HashMap;
+
+use kerno_probes::{SchedReader, common::SchedDelayVal};
+
+use super::ends;
+use crate::{
+    Collector, CollectorError, DelayedProcess, Histogram, Sample, SchedSignals, Signals, procfs,
+};
+
+/// How many processes the scheduler signals list.
+const TOP: usize = 5;
+
+/// Run-queue delay (wakeup to running) from the scheduler probe, plus PSI cpu.
+pub struct SchedCollector {
+    reader: SchedReader,
+}
+
+impl SchedCollector {
+    /// A collector over the scheduler probe's maps.
+    pub fn new(reader: SchedReader) -> Self {
+        SchedCollector { reader }
+    }
+}
+
+struct SchedSample {
+    hist: Histogram,
+    slow: HashMap<u32, SchedDelayVal>,
+}
+
+impl Collector for SchedCollector {
+    fn name(&self) -> &str {
+        "sched"
+    }
+
+    fn sample(&mut self) -> Result<Sample, CollectorError> {
+        Ok(Sample::now(SchedSample {
+            hist: Histogram::from_dense(&self.reader.histogram()?),
+            slow: self.reader.slow_threads()?.into_iter().collect(),
+        }))
+    }
+
+    fn fill(&self, samples: &[&Sample], signals: &mut Signals) -> Result<(), CollectorError> {
+        let Some((first, last)) = ends::<SchedSample>(samples) else {
+            return Ok(());
+        };
+        // Threads -> processes: the probe sees thread ids.
+        let mut by_pid: HashMap<u32, DelayedProcess> = HashMap::new();
+        for (tid, v) in &last.slow {
+            let (c0, t0) = first
+                .slow
+                .get(tid)
+                .map(|p| (p.count, p.total_ns))
+                .unwrap_or((0, 0));
+            let count = v.count.saturating_sub(c0);
+            if count == 0 {
+                continue;
+            }
+            let pid = procfs::tgid_of(*tid).unwrap_or(*tid);
+            if pid == signals.collector_pid {
+                continue;
+            }
+            let e = by_pid.entry(pid).or_insert_with(|| DelayedProcess {
+                process: procfs::process(pid, &procfs::comm_str(&v.comm)),
+                ..DelayedProcess::default()
+            });
+            e.count += count;
+            e.total_ns += v.total_ns.saturating_sub(t0);
+            e.max_ns = e.max_ns.max(v.max_ns);
+        }
+        let mut top: Vec<DelayedProcess> = by_pid.into_values().collect();
+        top.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.process.pid.cmp(&b.process.pid)));
+        top.truncate(TOP);
+        signals.sched = Some(SchedSignals {
+            runq_delay: last.hist.delta(&first.hist),
+            top_delayed: top,
+            psi_cpu_some_avg10: procfs::psi("cpu").0,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use kerno_probes::{
+    SyscallReader, SyscallTotals,
+    common::{ProcSyscallKey, ProcSyscallVal},
+    syscalls,
+};
+
+use super::ends;
+use crate::{
+    Collector, CollectorError, Histogram, ProcessErrors, ProcessSlow, Sample, Signals,
+    SyscallSignals, SyscallStat, procfs,
+};
+
+/// How many processes each syscall lists as top offenders.
+const TOP: usize = 5;
+
+/// Per-syscall counts, errors (by errno and process) and latency, from the syscall probe.
+pub struct SyscallCollector {
+    reader: Arc<SyscallReader>,
+    /// Last histogram read per syscall, with the count it was read at: a histogram is only
+    /// read again when that syscall's count moved, which keeps a sample cheap.
+    cache: HashMap<u32, (u64, Arc<Histogram>)>,
+}
+
+struct SyscallSample {
+    totals: SyscallTotals,
+    hists: HashMap<u32, Arc<Histogram>>,
+    procs: HashMap<ProcSyscallKey, ProcSyscallVal>,
+}
+
+impl SyscallCollector {
+    /// A collector over the syscall probe's maps.
+    pub fn new(reader: Arc<SyscallReader>) -> Self {
+        SyscallCollector {
+            reader,
+            cache: HashMap::new(),
+        }
+    }
+}
+
+impl Collector for SyscallCollector {
+    fn name(&self) -> &str {
+        "syscalls"
+    }
+
+    fn sample(&mut self) -> Result<Sample, CollectorError> {
+        let totals = self.reader.totals()?;
+        let mut hists = HashMap::new();
+        for (nr, &count) in totals.count.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let nr = nr as u32;
+            let h = match self.cache.get(&nr) {
+                Some((c, h)) if *c == count => h.clone(),
+                _ => {
+                    let h = Arc::new(Histogram::from_dense(&self.reader.histogram(nr)?));
+                    self.cache.insert(nr, (count, h.clone()));
+                    h
+                }
+            };
+            hists.insert(nr, h);
+        }
+        let procs = self.reader.per_process()?.into_iter().collect();
+        Ok(Sample::now(SyscallSample {
+            totals,
+            hists,
+            procs,
+        }))
+    }
+
+    fn fill(&self, samples: &[&Sample], signals: &mut Signals) -> Result<(), CollectorError> {
+        let Some((first, last)) = ends::<SyscallSample>(samples) else {
+            return Ok(());
+        };
+        let empty = Histogram::new();
+        let mut out = SyscallSignals::default();
+
+        // Per-process rows in the window, grouped by syscall.
+        let mut by_nr: HashMap<u32, Vec<(ProcSyscallKey, &ProcSyscallVal, u64)>> = HashMap::new();
+        for (k, v) in &last.procs {
+            let before = first.procs.get(k).map(|p| p.count).unwrap_or(0);
+            let n = v.count.saturating_sub(before);
+            if n > 0 {
+                by_nr.entry(k.nr as u32).or_default().push((*k, v, n));
+            }
+        }
+        let mut processes = HashMap::new();
+        let mut resolve = |pid: u32, comm: &[u8; 16]| {
+            processes
+                .entry(pid)
+                .or_insert_with(|| procfs::process(pid, &procfs::comm_str(comm)))
+                .clone()
+        };
+
+        for nr in 0..last.totals.count.len() {
+            let count = last.totals.count[nr].saturating_sub(first.totals.count[nr]);
+            if count == 0 {
+                continue;
+            }
+            let errors = last.totals.errors[nr].saturating_sub(first.totals.errors[nr]);
+            let nr = nr as u32;
+            let latency = match (last.hists.get(&nr), first.hists.get(&nr)) {
+                (Some(l), Some(f)) => l.delta(f),
+                (Some(l), None) => l.delta(&empty),
+                _ => Histogram::new(),
+            };
+            let mut errnos = BTreeMap::new();
+            let mut top_errors = Vec::new();
+            let mut top_slow = Vec::new();
+            let mut rows = by_nr.remove(&nr).unwrap_or_default();
+            rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.tgid.cmp(&b.0.tgid)));
+            for (k, v, n) in rows {
+                if k.errno != 0 {
+                    *errnos.entry(syscalls::errno_name(k.errno as u32)).or_insert(0) += n;
+                    if top_errors.len() < TOP {
+                        top_errors.push(ProcessErrors {
+                            process: resolve(k.tgid, &v.comm),
+                            errno: syscalls::errno_name(k.errno as u32),
+                            count: n,
+                        });
+                    }
+                } else if top_slow.len() < TOP {
+                    let before = first.procs.get(&k);
+                    let sum = v.lat_sum_ns - before.map(|b| b.lat_sum_ns).unwrap_or(0);
+                    top_slow.push(ProcessSlow {
+                        process: resolve(k.tgid, &v.comm),
+                        count: n,
+                        mean_ns: sum / n,
+                        max_ns: v.max_ns,
+                    });
+                }
+            }
+            out.total_calls += count;
+            out.total_errors += errors;
+            out.syscalls.push(SyscallStat {
+                nr,
+                name: syscalls::name(nr),
+                wait: syscalls::class_of(nr) & kerno_probes::common::class::WAIT != 0,
+                count,
+                errors,
+                errnos,
+                latency,
+                top_errors,
+                top_slow,
+            });
+        }
+        out.syscalls
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.nr.cmp(&b.nr)));
+        signals.syscalls = Some(out);
+        Ok(())
+    }
+}

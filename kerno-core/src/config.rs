@@ -1,0 +1,411 @@
+//! Configuration: defaults < YAML file < `KERNO_*` environment < flags.
+//!
+//! The file is the one named by `--config`, else by `KERNO_CONFIG`, else the first of
+//! `$XDG_CONFIG_HOME/kerno/config.yaml`, `~/.config/kerno/config.yaml` and
+//! `/etc/kerno/config.yaml` that exists. A file that was named explicitly must exist.
+//! Unknown keys, bad values and unreadable files are errors that name the key or file.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ConfigError, Thresholds};
+
+/// Everything configurable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `doctor` window, e.g. `30s`, `2m`.
+    #[serde(with = "duration_str")]
+    pub duration: Duration,
+    /// `pretty` or `json`.
+    pub output: String,
+    /// Rule thresholds.
+    pub thresholds: Thresholds,
+    /// Probe settings.
+    pub probes: ProbeConfig,
+    /// The agent (`kerno start`).
+    pub agent: AgentConfig,
+}
+
+/// Probe settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Domains to observe; all when empty.
+    pub domains: Vec<String>,
+    /// Successful syscalls at least this slow (ms) are attributed to their process.
+    pub slow_syscall_ms: f64,
+    /// Run-queue delays at least this long (ms) are attributed to their process.
+    pub slow_runq_ms: f64,
+}
+
+/// Agent settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Address for `/metrics`, `/healthz`, `/readyz` (`:9090` = all interfaces).
+    pub listen: String,
+    /// How much history the agent keeps, e.g. `5m`.
+    #[serde(with = "duration_str")]
+    pub window: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            duration: Duration::from_secs(30),
+            output: "pretty".into(),
+            thresholds: Thresholds::default(),
+            probes: ProbeConfig::default(),
+            agent: AgentConfig::default(),
+        }
+    }
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            domains: Vec::new(),
+            slow_syscall_ms: 1.0,
+            slow_runq_ms: 1.0,
+        }
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            listen: ":9090".into(),
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
+pub const ENV_VARS: [&str; 7] = [
+    "KERNO_CONFIG",
+    "KERNO_DURATION",
+    "KERNO_OUTPUT",
+    "KERNO_DOMAINS",
+    "KERNO_LISTEN",
+    "KERNO_WINDOW",
+    "KERNO_FAIL_PROBES",
+];
+
+impl Config {
+    /// The config file to read: `explicit` (from `--config`), else `KERNO_CONFIG`, else the
+    /// first usual place that exists. The flag says whether the file was named explicitly.
+    pub fn locate(explicit: Option<&Path>, env: &[(String, String)]) -> Option<(PathBuf, bool)> {
+        if let Some(p) = explicit {
+            return Some((p.to_path_buf(), true));
+        }
+        if let Some((_, v)) = env.iter().find(|(k, _)| k == "KERNO_CONFIG") {
+            return Some((PathBuf::from(v), true));
+        }
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let mut places = Vec::new();
+        if let Some(x) = get("XDG_CONFIG_HOME") {
+            places.push(PathBuf::from(x).join("kerno/config.yaml"));
+        }
+        if let Some(h) = get("HOME") {
+            places.push(PathBuf::from(h).join(".config/kerno/config.yaml"));
+        }
+        places.push(PathBuf::from("/etc/kerno/config.yaml"));
+        places.into_iter().find(|p| p.is_file()).map(|p| (p, false))
+    }
+
+    /// Parse a YAML document.
+    pub fn from_yaml(text: &str, path: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let c: Config = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Read a YAML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Defaults, then the located file, then the environment (`env` is usually
+    /// `std::env::vars().collect()`). Flags are applied by the caller afterwards.
+    pub fn load(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut c = match Config::locate(explicit, env) {
+            Some((p, _)) => Config::from_file(&p)?,
+            None => Config::default(),
+        };
+        c.apply_env(env)?;
+        Ok(c)
+    }
+
+    /// Apply `KERNO_*` variables.
+    pub fn apply_env(&mut self, env: &[(String, String)]) -> Result<(), ConfigError> {
+        for (k, v) in env {
+            if !k.starts_with("KERNO_") {
+                continue;
+            }
+            if let Some(t) = k.strip_prefix("KERNO_THRESHOLD_") {
+                self.set_threshold(&t.to_ascii_lowercase(), v)
+                    .map_err(|e| match e {
+                        ConfigError::Invalid { reason, .. } => ConfigError::Invalid {
+                            key: k.clone(),
+                            reason,
+                        },
+                        other => other,
+                    })?;
+                continue;
+            }
+            match k.as_str() {
+                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" => {}
+                "KERNO_DURATION" => self.duration = parse_duration(v).map_err(|r| invalid(k, r))?,
+                "KERNO_WINDOW" => self.agent.window = parse_duration(v).map_err(|r| invalid(k, r))?,
+                "KERNO_OUTPUT" => self.output = v.clone(),
+                "KERNO_LISTEN" => self.agent.listen = v.clone(),
+                "KERNO_DOMAINS" => {
+                    self.probes.domains = v
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }
+                _ => {
+                    return Err(ConfigError::UnknownEnv {
+                        name: k.clone(),
+                        known: format!("{}, KERNO_THRESHOLD_<KEY>", ENV_VARS.join(", ")),
+                    });
+                }
+            }
+        }
+        self.validate()
+    }
+
+    /// Set one threshold by its key (`syscall_p99_ms`), from text. Lists (such as
+    /// `benign_errnos`) are comma-separated.
+    pub fn set_threshold(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let mut map = serde_json::to_value(&self.thresholds).expect("thresholds serialise");
+        let obj = map.as_object_mut().expect("thresholds are a map");
+        let bad = |reason: String| ConfigError::Invalid {
+            key: format!("thresholds.{key}"),
+            reason,
+        };
+        let current = obj
+            .get(key)
+            .ok_or_else(|| bad(format!("no such threshold (known: {})", threshold_keys().join(", "))))?;
+        let new = match current {
+            serde_json::Value::Array(_) => serde_json::Value::Array(
+                value
+                    .split(',')
+                    .map(|s| serde_json::Value::String(s.trim().to_string()))
+                    .collect(),
+            ),
+            serde_json::Value::Object(_) => return Err(bad("cannot be set from text".into())),
+            _ => {
+                let n: f64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("expected a number, got {value:?}")))?;
+                serde_json::json!(n)
+            }
+        };
+        obj.insert(key.to_string(), new);
+        self.thresholds = serde_json::from_value(map).map_err(|e| bad(e.to_string()))?;
+        self.thresholds.validate()
+    }
+
+    /// Check values that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.output.as_str(), "pretty" | "json") {
+            return Err(invalid("output", format!("expected pretty or json, got {:?}", self.output)));
+        }
+        check_window("duration", self.duration)?;
+        for d in &self.probes.domains {
+            if !crate::DOMAINS.contains(&d.as_str()) {
+                return Err(invalid(
+                    "probes.domains",
+                    format!("unknown domain {d:?} (known: {})", crate::DOMAINS.join(", ")),
+                ));
+            }
+        }
+        for (k, v) in [
+            ("probes.slow_syscall_ms", self.probes.slow_syscall_ms),
+            ("probes.slow_runq_ms", self.probes.slow_runq_ms),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(invalid(k, format!("must be a non-negative number, got {v}")));
+            }
+        }
+        self.thresholds.validate()
+    }
+}
+
+/// The keys of [`Thresholds`].
+pub fn threshold_keys() -> Vec<String> {
+    let v = serde_json::to_value(Thresholds::default()).expect("thresholds serialise");
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn invalid(key: &str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason,
+    }
+}
+
+/// A `doctor` window must be between 1 s and 5 min.
+pub fn check_window(key: &str, d: Duration) -> Result<(), ConfigError> {
+    if d < Duration::from_secs(1) || d > Duration::from_secs(300) {
+        return Err(invalid(
+            key,
+            format!("{} is out of range: use 1s to 5m", format_duration(d)),
+        ));
+    }
+    Ok(())
+}
+
+/// Parse `500ms`, `10s`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 500ms, 10s, 2m)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("unknown unit {u:?} in {s:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `30s`, `1.5s`, `2m`, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+mod duration_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => super::parse_duration(&n.to_string()),
+            Raw::S(s) => super::parse_duration(&s),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn precedence_defaults_file_env() {
+        let dir = std::env::temp_dir().join(format!("kerno-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("k.yaml");
+        std::fs::write(
+            &file,
+            "duration: 20s\noutput: json\nthresholds:\n  syscall_p99_ms: 250\n  runq_p99_ms: 7\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), &env(&[])).unwrap();
+        assert_eq!(c.duration, Duration::from_secs(20));
+        assert_eq!(c.output, "json");
+        assert_eq!(c.thresholds.syscall_p99_ms, 250.0);
+        assert_eq!(c.thresholds.disk_sync_p99_ms, 50.0, "untouched keys keep defaults");
+
+        let e = env(&[("KERNO_DURATION", "5s"), ("KERNO_THRESHOLD_RUNQ_P99_MS", "9")]);
+        let c = Config::load(Some(&file), &e).unwrap();
+        assert_eq!(c.duration, Duration::from_secs(5), "env beats file");
+        assert_eq!(c.thresholds.runq_p99_ms, 9.0, "env beats file");
+        assert_eq!(c.thresholds.syscall_p99_ms, 250.0, "file beats defaults");
+
+        let e = env(&[("KERNO_CONFIG", file.to_str().unwrap())]);
+        assert_eq!(Config::load(None, &e).unwrap().output, "json");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key_or_file() {
+        let err = Config::from_yaml("thresholds:\n  nope_ms: 3\n", "x.yaml").unwrap_err();
+        assert!(err.to_string().contains("x.yaml") && err.to_string().contains("nope_ms"), "{err}");
+        let err = Config::from_yaml("duration: 10y\n", "x.yaml").unwrap_err();
+        assert!(err.to_string().contains("10y"), "{err}");
+        let err = Config::from_yaml("duration: 10m\n", "x.yaml").unwrap_err();
+        assert!(err.to_string().contains("duration"), "{err}");
+        let err = Config::from_yaml("thresholds:\n  syscall_error_pct: 150\n", "x.yaml").unwrap_err();
+        assert!(err.to_string().contains("syscall_error_pct"), "{err}");
+        let err = Config::load(Some(Path::new("/nonexistent/k.yaml")), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/k.yaml"), "{err}");
+        let mut c = Config::default();
+        let err = c.apply_env(&env(&[("KERNO_THRESHOLD_BOGUS", "1")])).unwrap_err();
+        assert!(err.to_string().contains("KERNO_THRESHOLD_BOGUS"), "{err}");
+        let err = c.apply_env(&env(&[("KERNO_THRESHOLD_RUNQ_P99_MS", "fast")])).unwrap_err();
+        assert!(err.to_string().contains("KERNO_THRESHOLD_RUNQ_P99_MS"), "{err}");
+        let err = c.apply_env(&env(&[("KERNO_DURATON", "1s")])).unwrap_err();
+        assert!(err.to_string().contains("KERNO_DURATON"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+    }
+
+    #[test]
+    fn list_threshold_from_text() {
+        let mut c = Config::default();
+        c.set_threshold("benign_errnos", "EAGAIN, EINTR").unwrap();
+        assert_eq!(c.thresholds.benign_errnos, vec!["EAGAIN", "EINTR"]);
+    }
+}

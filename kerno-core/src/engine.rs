@@ -1,0 +1,350 @@
+//! The engine: run collectors over a window, then the rules over the result.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use kerno_probes::{Domain, LoadOptions, Probes};
+
+use crate::{
+    Collector, CoreError, Degraded, Finding, Report, Rule, Sample, Signals, Thresholds,
+    collectors::{
+        DiskCollector, FdCollector, LostCollector, MemoryCollector, OomCollector, SchedCollector,
+        SyscallCollector, TcpCollector,
+    },
+    finding::rank,
+    host::detect_host,
+};
+
+/// The domains a report can speak about, in report order.
+pub const DOMAINS: [&str; 7] = ["syscalls", "fds", "sched", "disk", "tcp", "oom", "memory"];
+
+/// Which kernel probes to load, and their in-kernel thresholds.
+#[derive(Clone, Debug)]
+pub struct KernelOptions {
+    /// Domains to observe (names from [`DOMAINS`]); all when empty.
+    pub domains: Vec<String>,
+    /// A successful syscall at least this slow (ms) is attributed to its process.
+    pub slow_syscall_ms: f64,
+    /// A run-queue delay at least this long (ms) is attributed to its process.
+    pub slow_runq_ms: f64,
+    /// Probe domains to fail on purpose (`tcp`, `sched`, ...), to exercise degradation.
+    pub fail_on_purpose: Vec<String>,
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        KernelOptions {
+            domains: Vec::new(),
+            slow_syscall_ms: 1.0,
+            slow_runq_ms: 1.0,
+            fail_on_purpose: Vec::new(),
+        }
+    }
+}
+
+/// Runs collectors for a window and rules over the result.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kerno_core::{Engine, KernelOptions};
+///
+/// # fn main() -> Result<(), kerno_core::CoreError> {
+/// let mut engine = Engine::kernel(&KernelOptions::default())?; // needs root
+/// let signals = engine.collect(Duration::from_secs(5), None, &mut |_, _| {})?;
+/// let report = engine.evaluate(&signals);
+/// println!("{} findings", report.findings.len());
+/// # Ok(()) }
+/// ```
+pub struct Engine {
+    collectors: Vec<Box<dyn Collector>>,
+    rules: Vec<Box<dyn Rule>>,
+    thresholds: Thresholds,
+    degraded: Vec<Degraded>,
+    probe_status: Vec<kerno_probes::ProbeStatus>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// An engine with no collectors and no rules.
+    pub fn new() -> Self {
+        Engine {
+            collectors: Vec::new(),
+            rules: Vec::new(),
+            thresholds: Thresholds::default(),
+            degraded: Vec::new(),
+            probe_status: Vec::new(),
+        }
+    }
+
+    /// An engine with the kernel probes loaded and the built-in collectors for the
+    /// requested domains. Domains whose probes fail are recorded as degraded.
+    pub fn kernel(opts: &KernelOptions) -> Result<Engine, CoreError> {
+        let wanted = |d: &str| opts.domains.is_empty() || opts.domains.iter().any(|x| x == d);
+        for d in &opts.domains {
+            if !DOMAINS.contains(&d.as_str()) {
+                return Err(crate::ConfigError::Invalid {
+                    key: "probes.domains".into(),
+                    reason: format!("unknown domain {d:?} (known: {})", DOMAINS.join(", ")),
+                }
+                .into());
+            }
+        }
+        let mut probe_domains = Vec::new();
+        if wanted("syscalls") || wanted("fds") {
+            probe_domains.push(Domain::Syscalls);
+        }
+        for (name, d) in [
+            ("sched", Domain::Sched),
+            ("disk", Domain::Disk),
+            ("tcp", Domain::Tcp),
+            ("oom", Domain::Oom),
+        ] {
+            if wanted(name) {
+                probe_domains.push(d);
+            }
+        }
+        let mut fail = Vec::new();
+        for f in &opts.fail_on_purpose {
+            let d = match f.as_str() {
+                "fds" => Domain::Syscalls,
+                other => Domain::from_name(other).ok_or_else(|| crate::ConfigError::Invalid {
+                    key: "fail_on_purpose".into(),
+                    reason: format!("unknown probe domain {other:?}"),
+                })?,
+            };
+            fail.push(d);
+        }
+        let ms = |v: f64| (v.max(0.0) * 1e6) as u64;
+        let mut probes = Probes::load(&LoadOptions {
+            domains: probe_domains,
+            slow_syscall_ns: ms(opts.slow_syscall_ms),
+            slow_runq_ns: ms(opts.slow_runq_ms),
+            fail_on_purpose: fail,
+        })?;
+        let mut engine = Engine::new();
+        engine.probe_status = probes.status().to_vec();
+        for s in probes.status() {
+            if let Some(err) = &s.error {
+                let reason = format!("{} probe not attached: {err}", s.domain);
+                if s.domain == Domain::Syscalls {
+                    for d in ["syscalls", "fds"] {
+                        if wanted(d) {
+                            engine.degraded.push(Degraded {
+                                domain: d.into(),
+                                reason: reason.clone(),
+                            });
+                        }
+                    }
+                } else {
+                    engine.degraded.push(Degraded {
+                        domain: s.domain.name().into(),
+                        reason,
+                    });
+                }
+            }
+        }
+        if let Some(r) = probes.take_syscalls() {
+            let r = Arc::new(r);
+            if wanted("syscalls") {
+                engine.add_collector(Box::new(SyscallCollector::new(r.clone())));
+            }
+            if wanted("fds") {
+                engine.add_collector(Box::new(FdCollector::new(r)));
+            }
+        }
+        if let Some(r) = probes.take_sched() {
+            engine.add_collector(Box::new(SchedCollector::new(r)));
+        }
+        if let Some(r) = probes.take_disk() {
+            engine.add_collector(Box::new(DiskCollector::new(r)));
+        }
+        if let Some(r) = probes.take_tcp() {
+            engine.add_collector(Box::new(TcpCollector::new(r)));
+        }
+        if let Some(r) = probes.take_oom() {
+            engine.add_collector(Box::new(OomCollector::new(r)));
+        }
+        if let Some(r) = probes.take_lost() {
+            engine.add_collector(Box::new(LostCollector::new(r)));
+        }
+        if wanted("memory") {
+            engine.add_collector(Box::new(MemoryCollector::new()));
+        }
+        Ok(engine)
+    }
+
+    /// Add a collector.
+    pub fn add_collector(&mut self, c: Box<dyn Collector>) -> &mut Self {
+        self.collectors.push(c);
+        self
+    }
+
+    /// Add a rule.
+    pub fn add_rule(&mut self, r: Box<dyn Rule>) -> &mut Self {
+        self.rules.push(r);
+        self
+    }
+
+    /// Add rules.
+    pub fn add_rules(&mut self, rules: impl IntoIterator<Item = Box<dyn Rule>>) -> &mut Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Set the thresholds.
+    pub fn set_thresholds(&mut self, t: Thresholds) -> &mut Self {
+        self.thresholds = t;
+        self
+    }
+
+    /// The thresholds in use.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    /// The rules in use.
+    pub fn rules(&self) -> &[Box<dyn Rule>] {
+        &self.rules
+    }
+
+    /// Domains that could not be observed, and why.
+    pub fn degraded(&self) -> &[Degraded] {
+        &self.degraded
+    }
+
+    /// Each probe domain's load status (empty for an engine without kernel probes).
+    pub fn probe_status(&self) -> &[kerno_probes::ProbeStatus] {
+        &self.probe_status
+    }
+
+    /// Take one sample from every collector. A collector that fails is reported in the
+    /// returned list and its sample is `None`.
+    pub fn sample_all(&mut self) -> Vec<Option<Sample>> {
+        self.collectors.iter_mut().map(|c| c.sample().ok()).collect()
+    }
+
+    /// Build the window's [`Signals`] from per-collector sample series (one series per
+    /// collector, in collector order, oldest first), as a daemon keeps them.
+    pub fn signals_from(&self, series: &[Vec<&Sample>], start_unix_ms: u64, duration: Duration) -> Signals {
+        let mut signals = self.blank_signals(start_unix_ms, duration);
+        for (c, samples) in self.collectors.iter().zip(series) {
+            if samples.len() < 2 {
+                signals.degraded.push(Degraded {
+                    domain: c.name().into(),
+                    reason: "not enough samples in the window".into(),
+                });
+                continue;
+            }
+            if let Err(e) = c.fill(samples, &mut signals) {
+                signals.degraded.push(Degraded {
+                    domain: c.name().into(),
+                    reason: format!("collector failed: {e}"),
+                });
+            }
+        }
+        signals
+    }
+
+    fn blank_signals(&self, start_unix_ms: u64, duration: Duration) -> Signals {
+        Signals {
+            schema: crate::SCHEMA_VERSION,
+            host: detect_host(),
+            window: crate::Window {
+                start_unix_ms,
+                duration_ms: duration.as_millis() as u64,
+            },
+            collector_pid: std::process::id(),
+            degraded: self.degraded.clone(),
+            ..Signals::default()
+        }
+    }
+
+    /// Collect one window of `duration`, sampling every collector at the start, once a
+    /// second, and at the end. `progress(elapsed, total)` is called about ten times a
+    /// second; setting `cancel` stops collection with [`CoreError::Interrupted`].
+    pub fn collect(
+        &mut self,
+        duration: Duration,
+        cancel: Option<&AtomicBool>,
+        progress: &mut dyn FnMut(Duration, Duration),
+    ) -> Result<Signals, CoreError> {
+        if duration < Duration::from_secs(1) || duration > Duration::from_secs(300) {
+            return Err(CoreError::Window(duration));
+        }
+        let start_unix_ms = crate::unix_ms_now();
+        let start = Instant::now();
+        let n = self.collectors.len();
+        let mut series: Vec<Vec<Sample>> = (0..n).map(|_| Vec::new()).collect();
+        let mut failed: Vec<Option<String>> = vec![None; n];
+        let mut take = |collectors: &mut Vec<Box<dyn Collector>>, series: &mut Vec<Vec<Sample>>| {
+            for (i, c) in collectors.iter_mut().enumerate() {
+                if failed[i].is_some() {
+                    continue;
+                }
+                match c.sample() {
+                    Ok(s) => series[i].push(s),
+                    Err(e) => failed[i] = Some(e.to_string()),
+                }
+            }
+        };
+        take(&mut self.collectors, &mut series);
+        let mut next_tick = start + Duration::from_secs(1);
+        loop {
+            let elapsed = start.elapsed();
+            progress(elapsed.min(duration), duration);
+            if elapsed >= duration {
+                break;
+            }
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(CoreError::Interrupted);
+            }
+            let now = Instant::now();
+            if now >= next_tick && start + duration > now + Duration::from_millis(500) {
+                take(&mut self.collectors, &mut series);
+                next_tick += Duration::from_secs(1);
+            }
+            std::thread::sleep(Duration::from_millis(100).min(duration - elapsed));
+        }
+        take(&mut self.collectors, &mut series);
+        let elapsed = start.elapsed();
+        let refs: Vec<Vec<&Sample>> = series.iter().map(|s| s.iter().collect()).collect();
+        let mut signals = self.signals_from(&refs, start_unix_ms, elapsed);
+        for (i, f) in failed.into_iter().enumerate() {
+            if let Some(reason) = f {
+                let name = self.collectors[i].name().to_string();
+                signals.degraded.retain(|d| d.domain != name);
+                signals.degraded.push(Degraded {
+                    domain: name,
+                    reason: format!("collector failed: {reason}"),
+                });
+            }
+        }
+        Ok(signals)
+    }
+
+    /// Run the rules over a window and build the report.
+    pub fn evaluate(&self, signals: &Signals) -> Report {
+        evaluate(signals, &self.rules, &self.thresholds)
+    }
+}
+
+/// Run `rules` over `signals` with `thresholds` and build the ranked report. Pure: no
+/// kernel, no root, no clock.
+pub fn evaluate(signals: &Signals, rules: &[Box<dyn Rule>], thresholds: &Thresholds) -> Report {
+    let mut findings: Vec<Finding> = rules
+        .iter()
+        .flat_map(|r| r.evaluate(signals, thresholds))
+        .collect();
+    rank(&mut findings);
+    Report::new(signals.clone(), findings)
+}

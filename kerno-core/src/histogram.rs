@@ -1,0 +1,319 @@
+//! Latency histograms: the kernel's log-linear buckets, kept sparse, with percentiles.
+
+use kerno_probes_common::hist;
+use serde::{Deserialize, Serialize};
+
+/// A latency histogram in nanoseconds, with the probes' log-linear buckets.
+///
+/// Each power of two is split into 16 linear sub-buckets, so a bucket is at most 6.25% of its
+/// value wide; percentiles interpolate linearly inside the bucket. Only non-empty buckets are
+/// stored. In JSON it carries its count and p50/p90/p99/max for readers, and the buckets as
+/// `[index, count]` pairs, which are all that is read back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "HistogramRepr", from = "HistogramRepr")]
+pub struct Histogram {
+    buckets: Vec<(u32, u64)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HistogramRepr {
+    #[serde(default)]
+    count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p50_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p90_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p99_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_ns: Option<u64>,
+    buckets: Vec<(u32, u64)>,
+}
+
+impl From<Histogram> for HistogramRepr {
+    fn from(h: Histogram) -> Self {
+        HistogramRepr {
+            count: h.count(),
+            p50_ns: h.percentile(50.0),
+            p90_ns: h.percentile(90.0),
+            p99_ns: h.percentile(99.0),
+            max_ns: h.max(),
+            buckets: h.buckets,
+        }
+    }
+}
+
+impl From<HistogramRepr> for Histogram {
+    fn from(r: HistogramRepr) -> Self {
+        let mut buckets: Vec<(u32, u64)> = r
+            .buckets
+            .into_iter()
+            .filter(|(i, c)| *c > 0 && (*i as usize) < hist::BUCKETS)
+            .collect();
+        buckets.sort_unstable();
+        buckets.dedup_by(|b, a| {
+            if a.0 == b.0 {
+                a.1 += b.1;
+                true
+            } else {
+                false
+            }
+        });
+        Histogram { buckets }
+    }
+}
+
+impl Histogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From dense bucket counts as the kernel stores them (index = bucket).
+    pub fn from_dense(dense: &[u64]) -> Self {
+        Histogram {
+            buckets: dense
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| **c > 0 && *i < hist::BUCKETS)
+                .map(|(i, c)| (i as u32, *c))
+                .collect(),
+        }
+    }
+
+    /// Record one value (ns).
+    pub fn record(&mut self, value_ns: u64) {
+        self.record_n(value_ns, 1);
+    }
+
+    /// Record a value `n` times.
+    pub fn record_n(&mut self, value_ns: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let b = hist::bucket(value_ns) as u32;
+        match self.buckets.binary_search_by_key(&b, |(i, _)| *i) {
+            Ok(pos) => self.buckets[pos].1 += n,
+            Err(pos) => self.buckets.insert(pos, (b, n)),
+        }
+    }
+
+    /// Add another histogram's counts.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (i, c) in &other.buckets {
+            match self.buckets.binary_search_by_key(i, |(j, _)| *j) {
+                Ok(pos) => self.buckets[pos].1 += c,
+                Err(pos) => self.buckets.insert(pos, (*i, *c)),
+            }
+        }
+    }
+
+    /// `self - older`, for cumulative histograms read at two times. Buckets never go below
+    /// zero (a map that was recreated in between reads as a fresh start).
+    pub fn delta(&self, older: &Histogram) -> Histogram {
+        let mut out = Vec::with_capacity(self.buckets.len());
+        for (i, c) in &self.buckets {
+            let prev = older
+                .buckets
+                .binary_search_by_key(i, |(j, _)| *j)
+                .map(|p| older.buckets[p].1)
+                .unwrap_or(0);
+            if *c > prev {
+                out.push((*i, c - prev));
+            }
+        }
+        Histogram { buckets: out }
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|(_, c)| c).sum()
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// The non-empty buckets as `(index, count)`.
+    pub fn buckets(&self) -> &[(u32, u64)] {
+        &self.buckets
+    }
+
+    /// The non-empty buckets as `(lower bound ns, upper bound ns, count)`.
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.buckets.iter().map(|(i, c)| {
+            let (lo, hi) = hist::bounds(*i as usize);
+            (lo, hi, *c)
+        })
+    }
+
+    /// The `q`-th percentile (0 < q <= 100) in ns, interpolated inside its bucket; `None`
+    /// when empty.
+    pub fn percentile(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let q = q.clamp(0.0, 100.0);
+        // The rank of the sample we want, 1-based, as in the nearest-rank method.
+        let rank = ((q / 100.0) * total as f64).ceil().max(1.0);
+        let mut seen = 0u64;
+        for (i, c) in &self.buckets {
+            if (seen + c) as f64 >= rank {
+                let (lo, hi) = hist::bounds(*i as usize);
+                // Assume the bucket's samples are spread evenly over [lo, hi).
+                let within = (rank - seen as f64 - 0.5) / *c as f64;
+                let v = lo as f64 + within.clamp(0.0, 1.0) * (hi - lo) as f64;
+                return Some(v.round() as u64);
+            }
+            seen += c;
+        }
+        self.max()
+    }
+
+    /// The upper bound of the highest non-empty bucket (ns): no sample is larger, except
+    /// ones clamped into the last bucket.
+    pub fn max(&self) -> Option<u64> {
+        self.buckets
+            .last()
+            .map(|(i, _)| hist::bounds(*i as usize).1 - 1)
+    }
+
+    /// Number of samples at or above `ns` (counting a bucket that straddles `ns` in
+    /// proportion).
+    pub fn count_above(&self, ns: u64) -> f64 {
+        let mut n = 0.0;
+        for (lo, hi, c) in self.ranges() {
+            if lo >= ns {
+                n += c as f64;
+            } else if hi > ns {
+                n += c as f64 * (hi - ns) as f64 / (hi - lo) as f64;
+            }
+        }
+        n
+    }
+
+    /// Approximate mean (ns), from bucket midpoints.
+    pub fn mean(&self) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let sum: f64 = self
+            .ranges()
+            .map(|(lo, hi, c)| (lo as f64 + hi as f64) / 2.0 * c as f64)
+            .sum();
+        Some(sum / total as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact_percentile(sorted: &[u64], q: f64) -> u64 {
+        let rank = ((q / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+        sorted[rank - 1]
+    }
+
+    /// A small deterministic generator, so the test needs no extra crates.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    #[test]
+    fn percentiles_within_five_percent_of_exact() {
+        let mut rng = Lcg(42);
+        // Several shapes: uniform, log-uniform (latency-like, wide), bimodal.
+        let shapes: Vec<Vec<u64>> = vec![
+            (0..10_000).map(|_| 1_000 + rng.next() % 99_000).collect(),
+            (0..10_000)
+                .map(|_| {
+                    let e = rng.next() % 24;
+                    (1u64 << (e + 8)) + rng.next() % (1u64 << (e + 8))
+                })
+                .collect(),
+            (0..10_000)
+                .map(|i| {
+                    if i % 50 == 0 {
+                        200_000_000 + rng.next() % 50_000_000
+                    } else {
+                        50_000 + rng.next() % 10_000
+                    }
+                })
+                .collect(),
+        ];
+        for (s, samples) in shapes.iter().enumerate() {
+            let mut h = Histogram::new();
+            for v in samples {
+                h.record(*v);
+            }
+            let mut sorted = samples.clone();
+            sorted.sort_unstable();
+            assert_eq!(h.count(), sorted.len() as u64);
+            for q in [50.0, 90.0, 99.0, 99.9] {
+                let exact = exact_percentile(&sorted, q) as f64;
+                let got = h.percentile(q).unwrap() as f64;
+                let err = (got - exact).abs() / exact;
+                assert!(err <= 0.05, "shape {s} p{q}: got {got}, exact {exact}, err {err:.4}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_values_are_exact() {
+        let mut h = Histogram::new();
+        for v in 0..16 {
+            h.record(v);
+        }
+        assert_eq!(h.percentile(100.0), Some(15));
+        assert_eq!(h.count(), 16);
+    }
+
+    #[test]
+    fn delta_and_merge_are_inverse() {
+        let mut a = Histogram::new();
+        for v in [100, 2_000, 2_000, 5_000_000] {
+            a.record(v);
+        }
+        let mut b = a.clone();
+        for v in [100, 7_000_000_000] {
+            b.record(v);
+        }
+        let d = b.delta(&a);
+        assert_eq!(d.count(), 2);
+        let mut back = a.clone();
+        back.merge(&d);
+        assert_eq!(back, b);
+        assert!(Histogram::new().percentile(99.0).is_none());
+    }
+
+    #[test]
+    fn json_roundtrip_keeps_buckets() {
+        let mut h = Histogram::new();
+        for v in [1_000, 1_500, 90_000_000] {
+            h.record(v);
+        }
+        let s = serde_json::to_string(&h).unwrap();
+        assert!(s.contains("\"p99_ns\""), "{s}");
+        let back: Histogram = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn count_above_is_proportional() {
+        let mut h = Histogram::new();
+        h.record_n(1_000_000, 10);
+        h.record_n(100_000_000, 5);
+        assert_eq!(h.count_above(50_000_000), 5.0);
+        assert_eq!(h.count_above(0), 15.0);
+    }
+}

@@ -1,0 +1,364 @@
+//! Small readers for /proc, /sys and cgroupfs. Every function returns `None` (or an empty
+//! value) when a process is gone or a file is missing: processes come and go between
+//! listing and reading, and that is not an error.
+
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use crate::Process;
+
+/// The command name of a process.
+pub fn comm(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
+/// The thread group (process) id of a thread.
+pub fn tgid_of(tid: u32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The cgroup path of a process: the v2 path when the process is in a non-root v2 cgroup,
+/// else the v1 memory controller's path, else the first path listed.
+pub fn cgroup_of(pid: u32) -> Option<String> {
+    let s = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    parse_proc_cgroup(&s)
+}
+
+/// The path [`cgroup_of`] picks from the text of `/proc/<pid>/cgroup`.
+pub fn parse_proc_cgroup(text: &str) -> Option<String> {
+    let mut v2 = None;
+    let mut memory = None;
+    let mut first = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if first.is_none() {
+            first = Some(path.to_string());
+        }
+        if ctrls.is_empty() && path != "/" {
+            v2 = Some(path.to_string());
+        }
+        if ctrls.split(',').any(|c| c == "memory") {
+            memory = Some(path.to_string());
+        }
+    }
+    v2.or(memory).or(first)
+}
+
+/// Kubernetes pod uid and container id named by a cgroup path, for both the cgroupfs
+/// (`/kubepods/burstable/pod<uid>/<id>`) and systemd
+/// (`kubepods-burstable-pod<uid_with_underscores>.slice/cri-containerd-<id>.scope`) drivers.
+pub fn pod_from_cgroup(path: &str) -> (Option<String>, Option<String>) {
+    if !path.contains("kubepods") {
+        return (None, None);
+    }
+    let mut uid = None;
+    let mut container = None;
+    for seg in path.split('/') {
+        let seg = seg.trim_end_matches(".slice").trim_end_matches(".scope");
+        if let Some(pos) = seg.rfind("pod") {
+            let cand = &seg[pos + 3..];
+            if cand.len() >= 32 && cand.chars().all(|c| c.is_ascii_hexdigit() || c == '-' || c == '_') {
+                uid = Some(cand.replace('_', "-"));
+                continue;
+            }
+        }
+        if uid.is_some() {
+            let id = seg
+                .rsplit('-')
+                .next()
+                .unwrap_or(seg)
+                .rsplit(':')
+                .next()
+                .unwrap_or(seg);
+            if id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+                container = Some(id.to_string());
+            }
+        }
+    }
+    (uid, container)
+}
+
+/// `namespace/name` of a pod uid, from the kubelet's local log directory
+/// (`/var/log/pods/<namespace>_<name>_<uid>`); no API server involved.
+pub fn pod_name(uid: &str) -> Option<String> {
+    let dir = fs::read_dir("/var/log/pods").ok()?;
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if let Some(rest) = name.strip_suffix(uid) {
+            let rest = rest.trim_end_matches('_');
+            if let Some((ns, pod)) = rest.split_once('_') {
+                return Some(format!("{ns}/{pod}"));
+            }
+        }
+    }
+    None
+}
+
+/// A process, resolved as fully as the system allows. `comm_hint` (as the kernel recorded
+/// it) is used when the process has exited.
+pub fn process(pid: u32, comm_hint: &str) -> Process {
+    let comm = if comm_hint.is_empty() {
+        comm(pid).unwrap_or_else(|| "?".into())
+    } else {
+        comm_hint.to_string()
+    };
+    let cgroup = cgroup_of(pid);
+    let (pod, container) = match cgroup.as_deref() {
+        Some(c) => {
+            let (uid, container) = pod_from_cgroup(c);
+            (uid.map(|u| pod_name(&u).unwrap_or(format!("pod{u}"))), container)
+        }
+        None => (None, None),
+    };
+    Process {
+        pid,
+        comm,
+        cgroup,
+        pod,
+        container,
+    }
+}
+
+/// A NUL-padded kernel comm as a string.
+pub fn comm_str(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// Open descriptors of a process.
+pub fn fd_count(pid: u32) -> Option<u64> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// The soft `RLIMIT_NOFILE` of a process.
+pub fn nofile_soft_limit(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+}
+
+/// `(MemTotal, MemAvailable)` in bytes.
+pub fn meminfo() -> Option<(u64, u64)> {
+    let s = fs::read_to_string("/proc/meminfo").ok()?;
+    let get = |key: &str| -> Option<u64> {
+        s.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((get("MemTotal:")?, get("MemAvailable:")?))
+}
+
+/// PSI `(some avg10, full avg10)` for `cpu`, `memory` or `io`.
+pub fn psi(resource: &str) -> (Option<f64>, Option<f64>) {
+    let Ok(s) = fs::read_to_string(format!("/proc/pressure/{resource}")) else {
+        return (None, None);
+    };
+    let avg10 = |kind: &str| {
+        s.lines()
+            .find(|l| l.starts_with(kind))?
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("avg10="))?
+            .parse()
+            .ok()
+    };
+    (avg10("some"), avg10("full"))
+}
+
+/// A counter from /proc/vmstat.
+pub fn vmstat(key: &str) -> Option<u64> {
+    let s = fs::read_to_string("/proc/vmstat").ok()?;
+    s.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// `(OutSegs, RetransSegs)` from a `net/snmp` file's `Tcp:` lines.
+pub fn parse_snmp_tcp(text: &str) -> Option<(u64, u64)> {
+    let mut lines = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let values: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let get = |k: &str| -> Option<u64> {
+        let i = header.iter().position(|h| *h == k)?;
+        values.get(i)?.parse().ok()
+    };
+    Some((get("OutSegs")?, get("RetransSegs")?))
+}
+
+/// `(OutSegs, RetransSegs, namespaces)` summed over every network namespace that has a
+/// process in it (one `/proc/<pid>/net/snmp` read per namespace).
+pub fn tcp_snmp_all_netns() -> (u64, u64, u32) {
+    let mut seen = std::collections::HashSet::new();
+    let (mut out, mut retrans, mut n) = (0, 0, 0);
+    for pid in pids() {
+        let Ok(meta) = fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        if !seen.insert(meta.ino()) {
+            continue;
+        }
+        if let Some((o, r)) = fs::read_to_string(format!("/proc/{pid}/net/snmp"))
+            .ok()
+            .as_deref()
+            .and_then(parse_snmp_tcp)
+        {
+            out += o;
+            retrans += r;
+            n += 1;
+        }
+    }
+    (out, retrans, n)
+}
+
+/// Every pid in /proc.
+pub fn pids() -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The kernel name of a block device (`sda`, `loop0`) from `major:minor`.
+pub fn block_device_name(major: u32, minor: u32) -> Option<String> {
+    let s = fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("DEVNAME="))
+        .map(str::to_string)
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` or `/sys/fs/cgroup/unified`).
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_src, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+        (fstype == "cgroup2").then(|| PathBuf::from(dir))
+    })
+}
+
+/// Where the cgroup v1 memory controller is mounted, if it is.
+pub fn cgroup1_memory_root() -> Option<PathBuf> {
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_src, dir, fstype, opts) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        (fstype == "cgroup" && opts.split(',').any(|o| o == "memory")).then(|| PathBuf::from(dir))
+    })
+}
+
+/// Map cgroup v2 ids (the directory's inode number, as `bpf_get_current_cgroup_id`
+/// returns) to paths, by walking the v2 hierarchy.
+pub fn cgroup2_ids() -> HashMap<u64, String> {
+    let mut out = HashMap::new();
+    if let Some(root) = cgroup2_root() {
+        walk_dirs(&root, 12, &mut |p| {
+            if let Ok(m) = fs::metadata(p) {
+                let rel = p.strip_prefix(&root).unwrap_or(p);
+                out.insert(m.ino(), format!("/{}", rel.display()));
+            }
+        });
+    }
+    out
+}
+
+/// Visit `root` and its subdirectories, at most `depth` levels down.
+pub fn walk_dirs(root: &Path, depth: u32, f: &mut dyn FnMut(&Path)) {
+    f(root);
+    if depth == 0 {
+        return;
+    }
+    let Ok(dir) = fs::read_dir(root) else {
+        return;
+    };
+    for e in dir.flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            walk_dirs(&e.path(), depth - 1, f);
+        }
+    }
+}
+
+/// Read a file holding one integer (or `max`, read as `None`).
+pub fn read_u64(path: &Path) -> Option<u64> {
+    let s = fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    if s == "max" {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A `key value` counter from a flat-keyed file (memory.events, memory.oom_control).
+pub fn read_keyed(path: &Path, key: &str) -> Option<u64> {
+    let s = fs::read_to_string(path).ok()?;
+    s.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_v2_then_memory_path() {
+        let hybrid = "12:memory:/kubepods/burstable/podabc\n0::/\n";
+        assert_eq!(parse_proc_cgroup(hybrid).as_deref(), Some("/kubepods/burstable/podabc"));
+        let v2 = "0::/system.slice/nginx.service\n";
+        assert_eq!(parse_proc_cgroup(v2).as_deref(), Some("/system.slice/nginx.service"));
+    }
+
+    #[test]
+    fn pods_from_both_cgroup_drivers() {
+        let (uid, c) = pod_from_cgroup(
+            "/kubepods/burstable/pod0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b/\
+             9a8b7c6d5e4f3a2b1c0d9a8b7c6d5e4f3a2b1c0d9a8b7c6d5e4f3a2b1c0d9a8b",
+        );
+        assert_eq!(uid.as_deref(), Some("0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"));
+        assert!(c.unwrap().starts_with("9a8b7c6d"));
+        let (uid, c) = pod_from_cgroup(
+            "/kubepods.slice/kubepods-besteffort.slice/\
+             kubepods-besteffort-pod0f1e2d3c_4b5a_6978_8a9b_0c1d2e3f4a5b.slice/\
+             cri-containerd-1234567890abcdef1234567890abcdef.scope",
+        );
+        assert_eq!(uid.as_deref(), Some("0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"));
+        assert_eq!(c.as_deref(), Some("1234567890abcdef1234567890abcdef"));
+        assert_eq!(pod_from_cgroup("/system.slice/sshd.service"), (None, None));
+    }
+
+    #[test]
+    fn snmp_tcp_counters() {
+        let text = "Ip: Forwarding\nIp: 1\nTcp: RtoAlgorithm RtoMin OutSegs RetransSegs InErrs\n\
+                    Tcp: 1 200 12345 67 0\nUdp: InDatagrams\nUdp: 5\n";
+        assert_eq!(parse_snmp_tcp(text), Some((12345, 67)));
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        assert!(fd_count(me).unwrap() >= 1);
+        assert!(nofile_soft_limit(me).unwrap() >= 64);
+        assert_eq!(tgid_of(me), Some(me));
+        assert!(meminfo().unwrap().0 > 0);
+    }
+}

@@ -1,0 +1,229 @@
+//! The report: ranked findings, what was and was not observed, and the signals behind it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Degraded, Finding, Host, Lost, Severity, Signals, Window,
+    engine::DOMAINS,
+    finding::{human_bytes, human_ns, thousands},
+};
+
+/// Overall status of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// No warning or critical finding, and every domain was observed.
+    Healthy,
+    /// No warning or critical finding, but some domains could not be observed.
+    Degraded,
+    /// At least one warning, no critical.
+    Warning,
+    /// At least one critical finding.
+    Critical,
+}
+
+/// Counts of findings by severity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Critical findings.
+    pub critical: usize,
+    /// Warnings.
+    pub warning: usize,
+    /// Informational findings.
+    pub info: usize,
+}
+
+/// One domain's one-line state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainStatus {
+    /// `syscalls`, `tcp`, ...
+    pub domain: String,
+    /// Whether it was observed in this window.
+    pub observed: bool,
+    /// What was seen (or why it was not).
+    pub detail: String,
+}
+
+/// A diagnosis report for one window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`crate::SCHEMA_VERSION`].
+    pub schema: u32,
+    /// `kerno <version>`.
+    pub generator: String,
+    /// Overall status.
+    pub status: Status,
+    /// The machine.
+    pub host: Host,
+    /// The window.
+    pub window: Window,
+    /// Findings by severity.
+    pub summary: Summary,
+    /// Findings, most urgent first.
+    pub findings: Vec<Finding>,
+    /// Each domain: observed or not, and a one-line summary.
+    pub domains: Vec<DomainStatus>,
+    /// Domains that could not be observed, and why.
+    pub degraded: Vec<Degraded>,
+    /// Samples the probes could not record.
+    pub lost: Lost,
+    /// The signals the findings were computed from.
+    pub signals: Signals,
+}
+
+impl Report {
+    /// Build a report from a window and its (already ranked) findings.
+    pub fn new(signals: Signals, findings: Vec<Finding>) -> Report {
+        let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+        let summary = Summary {
+            critical: count(Severity::Critical),
+            warning: count(Severity::Warning),
+            info: count(Severity::Info),
+        };
+        let domains = domain_statuses(&signals);
+        let status = if summary.critical > 0 {
+            Status::Critical
+        } else if summary.warning > 0 {
+            Status::Warning
+        } else if domains.iter().any(|d| !d.observed) {
+            Status::Degraded
+        } else {
+            Status::Healthy
+        };
+        Report {
+            schema: crate::SCHEMA_VERSION,
+            generator: format!("kerno {}", env!("CARGO_PKG_VERSION")),
+            status,
+            host: signals.host.clone(),
+            window: signals.window.clone(),
+            summary,
+            findings,
+            domains,
+            degraded: signals.degraded.clone(),
+            lost: signals.lost.clone(),
+            signals,
+        }
+    }
+
+    /// Keep only critical findings (the summary keeps the full counts).
+    pub fn only_critical(mut self) -> Report {
+        self.findings.retain(|f| f.severity == Severity::Critical);
+        self
+    }
+}
+
+fn pct(n: u64, d: u64) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 * 100.0 / d as f64 }
+}
+
+/// The one-line state of every domain, observed or not.
+pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
+    let secs = s.window_secs();
+    DOMAINS
+        .iter()
+        .map(|d| {
+            let detail = match *d {
+                "syscalls" => s.syscalls.as_ref().map(|x| {
+                    let slowest = x
+                        .syscalls
+                        .iter()
+                        .filter(|c| !c.wait && c.count >= 20)
+                        .filter_map(|c| Some((c.latency.percentile(99.0)?, c)))
+                        .max_by_key(|(p, _)| *p);
+                    let mut line = format!(
+                        "{} calls ({}/s), {} failed ({:.2}%)",
+                        thousands(x.total_calls),
+                        thousands((x.total_calls as f64 / secs) as u64),
+                        thousands(x.total_errors),
+                        pct(x.total_errors, x.total_calls)
+                    );
+                    if let Some((p99, c)) = slowest {
+                        line += &format!("; slowest p99: {} {}", c.name, human_ns(p99 as f64));
+                    }
+                    line
+                }),
+                "fds" => s.fds.as_ref().map(|x| match x.processes.first() {
+                    None => "no process opened more descriptors than it closed".into(),
+                    Some(p) => format!(
+                        "{} processes opened more than they closed; most: {} (pid {}) +{}",
+                        x.processes.len(),
+                        p.process.comm,
+                        p.process.pid,
+                        p.opens.saturating_sub(p.closes)
+                    ),
+                }),
+                "sched" => s.sched.as_ref().map(|x| {
+                    format!(
+                        "{} wakeups, run-queue delay p50 {} p99 {}",
+                        thousands(x.runq_delay.count()),
+                        x.runq_delay.percentile(50.0).map(|v| human_ns(v as f64)).unwrap_or("-".into()),
+                        x.runq_delay.percentile(99.0).map(|v| human_ns(v as f64)).unwrap_or("-".into()),
+                    )
+                }),
+                "disk" => s.disk.as_ref().map(|x| {
+                    let reqs: u64 = x.devices.iter().flat_map(|d| &d.ops).map(|o| o.count).sum();
+                    let worst = x
+                        .devices
+                        .iter()
+                        .flat_map(|d| d.ops.iter().map(move |o| (d, o)))
+                        .filter_map(|(d, o)| Some((o.latency.percentile(99.0)?, d, o)))
+                        .max_by_key(|(p, _, _)| *p);
+                    match worst {
+                        None => "no block I/O in the window".into(),
+                        Some((p99, d, o)) => format!(
+                            "{} requests on {} devices; worst p99: {} {} {}",
+                            thousands(reqs),
+                            x.devices.len(),
+                            if d.name.is_empty() { &d.dev } else { &d.name },
+                            o.op,
+                            human_ns(p99 as f64)
+                        ),
+                    }
+                }),
+                "tcp" => s.tcp.as_ref().map(|x| {
+                    format!(
+                        "{} segments sent, {} retransmitted ({:.2}%), RTT p99 {}, {} connects",
+                        thousands(x.segments_out),
+                        thousands(x.retrans_segs.max(x.retransmits)),
+                        pct(x.retrans_segs.max(x.retransmits), x.segments_out),
+                        x.rtt.percentile(99.0).map(|v| human_ns(v as f64)).unwrap_or("-".into()),
+                        thousands(x.active_opens),
+                    )
+                }),
+                "oom" => s.oom.as_ref().map(|x| match x.kills.len() {
+                    0 => "no OOM kills".into(),
+                    n => format!("{n} OOM kills"),
+                }),
+                "memory" => s.memory.as_ref().map(|m| {
+                    let limited = m.cgroups.len();
+                    format!(
+                        "{} of {} used ({:.0}%), {} memory cgroups with limits, PSI some {}",
+                        human_bytes(m.used_bytes()),
+                        human_bytes(m.total_bytes),
+                        pct(m.used_bytes(), m.total_bytes),
+                        limited,
+                        m.psi_some_avg10.map(|v| format!("{v:.2}%")).unwrap_or("n/a".into())
+                    )
+                }),
+                _ => None,
+            };
+            match detail {
+                Some(detail) => DomainStatus {
+                    domain: (*d).into(),
+                    observed: true,
+                    detail,
+                },
+                None => DomainStatus {
+                    domain: (*d).into(),
+                    observed: false,
+                    detail: s
+                        .degraded
+                        .iter()
+                        .find(|g| g.domain == *d)
+                        .map(|g| format!("not observed: {}", g.reason))
+                        .unwrap_or_else(|| "not observed".into()),
+                },
+            }
+        })
+        .collect()
+}

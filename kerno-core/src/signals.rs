@@ -1,0 +1,439 @@
+//! `Signals`: everything Kerno observed in one window. The one source of truth that rules,
+//! renderers, `/metrics`, the Python bindings and saved incidents all read.
+//!
+//! A domain that was not observed is `None`, and `degraded` says why; a report never calls
+//! such a domain healthy.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Histogram;
+
+/// The schema version of [`Signals`] and of the JSON report. Bumped on incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One window of kernel signals.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Signals {
+    /// [`SCHEMA_VERSION`] of the producer.
+    pub schema: u32,
+    /// The machine.
+    pub host: Host,
+    /// When and how long.
+    pub window: Window,
+    /// The pid of the Kerno process that collected this window (its own activity is
+    /// excluded from the syscall signals in the kernel, and rules skip it elsewhere).
+    pub collector_pid: u32,
+    /// Domains that could not be observed, and why.
+    #[serde(default)]
+    pub degraded: Vec<Degraded>,
+    /// Samples the probes could not record (never silently lost).
+    #[serde(default)]
+    pub lost: Lost,
+    /// Syscall counts, errors and latency.
+    #[serde(default)]
+    pub syscalls: Option<SyscallSignals>,
+    /// TCP retransmits, RTT, connections.
+    #[serde(default)]
+    pub tcp: Option<TcpSignals>,
+    /// OOM kills.
+    #[serde(default)]
+    pub oom: Option<OomSignals>,
+    /// Block I/O.
+    #[serde(default)]
+    pub disk: Option<DiskSignals>,
+    /// Run-queue delay.
+    #[serde(default)]
+    pub sched: Option<SchedSignals>,
+    /// File descriptors per process.
+    #[serde(default)]
+    pub fds: Option<FdSignals>,
+    /// Memory: host, cgroups, PSI.
+    #[serde(default)]
+    pub memory: Option<MemorySignals>,
+    /// Signals from custom collectors, by collector name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, serde_json::Value>,
+}
+
+impl Signals {
+    /// The window length in seconds (at least a millisecond, so rates are finite).
+    pub fn window_secs(&self) -> f64 {
+        (self.window.duration_ms.max(1)) as f64 / 1000.0
+    }
+
+    /// Whether a domain was observed.
+    pub fn observed(&self, domain: &str) -> bool {
+        match domain {
+            "syscalls" => self.syscalls.is_some(),
+            "tcp" => self.tcp.is_some(),
+            "oom" => self.oom.is_some(),
+            "disk" => self.disk.is_some(),
+            "sched" => self.sched.is_some(),
+            "fds" => self.fds.is_some(),
+            "memory" => self.memory.is_some(),
+            other => self.custom.contains_key(other),
+        }
+    }
+}
+
+/// The machine the window was collected on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Host {
+    /// Hostname.
+    pub hostname: String,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// Online CPUs.
+    pub cpus: u32,
+    /// Total memory, bytes.
+    pub memory_bytes: u64,
+    /// `bare-metal`, `kubernetes`, `systemd` or `container`.
+    pub environment: String,
+}
+
+/// The window's position and length.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    /// Start, Unix milliseconds.
+    pub start_unix_ms: u64,
+    /// Length, milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A domain that could not be observed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Degraded {
+    /// The domain (`syscalls`, `tcp`, ...).
+    pub domain: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Samples the probes could not record in the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lost {
+    /// Syscalls whose per-thread slot was taken by another thread.
+    pub syscall_samples: u64,
+    /// Run-queue delays whose per-thread slot was taken by another thread.
+    pub sched_samples: u64,
+    /// Per-process records that did not fit a full map.
+    pub map_full: u64,
+    /// Block completions with no matching issue (issued before the probes attached, or
+    /// evicted).
+    pub block_unmatched: u64,
+    /// OOM kills overwritten in the ring before they were read.
+    pub oom_kills: u64,
+}
+
+/// A process, as precisely as it could be identified.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Process {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Command name.
+    pub comm: String,
+    /// cgroup path (v2 path where available, else the memory controller's v1 path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Kubernetes pod, `namespace/name` (or `pod<uid>` when only the uid is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Container id, when the cgroup names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+// ---- syscalls --------------------------------------------------------------------------
+
+/// Syscall signals for the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SyscallSignals {
+    /// Calls completed in the window.
+    pub total_calls: u64,
+    /// Calls that failed.
+    pub total_errors: u64,
+    /// Per syscall, busiest first; only syscalls that ran in the window.
+    pub syscalls: Vec<SyscallStat>,
+}
+
+impl SyscallSignals {
+    /// The stats of one syscall by name.
+    pub fn get(&self, name: &str) -> Option<&SyscallStat> {
+        self.syscalls.iter().find(|s| s.name == name)
+    }
+}
+
+/// One syscall's window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SyscallStat {
+    /// Syscall number.
+    pub nr: u32,
+    /// Name.
+    pub name: String,
+    /// Waits by design (epoll_wait, futex, nanosleep, read on sockets, ...): its duration
+    /// is not latency.
+    pub wait: bool,
+    /// Calls.
+    pub count: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Failed calls by errno name (from the per-process records).
+    #[serde(default)]
+    pub errnos: BTreeMap<String, u64>,
+    /// Latency (ns).
+    pub latency: Histogram,
+    /// Processes with the most failed calls, by errno.
+    #[serde(default)]
+    pub top_errors: Vec<ProcessErrors>,
+    /// Processes with the most slow successful calls.
+    #[serde(default)]
+    pub top_slow: Vec<ProcessSlow>,
+}
+
+/// A process's failed calls of one syscall and errno.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcessErrors {
+    /// The process.
+    pub process: Process,
+    /// Errno name.
+    pub errno: String,
+    /// Failed calls in the window.
+    pub count: u64,
+}
+
+/// A process's slow successful calls of one syscall.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcessSlow {
+    /// The process.
+    pub process: Process,
+    /// Calls at or above the in-kernel slow threshold.
+    pub count: u64,
+    /// Their mean latency, ns.
+    pub mean_ns: u64,
+    /// The slowest, ns (since the probes were loaded).
+    pub max_ns: u64,
+}
+
+// ---- TCP ---------------------------------------------------------------------------------
+
+/// TCP signals for the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TcpSignals {
+    /// Retransmitted segments seen by the probe (all network namespaces).
+    pub retransmits: u64,
+    /// Segments sent (`OutSegs`), summed over the network namespaces that have processes.
+    pub segments_out: u64,
+    /// Retransmitted segments (`RetransSegs`), summed the same way.
+    pub retrans_segs: u64,
+    /// Network namespaces read for the two counters above.
+    pub netns_count: u32,
+    /// Smoothed RTT, one sample per ACK processed (ns).
+    pub rtt: Histogram,
+    /// Connect latency, SYN sent to ESTABLISHED (ns).
+    pub connect_latency: Histogram,
+    /// Active opens (connect) that completed.
+    pub active_opens: u64,
+    /// Passive opens (accept side).
+    pub passive_opens: u64,
+    /// Connections closed.
+    pub closes: u64,
+    /// Connects that failed (SYN_SENT to CLOSE).
+    pub connect_failed: u64,
+    /// Flows with the most retransmits.
+    #[serde(default)]
+    pub top_flows: Vec<TcpFlow>,
+}
+
+/// A TCP flow and its retransmits in the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TcpFlow {
+    /// Local `address:port`.
+    pub local: String,
+    /// Remote `address:port`.
+    pub remote: String,
+    /// Retransmitted segments in the window.
+    pub retransmits: u64,
+    /// The process owning the socket, when found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+}
+
+// ---- OOM ---------------------------------------------------------------------------------
+
+/// OOM kills in the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct OomSignals {
+    /// Each kill seen by the probe.
+    pub kills: Vec<OomKill>,
+    /// The kernel's own count (`oom_kill` in /proc/vmstat) over the window.
+    pub vmstat_oom_kills: u64,
+}
+
+/// One OOM kill.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct OomKill {
+    /// The victim.
+    pub process: Process,
+    /// Unix milliseconds.
+    pub at_unix_ms: u64,
+    /// Victim anonymous RSS, bytes.
+    pub anon_rss_bytes: u64,
+    /// Victim file RSS, bytes.
+    pub file_rss_bytes: u64,
+    /// Victim shmem RSS, bytes.
+    pub shmem_rss_bytes: u64,
+    /// Victim total virtual memory, bytes.
+    pub total_vm_bytes: u64,
+    /// The memory cgroup's limit, bytes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_limit_bytes: Option<u64>,
+}
+
+// ---- disk --------------------------------------------------------------------------------
+
+/// Block I/O signals.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskSignals {
+    /// Devices with I/O in the window.
+    pub devices: Vec<DiskDevice>,
+}
+
+/// One block device.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskDevice {
+    /// `major:minor`.
+    pub dev: String,
+    /// Kernel name (`sda`, `loop0`, `nvme0n1`), when known.
+    pub name: String,
+    /// Per operation.
+    pub ops: Vec<DiskOp>,
+}
+
+/// One device's operation (`read`, `write`, `flush`, `discard`, `other`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskOp {
+    /// Operation.
+    pub op: String,
+    /// Requests completed.
+    pub count: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Issue-to-complete latency (ns).
+    pub latency: Histogram,
+}
+
+// ---- scheduler ---------------------------------------------------------------------------
+
+/// Scheduler signals.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SchedSignals {
+    /// Wakeup-to-run delay, every runnable task (ns).
+    pub runq_delay: Histogram,
+    /// Processes with the most time waiting on a run queue (delays above the slow
+    /// threshold).
+    #[serde(default)]
+    pub top_delayed: Vec<DelayedProcess>,
+    /// PSI `cpu some avg10` at the end of the window, percent.
+    #[serde(default)]
+    pub psi_cpu_some_avg10: Option<f64>,
+}
+
+/// A process's run-queue waits.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DelayedProcess {
+    /// The process.
+    pub process: Process,
+    /// Delays above the slow threshold in the window.
+    pub count: u64,
+    /// Their total, ns.
+    pub total_ns: u64,
+    /// The longest, ns (since the probes were loaded).
+    pub max_ns: u64,
+}
+
+// ---- descriptors -------------------------------------------------------------------------
+
+/// File descriptor signals: the processes that opened more than they closed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FdSignals {
+    /// Processes by net descriptor growth, largest first.
+    pub processes: Vec<FdProcess>,
+}
+
+/// One process's descriptors.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FdProcess {
+    /// The process.
+    pub process: Process,
+    /// Descriptor-creating calls in the window.
+    pub opens: u64,
+    /// Closing calls in the window.
+    pub closes: u64,
+    /// Open descriptors at the end of the window (`/proc/<pid>/fd`); `None` if it exited.
+    pub open_fds: Option<u64>,
+    /// Soft `RLIMIT_NOFILE`.
+    pub soft_limit: Option<u64>,
+    /// Net growth (opens − closes) per sample interval, oldest first.
+    pub net_per_interval: Vec<i64>,
+}
+
+impl FdProcess {
+    /// Net growth per second over the window.
+    pub fn growth_per_sec(&self, window_secs: f64) -> f64 {
+        (self.opens as f64 - self.closes as f64) / window_secs.max(0.001)
+    }
+}
+
+// ---- memory ------------------------------------------------------------------------------
+
+/// Memory signals.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct MemorySignals {
+    /// Total memory, bytes.
+    pub total_bytes: u64,
+    /// `MemAvailable` at the start of the window, bytes.
+    pub available_start_bytes: u64,
+    /// `MemAvailable` at the end, bytes.
+    pub available_end_bytes: u64,
+    /// PSI `memory some avg10`, percent.
+    pub psi_some_avg10: Option<f64>,
+    /// PSI `memory full avg10`, percent.
+    pub psi_full_avg10: Option<f64>,
+    /// Memory cgroups that have a limit, fullest first.
+    pub cgroups: Vec<CgroupMemory>,
+}
+
+impl MemorySignals {
+    /// Used (total − available) at the end, bytes.
+    pub fn used_bytes(&self) -> u64 {
+        self.total_bytes.saturating_sub(self.available_end_bytes)
+    }
+}
+
+/// One memory cgroup with a limit.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CgroupMemory {
+    /// Path below the controller's mount.
+    pub path: String,
+    /// 1 or 2.
+    pub version: u8,
+    /// Usage at the start of the window, bytes.
+    pub usage_start_bytes: u64,
+    /// Usage at the end, bytes.
+    pub usage_bytes: u64,
+    /// Limit, bytes.
+    pub limit_bytes: u64,
+    /// OOM kills in this cgroup during the window (memory.events / memory.oom_control).
+    pub oom_kills: u64,
+    /// Processes in the cgroup (at most a few), when any.
+    #[serde(default)]
+    pub processes: Vec<Process>,
+    /// Kubernetes pod, when the path names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
