@@ -8,7 +8,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OBJ=kerno-probes/ebpf/prebuilt/kerno.bpf.o
-TOOLCHAIN=${EBPF_TOOLCHAIN:-nightly}
+TOOLCHAIN=${EBPF_TOOLCHAIN:-$(cat "$ROOT/target/.ebpf-toolchain" 2>/dev/null || echo nightly)}
 SYSROOT=$(rustc +"$TOOLCHAIN" --print sysroot)
 CH=${CARGO_HOME:-$HOME/.cargo}
 TARGET_DIR="$ROOT/target/ebpf-prebuilt"

@@ -171,7 +171,9 @@ impl Config {
             match k.as_str() {
                 "KERNO_CONFIG" | "KERNO_FAIL_PROBES" => {}
                 "KERNO_DURATION" => self.duration = parse_duration(v).map_err(|r| invalid(k, r))?,
-                "KERNO_WINDOW" => self.agent.window = parse_duration(v).map_err(|r| invalid(k, r))?,
+                "KERNO_WINDOW" => {
+                    self.agent.window = parse_duration(v).map_err(|r| invalid(k, r))?
+                }
                 "KERNO_OUTPUT" => self.output = v.clone(),
                 "KERNO_LISTEN" => self.agent.listen = v.clone(),
                 "KERNO_DOMAINS" => {
@@ -201,9 +203,12 @@ impl Config {
             key: format!("thresholds.{key}"),
             reason,
         };
-        let current = obj
-            .get(key)
-            .ok_or_else(|| bad(format!("no such threshold (known: {})", threshold_keys().join(", "))))?;
+        let current = obj.get(key).ok_or_else(|| {
+            bad(format!(
+                "no such threshold (known: {})",
+                threshold_keys().join(", ")
+            ))
+        })?;
         let new = match current {
             serde_json::Value::Array(_) => serde_json::Value::Array(
                 value
@@ -228,14 +233,20 @@ impl Config {
     /// Check values that the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !matches!(self.output.as_str(), "pretty" | "json") {
-            return Err(invalid("output", format!("expected pretty or json, got {:?}", self.output)));
+            return Err(invalid(
+                "output",
+                format!("expected pretty or json, got {:?}", self.output),
+            ));
         }
         check_window("duration", self.duration)?;
         for d in &self.probes.domains {
             if !crate::DOMAINS.contains(&d.as_str()) {
                 return Err(invalid(
                     "probes.domains",
-                    format!("unknown domain {d:?} (known: {})", crate::DOMAINS.join(", ")),
+                    format!(
+                        "unknown domain {d:?} (known: {})",
+                        crate::DOMAINS.join(", ")
+                    ),
                 ));
             }
         }
@@ -244,7 +255,10 @@ impl Config {
             ("probes.slow_runq_ms", self.probes.slow_runq_ms),
         ] {
             if !v.is_finite() || v < 0.0 {
-                return Err(invalid(k, format!("must be a non-negative number, got {v}")));
+                return Err(invalid(
+                    k,
+                    format!("must be a non-negative number, got {v}"),
+                ));
             }
         }
         self.thresholds.validate()
@@ -280,7 +294,9 @@ pub fn check_window(key: &str, d: Duration) -> Result<(), ConfigError> {
 /// Parse `500ms`, `10s`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
@@ -341,7 +357,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -358,9 +377,15 @@ mod tests {
         assert_eq!(c.duration, Duration::from_secs(20));
         assert_eq!(c.output, "json");
         assert_eq!(c.thresholds.syscall_p99_ms, 250.0);
-        assert_eq!(c.thresholds.disk_sync_p99_ms, 50.0, "untouched keys keep defaults");
+        assert_eq!(
+            c.thresholds.disk_sync_p99_ms, 50.0,
+            "untouched keys keep defaults"
+        );
 
-        let e = env(&[("KERNO_DURATION", "5s"), ("KERNO_THRESHOLD_RUNQ_P99_MS", "9")]);
+        let e = env(&[
+            ("KERNO_DURATION", "5s"),
+            ("KERNO_THRESHOLD_RUNQ_P99_MS", "9"),
+        ]);
         let c = Config::load(Some(&file), &e).unwrap();
         assert_eq!(c.duration, Duration::from_secs(5), "env beats file");
         assert_eq!(c.thresholds.runq_p99_ms, 9.0, "env beats file");
@@ -374,20 +399,31 @@ mod tests {
     #[test]
     fn errors_name_the_key_or_file() {
         let err = Config::from_yaml("thresholds:\n  nope_ms: 3\n", "x.yaml").unwrap_err();
-        assert!(err.to_string().contains("x.yaml") && err.to_string().contains("nope_ms"), "{err}");
+        assert!(
+            err.to_string().contains("x.yaml") && err.to_string().contains("nope_ms"),
+            "{err}"
+        );
         let err = Config::from_yaml("duration: 10y\n", "x.yaml").unwrap_err();
         assert!(err.to_string().contains("10y"), "{err}");
         let err = Config::from_yaml("duration: 10m\n", "x.yaml").unwrap_err();
         assert!(err.to_string().contains("duration"), "{err}");
-        let err = Config::from_yaml("thresholds:\n  syscall_error_pct: 150\n", "x.yaml").unwrap_err();
+        let err =
+            Config::from_yaml("thresholds:\n  syscall_error_pct: 150\n", "x.yaml").unwrap_err();
         assert!(err.to_string().contains("syscall_error_pct"), "{err}");
         let err = Config::load(Some(Path::new("/nonexistent/k.yaml")), &env(&[])).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/k.yaml"), "{err}");
         let mut c = Config::default();
-        let err = c.apply_env(&env(&[("KERNO_THRESHOLD_BOGUS", "1")])).unwrap_err();
+        let err = c
+            .apply_env(&env(&[("KERNO_THRESHOLD_BOGUS", "1")]))
+            .unwrap_err();
         assert!(err.to_string().contains("KERNO_THRESHOLD_BOGUS"), "{err}");
-        let err = c.apply_env(&env(&[("KERNO_THRESHOLD_RUNQ_P99_MS", "fast")])).unwrap_err();
-        assert!(err.to_string().contains("KERNO_THRESHOLD_RUNQ_P99_MS"), "{err}");
+        let err = c
+            .apply_env(&env(&[("KERNO_THRESHOLD_RUNQ_P99_MS", "fast")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("KERNO_THRESHOLD_RUNQ_P99_MS"),
+            "{err}"
+        );
         let err = c.apply_env(&env(&[("KERNO_DURATON", "1s")])).unwrap_err();
         assert!(err.to_string().contains("KERNO_DURATON"), "{err}");
     }

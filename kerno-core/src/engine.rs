@@ -230,12 +230,20 @@ impl Engine {
     /// Take one sample from every collector. A collector that fails is reported in the
     /// returned list and its sample is `None`.
     pub fn sample_all(&mut self) -> Vec<Option<Sample>> {
-        self.collectors.iter_mut().map(|c| c.sample().ok()).collect()
+        self.collectors
+            .iter_mut()
+            .map(|c| c.sample().ok())
+            .collect()
     }
 
     /// Build the window's [`Signals`] from per-collector sample series (one series per
     /// collector, in collector order, oldest first), as a daemon keeps them.
-    pub fn signals_from(&self, series: &[Vec<&Sample>], start_unix_ms: u64, duration: Duration) -> Signals {
+    pub fn signals_from(
+        &self,
+        series: &[Vec<&Sample>],
+        start_unix_ms: u64,
+        duration: Duration,
+    ) -> Signals {
         let mut signals = self.blank_signals(start_unix_ms, duration);
         for (c, samples) in self.collectors.iter().zip(series) {
             if samples.len() < 2 {

@@ -263,7 +263,10 @@ mod tests {
                 let exact = exact_percentile(&sorted, q) as f64;
                 let got = h.percentile(q).unwrap() as f64;
                 let err = (got - exact).abs() / exact;
-                assert!(err <= 0.05, "shape {s} p{q}: got {got}, exact {exact}, err {err:.4}");
+                assert!(
+                    err <= 0.05,
+                    "shape {s} p{q}: got {got}, exact {exact}, err {err:.4}"
+                );
             }
         }
     }

@@ -10,7 +10,11 @@ pub fn detect_host() -> Host {
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     let (hostname, kernel) = if unsafe { libc::uname(&mut u) } == 0 {
         let s = |f: &[libc::c_char]| {
-            let b: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+            let b: Vec<u8> = f
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as u8)
+                .collect();
             String::from_utf8_lossy(&b).into_owned()
         };
         (s(&u.nodename), s(&u.release))

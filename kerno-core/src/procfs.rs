@@ -70,7 +70,11 @@ pub fn pod_from_cgroup(path: &str) -> (Option<String>, Option<String>) {
         let seg = seg.trim_end_matches(".slice").trim_end_matches(".scope");
         if let Some(pos) = seg.rfind("pod") {
             let cand = &seg[pos + 3..];
-            if cand.len() >= 32 && cand.chars().all(|c| c.is_ascii_hexdigit() || c == '-' || c == '_') {
+            if cand.len() >= 32
+                && cand
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == '-' || c == '_')
+            {
                 uid = Some(cand.replace('_', "-"));
                 continue;
             }
@@ -120,7 +124,10 @@ pub fn process(pid: u32, comm_hint: &str) -> Process {
     let (pod, container) = match cgroup.as_deref() {
         Some(c) => {
             let (uid, container) = pod_from_cgroup(c);
-            (uid.map(|u| pod_name(&u).unwrap_or(format!("pod{u}"))), container)
+            (
+                uid.map(|u| pod_name(&u).unwrap_or(format!("pod{u}"))),
+                container,
+            )
         }
         None => (None, None),
     };
@@ -323,9 +330,15 @@ mod tests {
     #[test]
     fn picks_v2_then_memory_path() {
         let hybrid = "12:memory:/kubepods/burstable/podabc\n0::/\n";
-        assert_eq!(parse_proc_cgroup(hybrid).as_deref(), Some("/kubepods/burstable/podabc"));
+        assert_eq!(
+            parse_proc_cgroup(hybrid).as_deref(),
+            Some("/kubepods/burstable/podabc")
+        );
         let v2 = "0::/system.slice/nginx.service\n";
-        assert_eq!(parse_proc_cgroup(v2).as_deref(), Some("/system.slice/nginx.service"));
+        assert_eq!(
+            parse_proc_cgroup(v2).as_deref(),
+            Some("/system.slice/nginx.service")
+        );
     }
 
     #[test]

@@ -113,7 +113,11 @@ impl Report {
 }
 
 fn pct(n: u64, d: u64) -> f64 {
-    if d == 0 { 0.0 } else { n as f64 * 100.0 / d as f64 }
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 * 100.0 / d as f64
+    }
 }
 
 /// The one-line state of every domain, observed or not.
@@ -156,8 +160,14 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                     format!(
                         "{} wakeups, run-queue delay p50 {} p99 {}",
                         thousands(x.runq_delay.count()),
-                        x.runq_delay.percentile(50.0).map(|v| human_ns(v as f64)).unwrap_or("-".into()),
-                        x.runq_delay.percentile(99.0).map(|v| human_ns(v as f64)).unwrap_or("-".into()),
+                        x.runq_delay
+                            .percentile(50.0)
+                            .map(|v| human_ns(v as f64))
+                            .unwrap_or("-".into()),
+                        x.runq_delay
+                            .percentile(99.0)
+                            .map(|v| human_ns(v as f64))
+                            .unwrap_or("-".into()),
                     )
                 }),
                 "disk" => s.disk.as_ref().map(|x| {
@@ -186,7 +196,10 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                         thousands(x.segments_out),
                         thousands(x.retrans_segs.max(x.retransmits)),
                         pct(x.retrans_segs.max(x.retransmits), x.segments_out),
-                        x.rtt.percentile(99.0).map(|v| human_ns(v as f64)).unwrap_or("-".into()),
+                        x.rtt
+                            .percentile(99.0)
+                            .map(|v| human_ns(v as f64))
+                            .unwrap_or("-".into()),
                         thousands(x.active_opens),
                     )
                 }),
@@ -202,7 +215,9 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                         human_bytes(m.total_bytes),
                         pct(m.used_bytes(), m.total_bytes),
                         limited,
-                        m.psi_some_avg10.map(|v| format!("{v:.2}%")).unwrap_or("n/a".into())
+                        m.psi_some_avg10
+                            .map(|v| format!("{v:.2}%"))
+                            .unwrap_or("n/a".into())
                     )
                 }),
                 _ => None,

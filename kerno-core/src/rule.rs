@@ -195,7 +195,10 @@ impl Thresholds {
             ("syscall_p99_ms", self.syscall_p99_ms),
             ("syscall_critical_p99_ms", self.syscall_critical_p99_ms),
             ("syscall_error_pct", self.syscall_error_pct),
-            ("syscall_error_critical_pct", self.syscall_error_critical_pct),
+            (
+                "syscall_error_critical_pct",
+                self.syscall_error_critical_pct,
+            ),
             ("oom_imminent_pct", self.oom_imminent_pct),
             ("oom_critical_eta_secs", self.oom_critical_eta_secs),
             ("memory_pressure_pct", self.memory_pressure_pct),
@@ -212,7 +215,10 @@ impl Thresholds {
         for (key, v) in [
             ("tcp_retransmit_pct", self.tcp_retransmit_pct),
             ("syscall_error_pct", self.syscall_error_pct),
-            ("syscall_error_critical_pct", self.syscall_error_critical_pct),
+            (
+                "syscall_error_critical_pct",
+                self.syscall_error_critical_pct,
+            ),
             ("oom_imminent_pct", self.oom_imminent_pct),
             ("memory_pressure_pct", self.memory_pressure_pct),
         ] {

@@ -40,7 +40,9 @@ pub fn parse_signals(text: &str) -> Result<Signals, String> {
     match schema {
         None => return Err("missing field `schema`".into()),
         Some(v) if v != SCHEMA_VERSION as u64 => {
-            return Err(format!("schema {v} is not supported (this Kerno reads {SCHEMA_VERSION})"));
+            return Err(format!(
+                "schema {v} is not supported (this Kerno reads {SCHEMA_VERSION})"
+            ));
         }
         _ => {}
     }

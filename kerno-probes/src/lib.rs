@@ -19,10 +19,10 @@ pub mod tracefs;
 
 pub use error::ProbeError;
 pub use kerno_probes_common as common;
-pub use loader::{Domain, LoadOptions, Probes, ProbeStatus, check_privileges};
-pub use readers::{DiskTotals, SyscallTotals,
-    
-    DiskReader, LostCounters, OomReader, SchedReader, SyscallReader, TcpCounters, TcpReader,
+pub use loader::{Domain, LoadOptions, ProbeStatus, Probes, check_privileges};
+pub use readers::{
+    DiskReader, DiskTotals, LostCounters, OomReader, SchedReader, SyscallReader, SyscallTotals,
+    TcpCounters, TcpReader,
 };
 
 /// The compiled eBPF object, built by `scripts/build-ebpf.sh` and committed, so a plain

@@ -165,7 +165,9 @@ pub struct Probes {
 
 impl fmt::Debug for Probes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Probes").field("status", &self.status).finish()
+        f.debug_struct("Probes")
+            .field("status", &self.status)
+            .finish()
     }
 }
 
@@ -175,11 +177,9 @@ pub fn check_privileges() -> Result<(), ProbeError> {
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|source| {
-        ProbeError::Io {
-            path: "/proc/self/status".into(),
-            source,
-        }
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|source| ProbeError::Io {
+        path: "/proc/self/status".into(),
+        source,
     })?;
     let eff = status
         .lines()

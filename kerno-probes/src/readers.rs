@@ -25,7 +25,14 @@ macro_rules! keepalive {
         }
     )*};
 }
-keepalive!(SyscallReader, SchedReader, DiskReader, TcpReader, OomReader, LostCounters);
+keepalive!(
+    SyscallReader,
+    SchedReader,
+    DiskReader,
+    TcpReader,
+    OomReader,
+    LostCounters
+);
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, ProbeError> {
     ebpf.take_map(name).ok_or(ProbeError::Missing {
@@ -44,7 +51,11 @@ fn sum_hist(values: &[Hist]) -> Vec<u64> {
     out
 }
 
-fn read_hist(map: &PerCpuArray<MapData, Hist>, idx: u32, name: &'static str) -> Result<Vec<u64>, ProbeError> {
+fn read_hist(
+    map: &PerCpuArray<MapData, Hist>,
+    idx: u32,
+    name: &'static str,
+) -> Result<Vec<u64>, ProbeError> {
     let v = map.get(&idx, 0).map_err(ProbeError::map(name))?;
     Ok(sum_hist(&v))
 }
@@ -84,7 +95,10 @@ impl SyscallReader {
 
     /// Calls and errors per syscall number, summed over CPUs.
     pub fn totals(&self) -> Result<SyscallTotals, ProbeError> {
-        let v = self.counts.get(&0, 0).map_err(ProbeError::map("SYSCALL_COUNTS"))?;
+        let v = self
+            .counts
+            .get(&0, 0)
+            .map_err(ProbeError::map("SYSCALL_COUNTS"))?;
         let mut t = SyscallTotals {
             count: vec![0; MAX_SYSCALLS],
             errors: vec![0; MAX_SYSCALLS],

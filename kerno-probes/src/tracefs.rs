@@ -140,6 +140,9 @@ print fmt: \"prev_comm=%s\"";
         assert_eq!(f.offset("comm"), Some(12));
         assert_eq!(f.offset("next_pid"), None);
         let err = f.require("next_pid").unwrap_err().to_string();
-        assert_eq!(err, "tracepoint sched/sched_switch has no field next_pid on this kernel");
+        assert_eq!(
+            err,
+            "tracepoint sched/sched_switch has no field next_pid on this kernel"
+        );
     }
 }

@@ -73,10 +73,16 @@ fn root_openat_errors_are_counted_per_process_and_errno() {
         .filter(|(k, _)| k.tgid == child && k.nr as u32 == openat && k.errno != 2)
         .map(|(_, v)| v.count)
         .sum();
-    assert_eq!(other_errors, 0, "successful openat calls must not count as errors");
+    assert_eq!(
+        other_errors, 0,
+        "successful openat calls must not count as errors"
+    );
 
     let fds = r.fd_activity().unwrap();
-    let (_, fd) = fds.iter().find(|(t, _)| *t == child).expect("child fd activity");
+    let (_, fd) = fds
+        .iter()
+        .find(|(t, _)| *t == child)
+        .expect("child fd activity");
     assert_eq!(fd.opens, OK as u64);
     assert!(fd.closes >= OK as u64);
 }

@@ -6,7 +6,9 @@ use kerno_probes::{
 };
 
 use super::ends;
-use crate::{Collector, CollectorError, DiskDevice, DiskOp, DiskSignals, Histogram, Sample, Signals, procfs};
+use crate::{
+    Collector, CollectorError, DiskDevice, DiskOp, DiskSignals, Histogram, Sample, Signals, procfs,
+};
 
 /// Block I/O per device and operation from the block probe.
 pub struct DiskCollector {

@@ -38,7 +38,8 @@ impl Collector for FdCollector {
         let (Some(first), Some(last)) = (series.first(), series.last()) else {
             return Ok(());
         };
-        let at = |s: &FdSample, pid: u32| s.0.get(&pid).map(|v| (v.opens, v.closes)).unwrap_or((0, 0));
+        let at =
+            |s: &FdSample, pid: u32| s.0.get(&pid).map(|v| (v.opens, v.closes)).unwrap_or((0, 0));
         let mut procs: Vec<(u32, u64, u64)> = last
             .0
             .iter()
@@ -49,7 +50,11 @@ impl Collector for FdCollector {
             })
             .filter(|(_, o, c)| o > c)
             .collect();
-        procs.sort_by(|a, b| (b.1 as i64 - b.2 as i64).cmp(&(a.1 as i64 - a.2 as i64)).then(a.0.cmp(&b.0)));
+        procs.sort_by(|a, b| {
+            (b.1 as i64 - b.2 as i64)
+                .cmp(&(a.1 as i64 - a.2 as i64))
+                .then(a.0.cmp(&b.0))
+        });
         procs.truncate(TOP);
         let mut out = FdSignals::default();
         for (pid, opens, closes) in procs {
@@ -61,7 +66,11 @@ impl Collector for FdCollector {
                     (o1.saturating_sub(o0)) as i64 - (c1.saturating_sub(c0)) as i64
                 })
                 .collect();
-            let comm = last.0.get(&pid).map(|v| procfs::comm_str(&v.comm)).unwrap_or_default();
+            let comm = last
+                .0
+                .get(&pid)
+                .map(|v| procfs::comm_str(&v.comm))
+                .unwrap_or_default();
             out.processes.push(FdProcess {
                 process: procfs::process(pid, &comm),
                 opens,

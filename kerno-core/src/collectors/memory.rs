@@ -1,7 +1,9 @@
 use std::{collections::HashMap, path::Path};
 
 use super::ends;
-use crate::{CgroupMemory, Collector, CollectorError, MemorySignals, Process, Sample, Signals, procfs};
+use crate::{
+    CgroupMemory, Collector, CollectorError, MemorySignals, Process, Sample, Signals, procfs,
+};
 
 /// At most this many cgroups are listed (the fullest).
 const TOP: usize = 50;
@@ -45,8 +47,17 @@ fn read_cgroups() -> HashMap<String, CgroupReading> {
                 return;
             }
             let usage = procfs::read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0);
-            let oom_kills = procfs::read_keyed(&dir.join("memory.oom_control"), "oom_kill").unwrap_or(0);
-            out.insert(rel(&root, dir), CgroupReading { version: 1, usage, limit, oom_kills });
+            let oom_kills =
+                procfs::read_keyed(&dir.join("memory.oom_control"), "oom_kill").unwrap_or(0);
+            out.insert(
+                rel(&root, dir),
+                CgroupReading {
+                    version: 1,
+                    usage,
+                    limit,
+                    oom_kills,
+                },
+            );
         });
     }
     if let Some(root) = procfs::cgroup2_root() {
@@ -56,8 +67,12 @@ fn read_cgroups() -> HashMap<String, CgroupReading> {
             };
             let usage = procfs::read_u64(&dir.join("memory.current")).unwrap_or(0);
             let oom_kills = procfs::read_keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0);
-            out.entry(rel(&root, dir))
-                .or_insert(CgroupReading { version: 2, usage, limit, oom_kills });
+            out.entry(rel(&root, dir)).or_insert(CgroupReading {
+                version: 2,
+                usage,
+                limit,
+                oom_kills,
+            });
         });
     }
     out
@@ -68,10 +83,17 @@ fn rel(root: &Path, dir: &Path) -> String {
 }
 
 fn cgroup_processes(c: &CgroupMemory) -> Vec<Process> {
-    let root = if c.version == 1 { procfs::cgroup1_memory_root() } else { procfs::cgroup2_root() };
+    let root = if c.version == 1 {
+        procfs::cgroup1_memory_root()
+    } else {
+        procfs::cgroup2_root()
+    };
     let Some(root) = root else { return Vec::new() };
-    let procs = std::fs::read_to_string(root.join(c.path.trim_start_matches('/')).join("cgroup.procs"))
-        .unwrap_or_default();
+    let procs = std::fs::read_to_string(
+        root.join(c.path.trim_start_matches('/'))
+            .join("cgroup.procs"),
+    )
+    .unwrap_or_default();
     procs
         .lines()
         .filter_map(|l| l.trim().parse::<u32>().ok())
@@ -113,16 +135,25 @@ impl Collector for MemoryCollector {
                     usage_start_bytes: f.map(|f| f.usage).unwrap_or(r.usage),
                     usage_bytes: r.usage,
                     limit_bytes: r.limit,
-                    oom_kills: r.oom_kills.saturating_sub(f.map(|f| f.oom_kills).unwrap_or(r.oom_kills)),
+                    oom_kills: r
+                        .oom_kills
+                        .saturating_sub(f.map(|f| f.oom_kills).unwrap_or(r.oom_kills)),
                     processes: Vec::new(),
                     pod: pod.map(|u| procfs::pod_name(&u).unwrap_or(format!("pod{u}"))),
                 }
             })
             .collect();
         let fill_ratio = |c: &CgroupMemory| c.usage_bytes as f64 / c.limit_bytes.max(1) as f64;
-        cgroups.sort_by(|a, b| fill_ratio(b).total_cmp(&fill_ratio(a)).then(a.path.cmp(&b.path)));
+        cgroups.sort_by(|a, b| {
+            fill_ratio(b)
+                .total_cmp(&fill_ratio(a))
+                .then(a.path.cmp(&b.path))
+        });
         cgroups.truncate(TOP);
-        for c in cgroups.iter_mut().filter(|c| fill_ratio(c) >= 0.5 || c.oom_kills > 0) {
+        for c in cgroups
+            .iter_mut()
+            .filter(|c| fill_ratio(c) >= 0.5 || c.oom_kills > 0)
+        {
             c.processes = cgroup_processes(c);
         }
         let (some, full) = procfs::psi("memory");

@@ -13,7 +13,10 @@ pub struct OomCollector {
 impl OomCollector {
     /// A collector over the OOM probe's maps.
     pub fn new(reader: OomReader) -> Self {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: a valid pointer to a stack value.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         let mono = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;

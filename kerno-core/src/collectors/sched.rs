@@ -68,7 +68,11 @@ impl Collector for SchedCollector {
             e.max_ns = e.max_ns.max(v.max_ns);
         }
         let mut top: Vec<DelayedProcess> = by_pid.into_values().collect();
-        top.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.process.pid.cmp(&b.process.pid)));
+        top.sort_by(|a, b| {
+            b.total_ns
+                .cmp(&a.total_ns)
+                .then(a.process.pid.cmp(&b.process.pid))
+        });
         top.truncate(TOP);
         signals.sched = Some(SchedSignals {
             runq_delay: last.hist.delta(&first.hist),

@@ -116,7 +116,9 @@ impl Collector for SyscallCollector {
             rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.tgid.cmp(&b.0.tgid)));
             for (k, v, n) in rows {
                 if k.errno != 0 {
-                    *errnos.entry(syscalls::errno_name(k.errno as u32)).or_insert(0) += n;
+                    *errnos
+                        .entry(syscalls::errno_name(k.errno as u32))
+                        .or_insert(0) += n;
                     if top_errors.len() < TOP {
                         top_errors.push(ProcessErrors {
                             process: resolve(k.tgid, &v.comm),

@@ -1,4 +1,7 @@
-use std::{collections::HashMap, net::{Ipv4Addr, Ipv6Addr}};
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use kerno_probes::{
     TcpCounters, TcpReader,

@@ -56,7 +56,11 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         o,
         "{} {} — kernel {}, {} CPUs, {} memory, {}",
         p.bold("kerno doctor:"),
-        if h.hostname.is_empty() { "?" } else { &h.hostname },
+        if h.hostname.is_empty() {
+            "?"
+        } else {
+            &h.hostname
+        },
         h.kernel,
         h.cpus,
         human_bytes(h.memory_bytes),
@@ -84,7 +88,13 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
     }
     for (i, f) in report.findings.iter().enumerate() {
         let _ = writeln!(o);
-        let _ = writeln!(o, "{:>2}. {}  {}", i + 1, p.sev(f.severity), p.bold(&f.title));
+        let _ = writeln!(
+            o,
+            "{:>2}. {}  {}",
+            i + 1,
+            p.sev(f.severity),
+            p.bold(&f.title)
+        );
         let _ = writeln!(o, "    {} {}", p.dim("rule:    "), f.rule);
         let _ = writeln!(o, "    {} {}", p.dim("cause:   "), f.cause);
         let _ = writeln!(o, "    {} {}", p.dim("impact:  "), f.impact);
@@ -98,14 +108,23 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
             f.unit
         );
         if let Some(eta) = f.eta_secs {
-            let _ = writeln!(o, "    {} limit reached in about {}", p.dim("ETA:     "), human_secs(eta));
+            let _ = writeln!(
+                o,
+                "    {} limit reached in about {}",
+                p.dim("ETA:     "),
+                human_secs(eta)
+            );
         }
         for (j, e) in f.evidence.iter().enumerate() {
             let label = if j == 0 { "evidence:" } else { "         " };
             let _ = writeln!(o, "    {} - {}", p.dim(label), e);
         }
         if f.low_volume {
-            let _ = writeln!(o, "    {} few samples in this window: confirm with a longer --duration", p.dim("note:    "));
+            let _ = writeln!(
+                o,
+                "    {} few samples in this window: confirm with a longer --duration",
+                p.dim("note:    ")
+            );
         }
         for (j, step) in f.fix.iter().enumerate() {
             let label = if j == 0 { "fix:     " } else { "         " };
@@ -115,7 +134,11 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
     let _ = writeln!(o);
     let _ = writeln!(o, "{}", p.bold("Observed"));
     for d in &report.domains {
-        let mark = if d.observed { p.ok("ok ") } else { p.bad("-- ") };
+        let mark = if d.observed {
+            p.ok("ok ")
+        } else {
+            p.bad("-- ")
+        };
         let _ = writeln!(o, "  {mark} {:<9} {}", d.domain, d.detail);
     }
     let lost = &report.lost;

@@ -127,6 +127,9 @@ pub mod class {
     pub const FD_CREATE: u8 = 2;
     /// A successful call closes a file descriptor.
     pub const FD_CLOSE: u8 = 4;
+    /// The call never returns (exit, exit_group): no slot is taken for it, so the slot is
+    /// not left holding a call that will never complete.
+    pub const NO_RETURN: u8 = 8;
 }
 
 /// Key of the per-process syscall map: errors and slow calls by process and syscall.
@@ -320,7 +323,8 @@ pub const OOM_RING: u32 = 64;
 
 /// Indexes into the per-CPU lost-sample counters.
 pub mod lost {
-    /// A syscall exit found its slot taken by another thread.
+    /// A syscall exit found its slot holding another thread's call in flight (two live
+    /// threads whose ids are equal modulo `THREAD_SLOTS`).
     pub const SYSCALL_SLOT: u32 = 0;
     /// A switch-in found its wakeup slot taken by another thread.
     pub const SCHED_SLOT: u32 = 1;
@@ -488,7 +492,12 @@ mod tests {
         let mut prev_hi = 0;
         for i in 0..BUCKETS {
             let (lo, hi) = bounds(i);
-            assert_eq!(lo, prev_hi, "bucket {i} starts where {} ended", i.wrapping_sub(1));
+            assert_eq!(
+                lo,
+                prev_hi,
+                "bucket {i} starts where {} ended",
+                i.wrapping_sub(1)
+            );
             assert!(hi > lo);
             assert_eq!(bucket(lo), i);
             assert_eq!(bucket(hi - 1), i);

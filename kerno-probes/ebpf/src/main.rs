@@ -100,8 +100,7 @@ mod programs {
     #[map]
     static SYSCALL_COUNTS: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(1, 0);
     #[map]
-    static SYSCALL_HIST: PerCpuArray<Hist> =
-        PerCpuArray::with_max_entries(MAX_SYSCALLS as u32, 0);
+    static SYSCALL_HIST: PerCpuArray<Hist> = PerCpuArray::with_max_entries(MAX_SYSCALLS as u32, 0);
     #[map]
     static PROC_SYSCALLS: LruHashMap<ProcSyscallKey, ProcSyscallVal> =
         LruHashMap::with_max_entries(16384, 0);
@@ -116,6 +115,14 @@ mod programs {
         }
         let tid = id as u32;
         let nr: i64 = ctx.arg(1);
+        let idx = if (nr as u64) < SYSCALL_OTHER as u64 {
+            nr as usize
+        } else {
+            SYSCALL_OTHER
+        };
+        if unsafe { core::ptr::read_volatile(&SYSCALL_CLASS[idx]) } & class::NO_RETURN != 0 {
+            return 0;
+        }
         if let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(tid % THREAD_SLOTS) {
             unsafe {
                 (*slot).tid = tid;
@@ -135,9 +142,10 @@ mod programs {
         };
         let (stid, nr, ts) = unsafe { ((*slot).tid, (*slot).nr, (*slot).ts) };
         if stid != tid || ts == 0 {
-            // Our own syscalls never filled a slot; anything else lost its slot to another
-            // thread with the same tid modulo THREAD_SLOTS.
-            if (id >> 32) as u32 != cfg().self_tgid {
+            // No enter recorded for this thread: a forked child returning from clone, a
+            // call that was in flight when the probes attached, or our own call. Only a
+            // slot holding another thread's call in flight means a sample was lost.
+            if stid != tid && ts != 0 && (id >> 32) as u32 != cfg().self_tgid {
                 count_lost(lost::SYSCALL_SLOT);
             }
             return 0;
@@ -145,7 +153,11 @@ mod programs {
         unsafe { (*slot).ts = 0 };
         let lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
         let ret: i64 = ctx.arg(1);
-        let idx = if (nr as usize) < SYSCALL_OTHER { nr as usize } else { SYSCALL_OTHER };
+        let idx = if (nr as usize) < SYSCALL_OTHER {
+            nr as usize
+        } else {
+            SYSCALL_OTHER
+        };
         let failed = ret < 0 && ret > -4096;
 
         if let Some(c) = SYSCALL_COUNTS.get_ptr_mut(0) {
@@ -338,8 +350,7 @@ mod programs {
     // ---- block I/O ----------------------------------------------------------------------
 
     #[map]
-    static BLK_START: LruHashMap<BlkStartKey, BlkStartVal> =
-        LruHashMap::with_max_entries(16384, 0);
+    static BLK_START: LruHashMap<BlkStartKey, BlkStartVal> = LruHashMap::with_max_entries(16384, 0);
     #[map]
     static BLK_STATS: PerCpuHashMap<BlkStatKey, BlkStat> = PerCpuHashMap::with_max_entries(512, 0);
     /// Never written: the zeroed source for inserting a new `BlkStat` (too big for the stack).
@@ -359,7 +370,11 @@ mod programs {
             }
             i += 1;
         }
-        if rwbs[0] == b'F' { blk_op::FLUSH } else { blk_op::OTHER }
+        if rwbs[0] == b'F' {
+            blk_op::FLUSH
+        } else {
+            blk_op::OTHER
+        }
     }
 
     #[tracepoint]

@@ -1,0 +1,92 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kerno watches the kernel, not the app, and tells you what is wrong.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kerno",
+    version,
+    about = "Kernel-level incident diagnosis for Linux and Kubernetes nodes",
+    long_about = "Kerno watches the kernel, not the app: syscall latency and errors, TCP \
+retransmits and RTT, OOM kills, block I/O latency, run-queue delay, file-descriptor leaks \
+and memory pressure. `kerno doctor` collects a window of real kernel signals and prints a \
+ranked, plain-English report.",
+    after_help = "Exit codes: 0 success (with --exit-code: no critical finding), 1 failure \
+(no privileges, probes failed, unreadable file), 2 usage or configuration error, 3 critical \
+finding (with --exit-code), 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Collect a window of kernel signals and print a ranked diagnosis.
+    Doctor(DoctorArgs),
+    /// List the built-in rules and their thresholds.
+    Rules(RulesArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable report.
+    Pretty,
+    /// JSON report (schema: docs/json-report.md), including the signals.
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// How long to observe, 1s to 5m (e.g. 10s, 2m) [default: 30s, or the config file's]
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Report format [default: pretty, or the config file's]
+    #[arg(short, long, value_enum)]
+    pub output: Option<Output>,
+
+    /// Exit with status 3 when any finding is critical.
+    #[arg(long)]
+    pub exit_code: bool,
+
+    /// No progress indicator and no notes on stderr; only the report.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// No colours (also when NO_COLOR is set or stdout is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+
+    /// Show only critical findings.
+    #[arg(long)]
+    pub only_critical: bool,
+
+    /// Also write the window's signals to FILE, for `--from` later.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+
+    /// Re-run the rules on a window saved with --save (or a JSON report); needs no root.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["duration", "save", "domains"])]
+    pub from: Option<PathBuf>,
+
+    /// Configuration file (YAML) [default: $KERNO_CONFIG, ~/.config/kerno/config.yaml, /etc/kerno/config.yaml]
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Override a rule threshold, e.g. --threshold syscall_p99_ms=250 (repeatable; see `kerno rules`).
+    #[arg(short = 't', long = "threshold", value_name = "KEY=VALUE")]
+    pub thresholds: Vec<String>,
+
+    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub domains: Option<Vec<String>>,
+}
+
+#[derive(Args, Debug)]
+pub struct RulesArgs {
+    /// Configuration file whose thresholds to show.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}

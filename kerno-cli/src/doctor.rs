@@ -1,0 +1,154 @@
+use std::{
+    io::{IsTerminal, Write},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use kerno_core::{
+    Config, CoreError, Engine, KernelOptions, Severity,
+    config::{check_window, parse_duration},
+    render::{PrettyOptions, json, pretty},
+};
+
+use crate::{
+    Failure,
+    cli::{DoctorArgs, Output},
+    exit, signal,
+};
+
+fn env() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+/// Configuration: defaults < file < KERNO_* < flags.
+pub fn config(
+    args_config: Option<&std::path::Path>,
+    thresholds: &[String],
+) -> Result<Config, Failure> {
+    let mut cfg = Config::load(args_config, &env()).map_err(Failure::usage)?;
+    for kv in thresholds {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            Failure::usage(anyhow::anyhow!("--threshold expects KEY=VALUE, got {kv:?}"))
+        })?;
+        cfg.set_threshold(k.trim(), v)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("--threshold {kv}: {e}")))?;
+    }
+    Ok(cfg)
+}
+
+pub fn run(args: DoctorArgs) -> Result<u8, Failure> {
+    let mut cfg = config(args.config.as_deref(), &args.thresholds)?;
+    if let Some(d) = &args.duration {
+        cfg.duration =
+            parse_duration(d).map_err(|e| Failure::usage(anyhow::anyhow!("--duration: {e}")))?;
+        check_window("--duration", cfg.duration).map_err(Failure::usage)?;
+    }
+    if let Some(domains) = args.domains {
+        cfg.probes.domains = domains;
+    }
+    if let Some(o) = args.output {
+        cfg.output = match o {
+            Output::Pretty => "pretty".into(),
+            Output::Json => "json".into(),
+        };
+    }
+    cfg.validate().map_err(Failure::usage)?;
+    let json_out = cfg.output == "json";
+    let stderr_tty = std::io::stderr().is_terminal();
+    let color = !args.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal()
+        && !json_out;
+
+    let mut engine = Engine::new();
+    engine.add_rules(kerno_rules::builtin());
+    engine.set_thresholds(cfg.thresholds.clone());
+
+    let signals = match &args.from {
+        Some(path) => kerno_core::load_signals(path)?,
+        None => {
+            let opts = KernelOptions {
+                domains: cfg.probes.domains.clone(),
+                slow_syscall_ms: cfg.probes.slow_syscall_ms,
+                slow_runq_ms: cfg.probes.slow_runq_ms,
+                fail_on_purpose: std::env::var("KERNO_FAIL_PROBES")
+                    .map(|v| {
+                        v.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            let mut kernel = Engine::kernel(&opts).map_err(|e| match e {
+                CoreError::Config(c) => Failure::usage(c),
+                other => {
+                    Failure::from(anyhow::Error::new(other).context("cannot start the probes"))
+                }
+            })?;
+            if !args.quiet {
+                for d in kernel.degraded() {
+                    eprintln!("kerno: degraded: {}: {}", d.domain, d.reason);
+                }
+            }
+            signal::install();
+            let show_progress = stderr_tty && !args.quiet;
+            let mut progress = |elapsed: Duration, total: Duration| {
+                if show_progress {
+                    eprint!(
+                        "\r\x1b[2Kcollecting kernel signals… {:>3}s / {}s",
+                        elapsed.as_secs(),
+                        total.as_secs()
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            };
+            let result = kernel.collect(cfg.duration, Some(&signal::INTERRUPTED), &mut progress);
+            if show_progress {
+                eprint!("\r\x1b[2K");
+            }
+            match result {
+                Ok(s) => s,
+                Err(CoreError::Interrupted) => {
+                    return Err(Failure {
+                        code: exit::INTERRUPTED,
+                        error: anyhow::anyhow!("interrupted"),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if let Some(path) = &args.save {
+        kerno_core::save_signals(&signals, path)
+            .with_context(|| format!("saving the window to {}", path.display()))?;
+        if !args.quiet {
+            eprintln!(
+                "kerno: window saved to {} (replay: kerno doctor --from {})",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    let mut report = engine.evaluate(&signals);
+    let critical = report
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Critical);
+    if args.only_critical {
+        report = report.only_critical();
+    }
+    let text = if json_out {
+        json(&report)
+    } else {
+        pretty(&report, PrettyOptions { color })
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`kerno doctor | head`) is not an error worth a message.
+    let _ = writeln!(out, "{}", text.trim_end());
+    Ok(if args.exit_code && critical {
+        exit::CRITICAL
+    } else {
+        exit::OK
+    })
+}

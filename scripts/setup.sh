@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Install what Kerno's build, tests and benchmarks need on a Debian machine of the CI kind,
+# as root. Idempotent and quick when everything is already there (one `dpkg -s` and a few
+# version checks).
+#
+#   scripts/setup.sh            everything (tests, eBPF toolchain, benchmark tools)
+#   scripts/setup.sh --no-ebpf  skip the nightly + bpf-linker toolchain (only needed to
+#                               rebuild the committed eBPF object)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WANT_EBPF=1
+[ "${1:-}" = "--no-ebpf" ] && WANT_EBPF=0
+
+say() { printf '[setup] %s\n' "$*"; }
+if [ "$(id -u)" -ne 0 ]; then
+    say "not root: skipping system packages and kernel mounts (tests that need root will fail)"
+else
+    # Debian packages for tests that induce real incidents and for the benchmarks.
+    PKGS=(stress-ng fio iproute2 iptables nftables fuse3 libfuse3-dev pkg-config bpftool bpftrace
+          prometheus util-linux procps)
+    missing=()
+    for p in "${PKGS[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    # Kernel interfaces. Kerno mounts tracefs itself when it needs it; tests and bpftrace
+    # expect it too.
+    mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+    mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+fi
+test -r /sys/kernel/btf/vmlinux || { say "this kernel exposes no BTF at /sys/kernel/btf/vmlinux"; exit 1; }
+
+if [ "$WANT_EBPF" = 1 ]; then
+    # The eBPF toolchain: a nightly with LLVM 22 and rust-src, and bpf-linker 0.10.0 (which
+    # loads that nightly's own libLLVM). Measured recipe: docs/ebpf-build.md.
+    EBPF_NIGHTLY=nightly-2026-05-20
+    if rustc +nightly -vV 2>/dev/null | grep -q '^LLVM version: 22\.'; then EBPF_NIGHTLY=nightly; fi
+    rustup toolchain list | grep -q "^${EBPF_NIGHTLY}" || rustup toolchain install "$EBPF_NIGHTLY" --profile minimal
+    rustup component list --toolchain "$EBPF_NIGHTLY" --installed | grep -q '^rust-src' \
+        || rustup component add rust-src --toolchain "$EBPF_NIGHTLY"
+    if ! bpf-linker --version 2>/dev/null | grep -q ' 0\.10\.0$'; then
+        say "building bpf-linker 0.10.0 (about 70 s)"
+        cargo install bpf-linker --version 0.10.0 --locked --quiet
+    fi
+    echo "$EBPF_NIGHTLY" > target/.ebpf-toolchain 2>/dev/null || { mkdir -p target; echo "$EBPF_NIGHTLY" > target/.ebpf-toolchain; }
+fi
+say "ready"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, snapshot tests, root tests that load the real probes and
+# induce real incidents, the examples, and the Python package's tests. Run as root.
+#
+# Tests that load probes or induce incidents share one kernel: every test binary runs its
+# tests one at a time (--test-threads=1), and cargo runs the binaries one after another.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --no-ebpf
+
+echo "== cargo test (workspace, serial)"
+cargo test --workspace --quiet -- --test-threads=1
+
+echo "== examples"
+for ex in $(sed -n 's/^name = "\(.*\)"$/\1/p' examples/Cargo.toml | grep -v '^kerno-examples$'); do
+    echo "-- example $ex"
+    cargo run --quiet -p kerno-examples --example "$ex"
+done
+
+if [ -x bindings/python/run-tests.sh ]; then
+    echo "== python"
+    bindings/python/run-tests.sh
+fi
+echo "== all tests passed"
