@@ -46,5 +46,12 @@ pub fn parse_signals(text: &str) -> Result<Signals, String> {
         }
         _ => {}
     }
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("field `{path}`: {}", e.inner())
+        }
+    })
 }

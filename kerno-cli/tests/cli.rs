@@ -1,0 +1,132 @@
+//! The `kerno` binary as a user runs it: help text, bad input, replay. No root needed.
+
+use std::process::{Command, Output};
+
+fn kerno(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kerno"))
+        .args(args)
+        .env_remove("KERNO_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run kerno")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_texts() {
+    let top = kerno(&["--help"]);
+    assert!(top.status.success());
+    insta::assert_snapshot!("help", String::from_utf8_lossy(&top.stdout));
+    let doctor = kerno(&["doctor", "--help"]);
+    assert!(doctor.status.success());
+    insta::assert_snapshot!("doctor_help", String::from_utf8_lossy(&doctor.stdout));
+}
+
+#[test]
+fn bad_flags_are_usage_errors_without_panics() {
+    for (args, needle) in [
+        (&["doctor", "--duration", "10y"][..], "--duration"),
+        (&["doctor", "--duration", "10m"][..], "--duration"),
+        (&["doctor", "--duration", "0s"][..], "--duration"),
+        (&["doctor", "--output", "xml"][..], "xml"),
+        (&["doctor", "--threshold", "nope=1"][..], "nope"),
+        (
+            &["doctor", "--threshold", "syscall_p99_ms"][..],
+            "KEY=VALUE",
+        ),
+        (
+            &["doctor", "--threshold", "runq_p99_ms=fast"][..],
+            "runq_p99_ms",
+        ),
+        (&["doctor", "--domains", "syscalls,bogus"][..], "bogus"),
+        (&["doctor", "--bogus-flag"][..], "--bogus-flag"),
+        (&["frobnicate"][..], "frobnicate"),
+    ] {
+        let o = kerno(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?} should mention {needle}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_config_files_name_the_file_or_key() {
+    let dir = std::env::temp_dir().join(format!("kerno-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "thresholds:\n  syscall_p99_msec: 3\n").unwrap();
+    let o = kerno(&["doctor", "--config", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("bad.yaml") && stderr(&o).contains("syscall_p99_msec"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = kerno(&["doctor", "--config", "/nonexistent/kerno.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/nonexistent/kerno.yaml"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = kerno(&["doctor", "--from", "/nonexistent/window.json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/nonexistent/window.json"),
+        "{}",
+        stderr(&o)
+    );
+
+    let junk = dir.join("junk.json");
+    std::fs::write(&junk, "{\"schema\": 1, \"host\": 7}").unwrap();
+    let o = kerno(&["doctor", "--from", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("junk.json") && stderr(&o).contains("host"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn not_root_is_a_clear_error_naming_the_capabilities() {
+    if unsafe { libc::geteuid() } != 0 {
+        // Already unprivileged: run directly.
+        let o = kerno(&["doctor", "--duration", "1s"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("CAP_BPF"), "{}", stderr(&o));
+        return;
+    }
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_kerno"))
+        .args(["doctor", "--duration", "1s"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}

@@ -1,0 +1,164 @@
+//! Root tests: `kerno doctor` for real, against workloads the test runs itself. Needs root;
+//! scripts/test.sh runs this binary with --test-threads=1 (one kernel, one test at a time).
+
+use std::{
+    process::{Child, Command, Output, Stdio},
+    thread::sleep,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+fn kerno(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kerno"));
+    c.args(args).env_remove("KERNO_CONFIG").env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run kerno")
+}
+
+/// A shell (`true` is a regular builtin: a failed redirection does not end the shell, as it
+/// would for the special builtin `:`) making `n` failing opens of a missing path and `ok` successful ones, starting
+/// after `delay`.
+fn openat_workload(n: u32, ok: u32, delay: Duration) -> Child {
+    let script = format!(
+        "sleep {}; i=0; while [ $i -lt {n} ]; do true < /nonexistent/kerno-e2e 2>/dev/null; i=$((i+1)); done; \
+         i=0; while [ $i -lt {ok} ]; do true < /etc/hostname; i=$((i+1)); done",
+        delay.as_secs_f64()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sh")
+}
+
+fn json(o: &Output) -> Value {
+    assert!(
+        o.status.success(),
+        "kerno failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("JSON report")
+}
+
+fn syscall<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["signals"]["syscalls"]["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in the report"))
+}
+
+#[test]
+fn root_doctor_counts_the_failing_opens_of_a_workload() {
+    const N: u32 = 300;
+    let mut child = openat_workload(N, 100, Duration::from_millis(500));
+    let pid = child.id();
+    let o = kerno(
+        &["doctor", "--duration", "3s", "--output", "json", "--quiet"],
+        &[],
+    );
+    child.wait().unwrap();
+    let report = json(&o);
+    let openat = syscall(&report, "openat");
+    assert!(openat["errors"].as_u64().unwrap() >= N as u64, "{openat}");
+    assert!(
+        openat["errnos"]["ENOENT"].as_u64().unwrap() >= N as u64,
+        "{openat}"
+    );
+    let mine: u64 = openat["top_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["process"]["pid"] == pid && e["errno"] == "ENOENT")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    // The shell's own start-up may add a few lookups of missing files; never fewer than N.
+    assert!(
+        (N as u64..N as u64 + 20).contains(&mine),
+        "ENOENT from pid {pid}: {mine}"
+    );
+    // Every domain observed on this kernel.
+    for d in report["domains"].as_array().unwrap() {
+        assert_eq!(d["observed"], true, "{d}");
+    }
+}
+
+#[test]
+fn root_save_then_replay_gives_the_same_findings() {
+    let dir = std::env::temp_dir().join(format!("kerno-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("window.json");
+    let f = file.to_str().unwrap();
+    let live = json(&kerno(
+        &[
+            "doctor",
+            "--duration",
+            "2s",
+            "--output",
+            "json",
+            "--quiet",
+            "--save",
+            f,
+        ],
+        &[],
+    ));
+    // Replay needs no privileges: run it as nobody.
+    let replay = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_kerno"))
+        .args(["doctor", "--from", f, "--output", "json"])
+        .env("NO_COLOR", "1")
+        .env_remove("KERNO_CONFIG")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).ok();
+    let replay = json(&replay);
+    assert_eq!(live["findings"], replay["findings"]);
+    assert_eq!(live["signals"], replay["signals"]);
+    assert_eq!(live["status"], replay["status"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn root_a_failed_probe_degrades_only_its_domain() {
+    let o = kerno(
+        &["doctor", "--duration", "1s", "--output", "json"],
+        &[("KERNO_FAIL_PROBES", "tcp")],
+    );
+    let report = json(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("degraded: tcp"), "{stderr}");
+    for d in report["domains"].as_array().unwrap() {
+        let tcp = d["domain"] == "tcp";
+        assert_eq!(d["observed"], !tcp, "{d}");
+    }
+    assert_eq!(report["degraded"][0]["domain"], "tcp");
+    assert!(report["signals"]["tcp"].is_null());
+    assert_ne!(
+        report["status"], "healthy",
+        "a report never calls an unobserved domain healthy"
+    );
+
+    let text = kerno(
+        &["doctor", "--duration", "1s"],
+        &[("KERNO_FAIL_PROBES", "tcp")],
+    );
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        out.contains("Degraded (not observed)") && out.contains("tcp probe not attached"),
+        "{out}"
+    );
+    assert!(!out.contains("HEALTHY"), "{out}");
+    sleep(Duration::from_millis(10));
+}
