@@ -375,3 +375,112 @@ mod tests {
         assert!(meminfo().unwrap().0 > 0);
     }
 }
+
+/// A TCP socket's `(local, remote)` endpoints as Kerno prints them (`1.2.3.4:80`,
+/// `[::1]:80`), parsed from a `/proc/<pid>/net/tcp{,6}` line, with its inode.
+pub fn parse_proc_net_tcp_line(line: &str, v6: bool) -> Option<(String, String, u64)> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() < 10 || f[0] == "sl" {
+        return None;
+    }
+    let ep = |s: &str| -> Option<String> {
+        let (addr, port) = s.split_once(':')?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        if v6 {
+            if addr.len() != 32 {
+                return None;
+            }
+            let mut bytes = [0u8; 16];
+            for w in 0..4 {
+                let word = u32::from_str_radix(&addr[w * 8..w * 8 + 8], 16).ok()?;
+                bytes[w * 4..w * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+            }
+            Some(format!("[{}]:{port}", std::net::Ipv6Addr::from(bytes)))
+        } else {
+            let word = u32::from_str_radix(addr, 16).ok()?;
+            Some(format!(
+                "{}:{port}",
+                std::net::Ipv4Addr::from(word.to_ne_bytes())
+            ))
+        }
+    };
+    Some((ep(f[1])?, ep(f[2])?, f[9].parse().ok()?))
+}
+
+/// Find the processes owning TCP sockets with the given `(local, remote)` endpoints, in any
+/// network namespace that has a process. Returns `(local, remote) -> pid`.
+pub fn tcp_socket_owners(wanted: &[(String, String)]) -> HashMap<(String, String), u32> {
+    let mut out = HashMap::new();
+    if wanted.is_empty() {
+        return out;
+    }
+    let mut inodes: HashMap<u64, (String, String)> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let all = pids();
+    for pid in &all {
+        let Ok(meta) = fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        if !seen.insert(meta.ino()) {
+            continue;
+        }
+        for (file, v6) in [("tcp", false), ("tcp6", true)] {
+            let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
+                continue;
+            };
+            for line in text.lines() {
+                if let Some((l, r, ino)) = parse_proc_net_tcp_line(line, v6) {
+                    if ino != 0 && wanted.iter().any(|(wl, wr)| *wl == l && *wr == r) {
+                        inodes.insert(ino, (l, r));
+                    }
+                }
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return out;
+    }
+    for pid in all {
+        let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let Ok(target) = fs::read_link(e.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            if let Some(ino) = t
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                if let Some(key) = inodes.get(&ino) {
+                    out.entry(key.clone()).or_insert(pid);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_net_tcp() {
+        let v4 = "   0: 0100007F:1F90 0200000A:D431 01 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 20 4 30 10 -1";
+        let (l, r, ino) = parse_proc_net_tcp_line(v4, false).unwrap();
+        assert_eq!(
+            (l.as_str(), r.as_str(), ino),
+            ("127.0.0.1:8080", "10.0.0.2:54321", 12345)
+        );
+        let v6 = "   0: 00000000000000000000000001000000:0050 00000000000000000000000001000000:C000 01 00000000:00000000 00:00000000 00000000     0        0 777 1";
+        let (l, r, ino) = parse_proc_net_tcp_line(v6, true).unwrap();
+        assert_eq!(
+            (l.as_str(), r.as_str(), ino),
+            ("[::1]:80", "[::1]:49152", 777)
+        );
+        assert!(parse_proc_net_tcp_line("  sl  local_address rem_address   st", false).is_none());
+    }
+}

@@ -1,14 +1,14 @@
-use std::{
-    collections::HashMap,
-    net::{Ipv4Addr, Ipv6Addr},
-};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use kerno_probes::{
     TcpCounters, TcpReader,
     common::{FlowKey, FlowVal},
 };
 
-use super::ends;
+use super::{
+    ends,
+    layered::{Layered, LayeredBuilder},
+};
 use crate::{Collector, CollectorError, Histogram, Sample, Signals, TcpFlow, TcpSignals, procfs};
 
 /// How many flows the TCP signals list.
@@ -18,12 +18,16 @@ const TOP: usize = 5;
 /// segments sent from each network namespace's SNMP counters.
 pub struct TcpCollector {
     reader: TcpReader,
+    flows: LayeredBuilder<FlowKey, FlowVal>,
 }
 
 impl TcpCollector {
     /// A collector over the TCP probe's maps.
     pub fn new(reader: TcpReader) -> Self {
-        TcpCollector { reader }
+        TcpCollector {
+            reader,
+            flows: LayeredBuilder::new(|a, b| a.retransmits == b.retransmits),
+        }
     }
 }
 
@@ -31,7 +35,7 @@ struct TcpSample {
     counters: TcpCounters,
     rtt: Histogram,
     connect: Histogram,
-    flows: HashMap<FlowKey, FlowVal>,
+    flows: Layered<FlowKey, FlowVal>,
     out_segs: u64,
     retrans_segs: u64,
     netns: u32,
@@ -56,7 +60,7 @@ impl Collector for TcpCollector {
             counters: self.reader.counters()?,
             rtt: Histogram::from_dense(&self.reader.rtt_histogram()?),
             connect: Histogram::from_dense(&self.reader.connect_histogram()?),
-            flows: self.reader.flows()?.into_iter().collect(),
+            flows: self.flows.next(self.reader.flows()?.into_iter().collect()),
             out_segs,
             retrans_segs,
             netns,
@@ -68,17 +72,40 @@ impl Collector for TcpCollector {
             return Ok(());
         };
         let (a, b) = (&first.counters, &last.counters);
-        let mut flows: Vec<(FlowKey, u64)> = last
-            .flows
+        let (first_flows, last_flows) = (first.flows.materialize(), last.flows.materialize());
+        let mut flows: Vec<(FlowKey, u64)> = last_flows
             .iter()
             .map(|(k, v)| {
-                let before = first.flows.get(k).map(|f| f.retransmits).unwrap_or(0);
+                let before = first_flows.get(k).map(|f| f.retransmits).unwrap_or(0);
                 (*k, v.retransmits.saturating_sub(before))
             })
             .filter(|(_, n)| *n > 0)
             .collect();
         flows.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.sport.cmp(&y.0.sport)));
         flows.truncate(TOP);
+        let flows: Vec<TcpFlow> = flows
+            .into_iter()
+            .map(|(k, n)| TcpFlow {
+                local: addr(k.family, &k.saddr, k.sport),
+                remote: addr(k.family, &k.daddr, k.dport),
+                retransmits: n,
+                process: None,
+            })
+            .collect();
+        let wanted: Vec<(String, String)> = flows
+            .iter()
+            .map(|f| (f.local.clone(), f.remote.clone()))
+            .collect();
+        let owners = procfs::tcp_socket_owners(&wanted);
+        let flows = flows
+            .into_iter()
+            .map(|mut f| {
+                f.process = owners
+                    .get(&(f.local.clone(), f.remote.clone()))
+                    .map(|pid| procfs::process(*pid, ""));
+                f
+            })
+            .collect();
         signals.tcp = Some(TcpSignals {
             retransmits: b.retransmits.saturating_sub(a.retransmits),
             // Namespaces can come and go between the samples; never report negative.
@@ -91,15 +118,7 @@ impl Collector for TcpCollector {
             passive_opens: b.passive_opens.saturating_sub(a.passive_opens),
             closes: b.closes.saturating_sub(a.closes),
             connect_failed: b.connect_failed.saturating_sub(a.connect_failed),
-            top_flows: flows
-                .into_iter()
-                .map(|(k, n)| TcpFlow {
-                    local: addr(k.family, &k.saddr, k.sport),
-                    remote: addr(k.family, &k.daddr, k.dport),
-                    retransmits: n,
-                    process: None,
-                })
-                .collect(),
+            top_flows: flows,
         });
         Ok(())
     }
