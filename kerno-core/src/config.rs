@@ -317,9 +317,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `30s`, `1.5s`, `2m`, `250ms`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 60_000 == 0 && ms > 0 {
+    if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms < 1000 {
         format!("{ms}ms")

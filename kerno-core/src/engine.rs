@@ -11,7 +11,8 @@ use std::{
 use kerno_probes::{Domain, LoadOptions, Probes};
 
 use crate::{
-    Collector, CoreError, Degraded, Finding, Report, Rule, Sample, Signals, Thresholds,
+    Collector, CollectorError, CoreError, Degraded, Finding, Report, Rule, Sample, Signals,
+    Thresholds,
     collectors::{
         DiskCollector, FdCollector, LostCollector, MemoryCollector, OomCollector, SchedCollector,
         SyscallCollector, TcpCollector,
@@ -230,10 +231,19 @@ impl Engine {
     /// Take one sample from every collector. A collector that fails is reported in the
     /// returned list and its sample is `None`.
     pub fn sample_all(&mut self) -> Vec<Option<Sample>> {
-        self.collectors
-            .iter_mut()
-            .map(|c| c.sample().ok())
-            .collect()
+        self.try_sample_all().into_iter().map(Result::ok).collect()
+    }
+
+    /// Take one sample from every collector, in collector order, keeping each failure's
+    /// reason (a daemon counts and logs them, and keeps going).
+    pub fn try_sample_all(&mut self) -> Vec<Result<Sample, CollectorError>> {
+        self.collectors.iter_mut().map(|c| c.sample()).collect()
+    }
+
+    /// The collectors' names, in collector order (the order of [`Engine::try_sample_all`]
+    /// and of the series [`Engine::signals_from`] takes).
+    pub fn collector_names(&self) -> Vec<&str> {
+        self.collectors.iter().map(|c| c.name()).collect()
     }
 
     /// Build the window's [`Signals`] from per-collector sample series (one series per

@@ -77,6 +77,80 @@ impl Signals {
             other => self.custom.contains_key(other),
         }
     }
+
+    /// Keep only the `domains` named (all when empty), as a window collected with only those
+    /// probes would look: the others become unobserved. Unknown names are ignored.
+    pub fn keep_domains(&mut self, domains: &[String]) {
+        if domains.is_empty() {
+            return;
+        }
+        let keep = |d: &str| domains.iter().any(|x| x == d);
+        if !keep("syscalls") {
+            self.syscalls = None;
+        }
+        if !keep("tcp") {
+            self.tcp = None;
+        }
+        if !keep("oom") {
+            self.oom = None;
+        }
+        if !keep("disk") {
+            self.disk = None;
+        }
+        if !keep("sched") {
+            self.sched = None;
+        }
+        if !keep("fds") {
+            self.fds = None;
+        }
+        if !keep("memory") {
+            self.memory = None;
+        }
+        self.degraded.retain(|d| keep(&d.domain));
+    }
+
+    /// The kernel events behind each observed probe domain in the window: syscalls
+    /// completed, descriptor opens and closes, run-queue delays measured, block requests
+    /// completed, TCP events (retransmits, RTT samples, connection state changes) and OOM
+    /// kills. Domains read from procfs alone (memory) have none.
+    pub fn events(&self) -> Vec<(&'static str, u64)> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.syscalls {
+            out.push(("syscalls", s.total_calls));
+        }
+        if self.fds.is_some() {
+            let (o, c) = self
+                .syscalls
+                .as_ref()
+                .map(|s| (s.fd_opens(), s.fd_closes()))
+                .unwrap_or((0, 0));
+            out.push(("fds", o + c));
+        }
+        if let Some(s) = &self.sched {
+            out.push(("sched", s.runq_delay.count()));
+        }
+        if let Some(d) = &self.disk {
+            out.push((
+                "disk",
+                d.devices.iter().flat_map(|d| &d.ops).map(|o| o.count).sum(),
+            ));
+        }
+        if let Some(t) = &self.tcp {
+            out.push((
+                "tcp",
+                t.retransmits
+                    + t.rtt.count()
+                    + t.active_opens
+                    + t.passive_opens
+                    + t.closes
+                    + t.connect_failed,
+            ));
+        }
+        if let Some(o) = &self.oom {
+            out.push(("oom", o.kills.len() as u64 + self.lost.oom_kills));
+        }
+        out
+    }
 }
 
 /// The machine the window was collected on.
@@ -163,6 +237,27 @@ impl SyscallSignals {
     /// The stats of one syscall by name.
     pub fn get(&self, name: &str) -> Option<&SyscallStat> {
         self.syscalls.iter().find(|s| s.name == name)
+    }
+
+    /// Successful calls of syscalls in a class ([`kerno_probes::common::class`]), e.g. the
+    /// descriptor-creating ones.
+    pub fn successful_calls_of_class(&self, class: u8) -> u64 {
+        self.syscalls
+            .iter()
+            .filter(|s| kerno_probes::syscalls::class_of(s.nr) & class != 0)
+            .map(|s| s.count.saturating_sub(s.errors))
+            .sum()
+    }
+
+    /// Descriptors created (successful open, socket, pipe, dup, accept, ... calls), every
+    /// process.
+    pub fn fd_opens(&self) -> u64 {
+        self.successful_calls_of_class(kerno_probes::common::class::FD_CREATE)
+    }
+
+    /// Descriptors closed (successful close and close_range calls), every process.
+    pub fn fd_closes(&self) -> u64 {
+        self.successful_calls_of_class(kerno_probes::common::class::FD_CLOSE)
     }
 }
 
@@ -436,4 +531,57 @@ pub struct CgroupMemory {
     /// Kubernetes pod, when the path names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_domains_unobserves_the_rest() {
+        let mut s = Signals {
+            syscalls: Some(SyscallSignals::default()),
+            tcp: Some(TcpSignals::default()),
+            degraded: vec![Degraded {
+                domain: "oom".into(),
+                reason: "x".into(),
+            }],
+            ..Signals::default()
+        };
+        s.keep_domains(&[]);
+        assert!(s.observed("tcp"));
+        s.keep_domains(&["syscalls".into()]);
+        assert!(s.observed("syscalls") && !s.observed("tcp"));
+        assert!(s.degraded.is_empty());
+    }
+
+    #[test]
+    fn fd_calls_and_events_come_from_the_syscall_counts() {
+        let nr = |n: &str| kerno_probes::syscalls::number(n).unwrap_or(0);
+        let stat = |name: &str, count, errors| SyscallStat {
+            nr: nr(name),
+            name: name.into(),
+            count,
+            errors,
+            ..SyscallStat::default()
+        };
+        let s = Signals {
+            syscalls: Some(SyscallSignals {
+                total_calls: 17,
+                total_errors: 3,
+                syscalls: vec![
+                    stat("openat", 10, 3),
+                    stat("close", 5, 0),
+                    stat("read", 2, 0),
+                ],
+            }),
+            fds: Some(FdSignals::default()),
+            ..Signals::default()
+        };
+        if cfg!(target_arch = "x86_64") {
+            let sys = s.syscalls.as_ref().unwrap();
+            assert_eq!((sys.fd_opens(), sys.fd_closes()), (7, 5));
+            assert_eq!(s.events(), vec![("syscalls", 17), ("fds", 12)]);
+        }
+    }
 }

@@ -2,6 +2,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use kerno_probes::{SyscallReader, common::FdVal};
 
+use super::layered::{Layered, LayeredBuilder};
 use crate::{Collector, CollectorError, FdProcess, FdSignals, Sample, Signals, procfs};
 
 /// How many processes the descriptor signals list.
@@ -11,16 +12,20 @@ const TOP: usize = 20;
 /// count and limit from /proc.
 pub struct FdCollector {
     reader: Arc<SyscallReader>,
+    fds: LayeredBuilder<u32, FdVal>,
 }
 
 impl FdCollector {
     /// A collector over the syscall probe's descriptor map.
     pub fn new(reader: Arc<SyscallReader>) -> Self {
-        FdCollector { reader }
+        FdCollector {
+            reader,
+            fds: LayeredBuilder::new(|a, b| a.opens == b.opens && a.closes == b.closes),
+        }
     }
 }
 
-struct FdSample(HashMap<u32, FdVal>);
+struct FdSample(Layered<u32, FdVal>);
 
 impl Collector for FdCollector {
     fn name(&self) -> &str {
@@ -28,9 +33,8 @@ impl Collector for FdCollector {
     }
 
     fn sample(&mut self) -> Result<Sample, CollectorError> {
-        Ok(Sample::now(FdSample(
-            self.reader.fd_activity()?.into_iter().collect(),
-        )))
+        let fresh: HashMap<u32, FdVal> = self.reader.fd_activity()?.into_iter().collect();
+        Ok(Sample::now(FdSample(self.fds.next(fresh))))
     }
 
     fn fill(&self, samples: &[&Sample], signals: &mut Signals) -> Result<(), CollectorError> {
@@ -40,12 +44,15 @@ impl Collector for FdCollector {
         };
         let at =
             |s: &FdSample, pid: u32| s.0.get(&pid).map(|v| (v.opens, v.closes)).unwrap_or((0, 0));
-        let mut procs: Vec<(u32, u64, u64)> = last
-            .0
+        let (first_map, last_map) = (first.0.materialize(), last.0.materialize());
+        let mut procs: Vec<(u32, u64, u64)> = last_map
             .iter()
             .filter(|(pid, _)| **pid != signals.collector_pid)
             .map(|(pid, v)| {
-                let (o, c) = at(first, *pid);
+                let (o, c) = first_map
+                    .get(pid)
+                    .map(|f| (f.opens, f.closes))
+                    .unwrap_or((0, 0));
                 (*pid, v.opens.saturating_sub(o), v.closes.saturating_sub(c))
             })
             .filter(|(_, o, c)| o > c)
@@ -66,8 +73,7 @@ impl Collector for FdCollector {
                     (o1.saturating_sub(o0)) as i64 - (c1.saturating_sub(c0)) as i64
                 })
                 .collect();
-            let comm = last
-                .0
+            let comm = last_map
                 .get(&pid)
                 .map(|v| procfs::comm_str(&v.comm))
                 .unwrap_or_default();

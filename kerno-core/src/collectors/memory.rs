@@ -1,6 +1,9 @@
 use std::{collections::HashMap, path::Path};
 
-use super::ends;
+use super::{
+    ends,
+    layered::{Layered, LayeredBuilder},
+};
 use crate::{
     CgroupMemory, Collector, CollectorError, MemorySignals, Process, Sample, Signals, procfs,
 };
@@ -12,17 +15,26 @@ const V1_UNLIMITED: u64 = 1 << 62;
 
 /// Host memory (/proc/meminfo), PSI memory, and every memory cgroup with a limit (cgroup v1
 /// and v2). Needs no eBPF.
-#[derive(Default)]
-pub struct MemoryCollector;
+pub struct MemoryCollector {
+    cgroups: LayeredBuilder<String, CgroupReading>,
+}
+
+impl Default for MemoryCollector {
+    fn default() -> Self {
+        MemoryCollector::new()
+    }
+}
 
 impl MemoryCollector {
     /// A new memory collector.
     pub fn new() -> Self {
-        MemoryCollector
+        MemoryCollector {
+            cgroups: LayeredBuilder::new(|a, b| a == b),
+        }
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 struct CgroupReading {
     version: u8,
     usage: u64,
@@ -33,7 +45,7 @@ struct CgroupReading {
 struct MemorySample {
     total: u64,
     available: u64,
-    cgroups: HashMap<String, CgroupReading>,
+    cgroups: Layered<String, CgroupReading>,
 }
 
 fn read_cgroups() -> HashMap<String, CgroupReading> {
@@ -115,7 +127,7 @@ impl Collector for MemoryCollector {
         Ok(Sample::now(MemorySample {
             total,
             available,
-            cgroups: read_cgroups(),
+            cgroups: self.cgroups.next(read_cgroups()),
         }))
     }
 
@@ -123,11 +135,12 @@ impl Collector for MemoryCollector {
         let Some((first, last)) = ends::<MemorySample>(samples) else {
             return Ok(());
         };
-        let mut cgroups: Vec<CgroupMemory> = last
-            .cgroups
+        let (first_cgroups, last_cgroups) =
+            (first.cgroups.materialize(), last.cgroups.materialize());
+        let mut cgroups: Vec<CgroupMemory> = last_cgroups
             .iter()
             .map(|(path, r)| {
-                let f = first.cgroups.get(path);
+                let f = first_cgroups.get(path);
                 let (pod, _) = procfs::pod_from_cgroup(path);
                 CgroupMemory {
                     path: path.clone(),

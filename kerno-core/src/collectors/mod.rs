@@ -2,6 +2,7 @@
 
 mod disk;
 mod fds;
+mod layered;
 mod lost;
 mod memory;
 mod oom;

@@ -2,7 +2,10 @@ use std::collections::HashMap;
 
 use kerno_probes::{SchedReader, common::SchedDelayVal};
 
-use super::ends;
+use super::{
+    ends,
+    layered::{Layered, LayeredBuilder},
+};
 use crate::{
     Collector, CollectorError, DelayedProcess, Histogram, Sample, SchedSignals, Signals, procfs,
 };
@@ -13,18 +16,22 @@ const TOP: usize = 5;
 /// Run-queue delay (wakeup to running) from the scheduler probe, plus PSI cpu.
 pub struct SchedCollector {
     reader: SchedReader,
+    slow: LayeredBuilder<u32, SchedDelayVal>,
 }
 
 impl SchedCollector {
     /// A collector over the scheduler probe's maps.
     pub fn new(reader: SchedReader) -> Self {
-        SchedCollector { reader }
+        SchedCollector {
+            reader,
+            slow: LayeredBuilder::new(|a, b| a.count == b.count && a.total_ns == b.total_ns),
+        }
     }
 }
 
 struct SchedSample {
     hist: Histogram,
-    slow: HashMap<u32, SchedDelayVal>,
+    slow: Layered<u32, SchedDelayVal>,
 }
 
 impl Collector for SchedCollector {
@@ -35,7 +42,9 @@ impl Collector for SchedCollector {
     fn sample(&mut self) -> Result<Sample, CollectorError> {
         Ok(Sample::now(SchedSample {
             hist: Histogram::from_dense(&self.reader.histogram()?),
-            slow: self.reader.slow_threads()?.into_iter().collect(),
+            slow: self
+                .slow
+                .next(self.reader.slow_threads()?.into_iter().collect()),
         }))
     }
 
@@ -45,9 +54,9 @@ impl Collector for SchedCollector {
         };
         // Threads -> processes: the probe sees thread ids.
         let mut by_pid: HashMap<u32, DelayedProcess> = HashMap::new();
-        for (tid, v) in &last.slow {
-            let (c0, t0) = first
-                .slow
+        let (first_slow, last_slow) = (first.slow.materialize(), last.slow.materialize());
+        for (tid, v) in &last_slow {
+            let (c0, t0) = first_slow
                 .get(tid)
                 .map(|p| (p.count, p.total_ns))
                 .unwrap_or((0, 0));

@@ -9,7 +9,10 @@ use kerno_probes::{
     syscalls,
 };
 
-use super::ends;
+use super::{
+    ends,
+    layered::{Layered, LayeredBuilder},
+};
 use crate::{
     Collector, CollectorError, Histogram, ProcessErrors, ProcessSlow, Sample, Signals,
     SyscallSignals, SyscallStat, procfs,
@@ -24,12 +27,13 @@ pub struct SyscallCollector {
     /// Last histogram read per syscall, with the count it was read at: a histogram is only
     /// read again when that syscall's count moved, which keeps a sample cheap.
     cache: HashMap<u32, (u64, Arc<Histogram>)>,
+    procs: LayeredBuilder<ProcSyscallKey, ProcSyscallVal>,
 }
 
 struct SyscallSample {
     totals: SyscallTotals,
     hists: HashMap<u32, Arc<Histogram>>,
-    procs: HashMap<ProcSyscallKey, ProcSyscallVal>,
+    procs: Layered<ProcSyscallKey, ProcSyscallVal>,
 }
 
 impl SyscallCollector {
@@ -38,6 +42,7 @@ impl SyscallCollector {
         SyscallCollector {
             reader,
             cache: HashMap::new(),
+            procs: LayeredBuilder::new(|a, b| a.count == b.count && a.lat_sum_ns == b.lat_sum_ns),
         }
     }
 }
@@ -65,7 +70,9 @@ impl Collector for SyscallCollector {
             };
             hists.insert(nr, h);
         }
-        let procs = self.reader.per_process()?.into_iter().collect();
+        let procs = self
+            .procs
+            .next(self.reader.per_process()?.into_iter().collect());
         Ok(Sample::now(SyscallSample {
             totals,
             hists,
@@ -79,11 +86,12 @@ impl Collector for SyscallCollector {
         };
         let empty = Histogram::new();
         let mut out = SyscallSignals::default();
+        let (first_procs, last_procs) = (first.procs.materialize(), last.procs.materialize());
 
         // Per-process rows in the window, grouped by syscall.
         let mut by_nr: HashMap<u32, Vec<(ProcSyscallKey, &ProcSyscallVal, u64)>> = HashMap::new();
-        for (k, v) in &last.procs {
-            let before = first.procs.get(k).map(|p| p.count).unwrap_or(0);
+        for (k, v) in &last_procs {
+            let before = first_procs.get(k).map(|p| p.count).unwrap_or(0);
             let n = v.count.saturating_sub(before);
             if n > 0 {
                 by_nr.entry(k.nr as u32).or_default().push((*k, v, n));
@@ -127,7 +135,7 @@ impl Collector for SyscallCollector {
                         });
                     }
                 } else if top_slow.len() < TOP {
-                    let before = first.procs.get(&k);
+                    let before = first_procs.get(&k);
                     let sum = v.lat_sum_ns - before.map(|b| b.lat_sum_ns).unwrap_or(0);
                     top_slow.push(ProcessSlow {
                         process: resolve(k.tgid, &v.comm),
