@@ -1,0 +1,183 @@
+//! `kerno._kerno`: the Python extension behind the `kerno` package.
+//!
+//! A thin layer over `kerno-core` and `kerno-rules`: it converts arguments, releases the GIL
+//! around collection, maps errors to precise Python exceptions, and wraps the core's types.
+//! No diagnosis logic lives here: rules, ranking and rendering are the core's.
+
+mod convert;
+mod errors;
+mod html;
+mod report;
+mod rules;
+mod signals;
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::PathBuf,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use kerno_core::{Engine, KernelOptions, Thresholds, config::check_window};
+use pyo3::{
+    exceptions::{PyRuntimeError, PyValueError},
+    prelude::*,
+};
+
+use crate::{
+    convert::serde_to_py,
+    errors::{config_err, core_err},
+    report::{PyFinding, PyReport},
+    rules::{RuleSet, thresholds_from},
+    signals::{PyHistogram, PySignals},
+};
+
+/// Runs core code so that a bug (a panic) reaches Python as a `RuntimeError` that says so,
+/// not as a `PanicException`, which `except Exception` does not catch.
+fn guarded<T>(f: impl FnOnce() -> T) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let what = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        PyRuntimeError::new_err(format!(
+            "internal error in kerno (please report it): {what}"
+        ))
+    })
+}
+
+fn window_from(secs: f64) -> PyResult<Duration> {
+    if !secs.is_finite() || !(0.0..=1e6).contains(&secs) {
+        return Err(PyValueError::new_err(format!(
+            "duration must be a number of seconds from 1 to 300, got {secs}"
+        )));
+    }
+    let d = Duration::from_secs_f64(secs);
+    check_window("duration", d).map_err(config_err)?;
+    Ok(d)
+}
+
+/// Collect a window from the kernel for `duration` seconds and diagnose it. Needs root (or
+/// CAP_BPF and CAP_PERFMON). The GIL is released while collecting; Ctrl-C stops it with
+/// KeyboardInterrupt.
+#[pyfunction]
+#[pyo3(signature = (duration = 10.0, thresholds = None, rules = None, domains = None))]
+fn doctor(
+    py: Python<'_>,
+    duration: f64,
+    thresholds: Option<&Bound<'_, PyAny>>,
+    rules: Option<&Bound<'_, PyAny>>,
+    domains: Option<Vec<String>>,
+) -> PyResult<PyReport> {
+    // Everything the caller can get wrong is checked before the probes are loaded.
+    let window = window_from(duration)?;
+    let thresholds = thresholds_from(thresholds)?;
+    let rule_set = RuleSet::new(true, rules)?;
+    let opts = KernelOptions {
+        domains: domains.unwrap_or_default(),
+        ..KernelOptions::default()
+    };
+    let mut engine = py
+        .detach(|| guarded(|| Engine::kernel(&opts)))?
+        .map_err(core_err)?;
+    let rule_errors = rule_set.errors();
+    engine.add_rules(rule_set.rules).set_thresholds(thresholds);
+
+    // Collection runs with the GIL released; every progress tick (about ten a second) takes
+    // the GIL back briefly to let Python run its signal handlers, so Ctrl-C lands within
+    // ~100 ms and the engine stops through its cancel flag.
+    let cancel = AtomicBool::new(false);
+    let mut interrupted: Option<PyErr> = None;
+    let collected = py.detach(|| {
+        guarded(|| {
+            engine.collect(window, Some(&cancel), &mut |_, _| {
+                if interrupted.is_some() {
+                    return;
+                }
+                if let Err(e) = Python::attach(|py| py.check_signals()) {
+                    interrupted = Some(e);
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            })
+        })
+    });
+    if let Some(e) = interrupted {
+        py.detach(move || drop(engine));
+        return Err(e);
+    }
+    let signals = collected?.map_err(core_err)?;
+    let report = guarded(|| engine.evaluate(&signals))?;
+    // Unloading the probes closes their links and maps: no Python needed for that.
+    py.detach(move || drop(engine));
+    rule_errors.check()?;
+    Ok(PyReport { inner: report })
+}
+
+/// Run the rules over a window: the built-in ones (unless `builtin=False`) and any custom
+/// `rules`, with `thresholds` (a dict of threshold name -> value) over the defaults.
+#[pyfunction]
+#[pyo3(signature = (signals, thresholds = None, rules = None, builtin = true))]
+fn evaluate(
+    signals: &Bound<'_, PySignals>,
+    thresholds: Option<&Bound<'_, PyAny>>,
+    rules: Option<&Bound<'_, PyAny>>,
+    builtin: bool,
+) -> PyResult<PyReport> {
+    let thresholds = thresholds_from(thresholds)?;
+    let rule_set = RuleSet::new(builtin, rules)?;
+    let signals = &signals.get().inner;
+    let report = guarded(|| kerno_core::evaluate(signals, &rule_set.rules, &thresholds))?;
+    rule_set.errors().check()?;
+    Ok(PyReport { inner: report })
+}
+
+/// Read a window saved by `kerno doctor --save` (or the JSON report of a run). No root needed.
+#[pyfunction]
+fn load_signals(py: Python<'_>, path: PathBuf) -> PyResult<PySignals> {
+    let signals = py
+        .detach(|| guarded(|| kerno_core::load_signals(&path)))?
+        .map_err(core_err)?;
+    Ok(PySignals { inner: signals })
+}
+
+/// Parse a window from JSON text (a saved window or a JSON report).
+#[pyfunction]
+fn parse_signals(text: &str) -> PyResult<PySignals> {
+    kerno_core::parse_signals(text)
+        .map(|inner| PySignals { inner })
+        .map_err(|m| PyValueError::new_err(format!("not a Kerno signals snapshot: {m}")))
+}
+
+/// Every threshold with its default value.
+#[pyfunction]
+fn default_thresholds(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    serde_to_py(py, &Thresholds::default())
+}
+
+/// The built-in rules as `(id, description)`, in the order they run.
+#[pyfunction]
+fn builtin_rules() -> Vec<(String, String)> {
+    kerno_rules::builtin()
+        .iter()
+        .map(|r| (r.id().to_string(), r.description().to_string()))
+        .collect()
+}
+
+#[pymodule]
+fn _kerno(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySignals>()?;
+    m.add_class::<PyHistogram>()?;
+    m.add_class::<PyFinding>()?;
+    m.add_class::<PyReport>()?;
+    m.add_function(wrap_pyfunction!(doctor, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(load_signals, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_signals, m)?)?;
+    m.add_function(wrap_pyfunction!(default_thresholds, m)?)?;
+    m.add_function(wrap_pyfunction!(builtin_rules, m)?)?;
+    m.add("ProbeError", m.py().get_type::<errors::ProbeError>())?;
+    m.add("SCHEMA_VERSION", kerno_core::SCHEMA_VERSION)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
