@@ -149,8 +149,12 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                 "fds" => s.fds.as_ref().map(|x| match x.processes.first() {
                     None => "no process opened more descriptors than it closed".into(),
                     Some(p) => format!(
-                        "{} processes opened more than they closed; most: {} (pid {}) +{}",
-                        x.processes.len(),
+                        "{} opened more than {} closed; most: {} (pid {}) +{}",
+                        match x.processes.len() {
+                            1 => "1 process".to_string(),
+                            n => format!("{n} processes"),
+                        },
+                        if x.processes.len() == 1 { "it" } else { "they" },
                         p.process.comm,
                         p.process.pid,
                         p.opens.saturating_sub(p.closes)
@@ -205,6 +209,7 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                 }),
                 "oom" => s.oom.as_ref().map(|x| match x.kills.len() {
                     0 => "no OOM kills".into(),
+                    1 => "1 OOM kill".into(),
                     n => format!("{n} OOM kills"),
                 }),
                 "memory" => s.memory.as_ref().map(|m| {

@@ -102,7 +102,8 @@ pub struct Thresholds {
     pub syscall_error_critical_pct: f64,
     /// syscall-errors: fewer calls than this and the rule stays quiet.
     pub syscall_error_min_calls: u64,
-    /// syscall-errors: errnos that healthy programs return all day; not counted.
+    /// syscall-errors: errnos that healthy programs return all day; not counted. An entry
+    /// `syscall:ERRNO` (e.g. `close:EBADF`) makes an errno routine for that syscall only.
     pub benign_errnos: Vec<String>,
 
     /// oom-imminent: memory use above this share of the limit, and growing, warns (%).

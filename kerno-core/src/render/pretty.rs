@@ -2,7 +2,7 @@ use std::fmt::Write as _;
 
 use crate::{
     Report, Severity, Status,
-    finding::{human_bytes, human_secs},
+    finding::{human_bytes, human_secs, thousands},
 };
 
 /// How to render the pretty report.
@@ -96,16 +96,18 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
             p.bold(&f.title)
         );
         let _ = writeln!(o, "    {} {}", p.dim("rule:    "), f.rule);
-        let _ = writeln!(o, "    {} {}", p.dim("cause:   "), f.cause);
-        let _ = writeln!(o, "    {} {}", p.dim("impact:  "), f.impact);
+        field(&mut o, &p, "cause:   ", "", &f.cause);
+        field(&mut o, &p, "impact:  ", "", &f.impact);
+        let threshold = if f.threshold == 0.0 {
+            "threshold: any".to_string()
+        } else {
+            format!("threshold {}", with_unit(f.threshold, &f.unit))
+        };
         let _ = writeln!(
             o,
-            "    {} {} {} (threshold {} {})",
+            "    {} {} ({threshold})",
             p.dim("value:   "),
-            fmt_num(f.value),
-            f.unit,
-            fmt_num(f.threshold),
-            f.unit
+            with_unit(f.value, &f.unit),
         );
         if let Some(eta) = f.eta_secs {
             let _ = writeln!(
@@ -117,7 +119,7 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         }
         for (j, e) in f.evidence.iter().enumerate() {
             let label = if j == 0 { "evidence:" } else { "         " };
-            let _ = writeln!(o, "    {} - {}", p.dim(label), e);
+            field(&mut o, &p, label, "- ", e);
         }
         if f.low_volume {
             let _ = writeln!(
@@ -139,19 +141,31 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         } else {
             p.bad("-- ")
         };
-        let _ = writeln!(o, "  {mark} {:<9} {}", d.domain, d.detail);
+        // An unobserved domain's reason is listed once, under "Degraded" below.
+        let detail = if !d.observed && report.degraded.iter().any(|g| g.domain == d.domain) {
+            "not observed (see Degraded below)"
+        } else {
+            &d.detail
+        };
+        let _ = writeln!(o, "  {mark} {:<9} {detail}", d.domain);
     }
     let lost = &report.lost;
-    let lost_total = lost.syscall_samples + lost.sched_samples + lost.map_full + lost.oom_kills;
-    if lost_total > 0 {
+    let lost_parts: Vec<String> = [
+        (lost.syscall_samples, "syscall samples"),
+        (lost.sched_samples, "run-queue samples"),
+        (lost.map_full, "process records (map full)"),
+        (lost.oom_kills, "OOM kill events"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{} {what}", thousands(*n)))
+    .collect();
+    if !lost_parts.is_empty() {
         let _ = writeln!(
             o,
-            "  {} samples not recorded: {} syscall, {} run-queue, {} map full, {} OOM kills",
+            "  {} {} not recorded",
             p.dim("lost:"),
-            lost.syscall_samples,
-            lost.sched_samples,
-            lost.map_full,
-            lost.oom_kills
+            lost_parts.join(", ")
         );
     }
     if !report.degraded.is_empty() {
@@ -187,6 +201,70 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
     o
 }
 
+/// Width the prose fields are wrapped to, so a report reads the same in any terminal
+/// that is at least this wide. Titles and fix steps are never wrapped: a fix step is a
+/// command to copy whole.
+const WIDTH: usize = 100;
+
+/// A labelled field, its text wrapped at [`WIDTH`] under itself (after `bullet`).
+fn field(o: &mut String, p: &Paint, label: &str, bullet: &str, text: &str) {
+    let indent = 4 + label.chars().count() + 1 + bullet.chars().count();
+    for (i, line) in wrap(text, WIDTH.saturating_sub(indent)).iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(o, "    {} {bullet}{line}", p.dim(label));
+        } else {
+            let _ = writeln!(o, "{:indent$}{line}", "");
+        }
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces; a word longer than
+/// the width (a path, a command) keeps a line of its own and is never cut.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    // A number keeps its unit on its line: `60.82 ms`, not `60.82` and `ms` apart.
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let bare = word.trim_end_matches([',', ';', '.', ')', ':']);
+        let unit = bare.strip_suffix("/s").unwrap_or(bare);
+        let is_unit = matches!(
+            unit,
+            "ns" | "µs" | "ms" | "s" | "min" | "h" | "B" | "KiB" | "MiB" | "GiB" | "TiB" | "%"
+        );
+        match words.last_mut() {
+            Some(prev) if is_unit && prev.ends_with(|c: char| c.is_ascii_digit()) => {
+                prev.push(' ');
+                prev.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in &words {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// `12.5 ms`, `4.80%`, `1 kill`.
+fn with_unit(v: f64, unit: &str) -> String {
+    match unit {
+        "" => fmt_num(v),
+        "%" => format!("{}%", fmt_num(v)),
+        _ => format!("{} {unit}", fmt_num(v)),
+    }
+}
+
 fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
@@ -196,5 +274,27 @@ fn fmt_num(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_at_spaces_and_keeps_units_and_long_words_whole() {
+        let lines = wrap("p99 of 60.82 ms over 400 calls", 13);
+        assert_eq!(lines, ["p99 of", "60.82 ms over", "400 calls"]);
+        assert_eq!(wrap("growing 6.0 MiB/s)", 10), ["growing", "6.0 MiB/s)"]);
+        let lines = wrap("see /a/very/long/path/that/does/not/fit now", 10);
+        assert_eq!(lines, ["see", "/a/very/long/path/that/does/not/fit", "now"]);
+        assert_eq!(wrap("", 10), [""]);
+    }
+
+    #[test]
+    fn values_read_naturally() {
+        assert_eq!(with_unit(92.8, "%"), "92.8%");
+        assert_eq!(with_unit(121.45, "ms"), "121 ms");
+        assert_eq!(with_unit(1.0, "kill"), "1 kill");
     }
 }

@@ -1,0 +1,376 @@
+//! `fd-leak`: a process opens file descriptors faster than it closes them, steadily.
+
+use kerno_core::{
+    FdProcess, Finding, Rule, Severity, Signals, Subject, Thresholds, human_secs, thousands,
+};
+
+use crate::common::{finding, fmt_rate, proc_name, proc_where, systemd_unit};
+
+/// Net descriptor growth ((opens − closes) / window) above `fd_growth_per_sec`, sustained
+/// over at least `fd_sustained_ratio` of the sample intervals, warns. With the open count
+/// and the soft `RLIMIT_NOFILE` known, the ETA to the limit is `(limit − open) / growth`;
+/// under `fd_critical_eta_secs` it is critical.
+pub struct FdLeak;
+
+/// The rule's id.
+pub const ID: &str = "fd-leak";
+
+/// The share of sample intervals in which the process grew, or `None` without intervals.
+fn grown_share(p: &FdProcess) -> Option<f64> {
+    let n = p.net_per_interval.len();
+    (n > 0).then(|| p.net_per_interval.iter().filter(|v| **v > 0).count() as f64 / n as f64)
+}
+
+/// Seconds until the soft limit at this growth, when both ends are known.
+pub(crate) fn eta_secs(p: &FdProcess, growth: f64) -> Option<f64> {
+    let (open, limit) = (p.open_fds?, p.soft_limit?);
+    (growth > 0.0).then(|| limit.saturating_sub(open) as f64 / growth)
+}
+
+fn leak_finding(p: &FdProcess, growth: f64, s: &Signals, t: &Thresholds) -> Finding {
+    let eta = eta_secs(p, growth);
+    let severity = match eta {
+        Some(e) if e < t.fd_critical_eta_secs => Severity::Critical,
+        _ => Severity::Warning,
+    };
+    let proc_ = &p.process;
+    let pid = proc_.pid;
+    let mut f = finding(ID, severity, Subject::process(proc_));
+    let rate = fmt_rate(growth);
+    f.title = format!(
+        "process {} leaks file descriptors: +{rate}/s",
+        proc_name(proc_)
+    );
+    match (p.open_fds, p.soft_limit, eta) {
+        (Some(open), Some(limit), _) if open >= limit => {
+            f.title += &format!(
+                ", {} of {} open: at the limit, new opens fail with EMFILE",
+                thousands(open),
+                thousands(limit)
+            );
+        }
+        (Some(open), Some(limit), Some(e)) => {
+            f.title += &format!(
+                ", {} of {} open, limit in about {}",
+                thousands(open),
+                thousands(limit),
+                human_secs(e)
+            );
+        }
+        (Some(open), _, _) => f.title += &format!(", {} open", thousands(open)),
+        (None, _, _) => {
+            f.title += " (open count unknown: the process has exited or /proc was unreadable)"
+        }
+    }
+    let net = p.opens as i64 - p.closes as i64;
+    f.cause = format!(
+        "It created {} descriptors and closed {} in {}: {} more stay open every second, {}. Descriptors that are opened and never closed are a leak: a socket, file or pipe kept after its last use (a missing close on an error path, a connection pool that only grows, a client per request that is never shut down).",
+        thousands(p.opens),
+        thousands(p.closes),
+        human_secs(s.window_secs()),
+        rate,
+        match grown_share(p) {
+            Some(_) => format!(
+                "and the count grew in {} of {} sample intervals",
+                p.net_per_interval.iter().filter(|v| **v > 0).count(),
+                p.net_per_interval.len()
+            ),
+            None => "over the whole window".into(),
+        }
+    );
+    f.impact = match p.soft_limit {
+        Some(limit) => format!(
+            "At {} open descriptors (its soft RLIMIT_NOFILE) every open(), socket() and accept() fails with EMFILE: the process stops accepting connections and cannot open files, usually while still looking alive to its health checks.",
+            thousands(limit)
+        ),
+        None => "At its open-file limit every open(), socket() and accept() fails with EMFILE: the process stops accepting connections and cannot open files, usually while still looking alive to its health checks.".into(),
+    };
+    f.evidence.push(format!(
+        "{} opened, {} closed in {}: net +{} ({rate}/s)",
+        thousands(p.opens),
+        thousands(p.closes),
+        human_secs(s.window_secs()),
+        thousands(net.max(0) as u64)
+    ));
+    if !p.net_per_interval.is_empty() {
+        let grew = p.net_per_interval.iter().filter(|v| **v > 0).count();
+        let series: Vec<String> = p
+            .net_per_interval
+            .iter()
+            .map(|v| format!("{v:+}"))
+            .collect();
+        f.evidence.push(format!(
+            "grew in {grew} of {} sample intervals: {}",
+            p.net_per_interval.len(),
+            series.join(" ")
+        ));
+    }
+    match (p.open_fds, p.soft_limit) {
+        (Some(open), Some(limit)) => f.evidence.push(format!(
+            "{} descriptors open of a soft limit of {} ({} left)",
+            thousands(open),
+            thousands(limit),
+            thousands(limit.saturating_sub(open))
+        )),
+        (Some(open), None) => f.evidence.push(format!(
+            "{} descriptors open; limit unknown",
+            thousands(open)
+        )),
+        (None, Some(limit)) => f.evidence.push(format!(
+            "soft limit {}; open count unknown",
+            thousands(limit)
+        )),
+        (None, None) => {}
+    }
+    if let Some(w) = proc_where(proc_) {
+        f.evidence.push(format!("runs in {w}"));
+    }
+    f.value = growth;
+    f.threshold = t.fd_growth_per_sec;
+    f.unit = "fd/s".into();
+    f.eta_secs = eta;
+    f.fix.push(format!(
+        "ls /proc/{pid}/fd | wc -l  # the count now; run it again to see it climb"
+    ));
+    f.fix.push(format!(
+        "ls -l /proc/{pid}/fd | awk 'NR>1 {{print $NF}}' | sed -E 's/[0-9]+]$//' | sort | uniq -c | sort -rn | head  # what leaks: socket:[, pipe:[, a path"
+    ));
+    f.fix.push(format!(
+        "ss -tanp | grep 'pid={pid},' | awk '{{print $1}}' | sort | uniq -c  # many CLOSE-WAIT: it never closes sockets the peer closed"
+    ));
+    f.fix.push(format!("grep 'open files' /proc/{pid}/limits"));
+    f.fix.push(format!(
+        "prlimit --pid {pid} --nofile=<soft>:<hard>  # stopgap: more headroom (the leak continues)"
+    ));
+    if let Some(unit) = proc_.cgroup.as_deref().and_then(systemd_unit) {
+        f.fix.push(format!(
+            "systemctl restart {unit}  # last resort: frees the descriptors until the leak fills them again"
+        ));
+    }
+    f.fix.push("Fix the code path that opens without closing: the listing above shows what kind of descriptor it is.".into());
+    f
+}
+
+impl Rule for FdLeak {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn description(&self) -> &str {
+        "a process's net descriptor growth above fd_growth_per_sec, sustained (critical when its limit is under fd_critical_eta_secs away)"
+    }
+
+    fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
+        let Some(fds) = &s.fds else {
+            return Vec::new();
+        };
+        let secs = s.window_secs();
+        fds.processes
+            .iter()
+            .filter(|p| p.process.pid != s.collector_pid || s.collector_pid == 0)
+            .filter_map(|p| {
+                let growth = p.growth_per_sec(secs);
+                if growth <= t.fd_growth_per_sec || growth <= 0.0 {
+                    return None;
+                }
+                // A burst (a pool warming up, a batch of files) grows in a few intervals
+                // and then stops; a leak grows in most of them.
+                let sustained = grown_share(p).is_none_or(|share| share >= t.fd_sustained_ratio);
+                sustained.then(|| leak_finding(p, growth, s, t))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kerno_core::{FdSignals, Process};
+
+    use super::*;
+    use crate::testutil::*;
+
+    fn leaky(
+        opens: u64,
+        closes: u64,
+        open: Option<u64>,
+        limit: Option<u64>,
+        intervals: Vec<i64>,
+    ) -> FdProcess {
+        FdProcess {
+            process: Process {
+                cgroup: Some("/system.slice/api.service".into()),
+                ..proc_(4121, "api")
+            },
+            opens,
+            closes,
+            open_fds: open,
+            soft_limit: limit,
+            net_per_interval: intervals,
+        }
+    }
+
+    fn with_fds(procs: Vec<FdProcess>) -> Signals {
+        let mut s = signals();
+        s.fds = Some(FdSignals { processes: procs });
+        s
+    }
+
+    #[test]
+    fn balanced_processes_are_quiet() {
+        assert!(run(&FdLeak, &signals()).is_empty());
+        assert!(run(&FdLeak, &with_fds(vec![])).is_empty());
+        assert!(
+            run(
+                &FdLeak,
+                &with_fds(vec![leaky(
+                    5_000,
+                    4_990,
+                    Some(100),
+                    Some(1024),
+                    vec![1; 10]
+                )])
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_brief_example() {
+        // +37/s for 10 s, 48,210 of 65,536 open: (65,536 − 48,210) / 37 = 468 s, under 600 s.
+        let s = with_fds(vec![leaky(
+            400,
+            30,
+            Some(48_210),
+            Some(65_536),
+            vec![37; 10],
+        )]);
+        let f = one(run(&FdLeak, &s));
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(
+            f.title,
+            "process `api` (pid 4121) leaks file descriptors: +37/s, 48,210 of 65,536 open, limit in about 8 min"
+        );
+        let eta = f.eta_secs.unwrap();
+        assert!((eta - 17_326.0 / 37.0).abs() < 1e-6, "{eta}");
+        assert_eq!(f.value, 37.0);
+        assert_eq!(f.unit, "fd/s");
+        assert!(
+            f.fix
+                .iter()
+                .any(|x| x.starts_with("ls /proc/4121/fd | wc -l"))
+        );
+        assert!(
+            f.fix
+                .iter()
+                .any(|x| x.starts_with("systemctl restart api.service"))
+        );
+    }
+
+    #[test]
+    fn far_limit_only_warns() {
+        // 20/s with 1,000,000 left: about 14 h.
+        let s = with_fds(vec![leaky(
+            210,
+            10,
+            Some(48_576),
+            Some(1_048_576),
+            vec![20; 10],
+        )]);
+        let f = one(run(&FdLeak, &s));
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.eta_secs, Some(50_000.0));
+        assert!(f.title.ends_with("limit in about 13.9 h"), "{}", f.title);
+    }
+
+    #[test]
+    fn eta_boundary() {
+        // 6,000 left at 10/s is 600 s: not under 600. One fewer left is.
+        let t = Thresholds {
+            fd_growth_per_sec: 9.0,
+            ..Thresholds::default()
+        };
+        let s = with_fds(vec![leaky(100, 0, Some(4_000), Some(10_000), vec![10; 10])]);
+        let f = one(run_with(&FdLeak, &s, &t));
+        assert_eq!(f.eta_secs, Some(600.0));
+        assert_eq!(f.severity, Severity::Warning);
+        let s = with_fds(vec![leaky(100, 0, Some(4_001), Some(10_000), vec![10; 10])]);
+        assert_eq!(one(run_with(&FdLeak, &s, &t)).severity, Severity::Critical);
+    }
+
+    #[test]
+    fn at_the_limit_is_critical_now() {
+        let s = with_fds(vec![leaky(200, 0, Some(1_024), Some(1_024), vec![20; 10])]);
+        let f = one(run(&FdLeak, &s));
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.eta_secs, Some(0.0));
+        assert!(
+            f.title
+                .ends_with("at the limit, new opens fail with EMFILE"),
+            "{}",
+            f.title
+        );
+    }
+
+    #[test]
+    fn growth_boundary_is_strict() {
+        // Exactly 10/s over 10 s does not fire; 101 opens does.
+        assert!(
+            run(
+                &FdLeak,
+                &with_fds(vec![leaky(100, 0, None, None, vec![10; 10])])
+            )
+            .is_empty()
+        );
+        let f = one(run(
+            &FdLeak,
+            &with_fds(vec![leaky(101, 0, None, None, vec![10; 10])]),
+        ));
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.eta_secs, None);
+        assert!(f.title.contains("open count unknown"), "{}", f.title);
+    }
+
+    #[test]
+    fn bursts_are_not_leaks() {
+        // 500 in two intervals, then flat: 20% of intervals grew.
+        let burst = vec![250, 250, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(
+            run(
+                &FdLeak,
+                &with_fds(vec![leaky(500, 0, Some(600), Some(1_024), burst)])
+            )
+            .is_empty()
+        );
+        // Exactly the sustained ratio (75%) counts as sustained.
+        let mostly = vec![40, 40, 40, 40, 40, 40, 0, 0];
+        let f = one(run(
+            &FdLeak,
+            &with_fds(vec![leaky(240, 0, Some(600), Some(100_000), mostly)]),
+        ));
+        assert_eq!(f.severity, Severity::Warning);
+        let less = vec![48, 48, 48, 48, 48, 0, 0, 0];
+        assert!(
+            run(
+                &FdLeak,
+                &with_fds(vec![leaky(240, 0, Some(600), Some(100_000), less)])
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn without_intervals_positive_growth_counts_as_sustained() {
+        let f = one(run(
+            &FdLeak,
+            &with_fds(vec![leaky(300, 0, Some(600), None, vec![])]),
+        ));
+        assert!(f.title.ends_with("+30/s, 600 open"), "{}", f.title);
+    }
+
+    #[test]
+    fn the_collector_is_skipped() {
+        let mut p = leaky(5_000, 0, Some(600), Some(1_024), vec![500; 10]);
+        p.process.pid = COLLECTOR;
+        assert!(run(&FdLeak, &with_fds(vec![p])).is_empty());
+    }
+}

@@ -1,0 +1,164 @@
+//! `tcp-rtt`: TCP round trips are slow.
+
+use kerno_core::{Finding, Rule, Severity, Signals, Subject, Thresholds, human_ns, thousands};
+
+use crate::common::{addr_host, finding, fmt_pct, latency_line, ms, pct};
+
+/// The smoothed RTT's p99 (one sample per ACK) above `tcp_rtt_p99_ms` warns. Quiet with
+/// fewer than `tcp_rtt_min_samples` samples.
+pub struct TcpRtt;
+
+/// The rule's id.
+pub const ID: &str = "tcp-rtt";
+
+impl Rule for TcpRtt {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn description(&self) -> &str {
+        "TCP smoothed RTT p99 above tcp_rtt_p99_ms (warning)"
+    }
+
+    fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
+        let Some(tcp) = &s.tcp else {
+            return Vec::new();
+        };
+        let n = tcp.rtt.count();
+        if n == 0 || n < t.tcp_rtt_min_samples {
+            return Vec::new();
+        }
+        let (Some(p99), Some(p50)) = (tcp.rtt.percentile(99.0), tcp.rtt.percentile(50.0)) else {
+            return Vec::new();
+        };
+        if ms(p99) <= t.tcp_rtt_p99_ms {
+            return Vec::new();
+        }
+        let mut f = finding(ID, Severity::Warning, Subject::host(&s.host.hostname));
+        f.title = format!(
+            "TCP round trips are slow: smoothed RTT p99 {} (p50 {}) over {} ACKs",
+            human_ns(p99 as f64),
+            human_ns(p50 as f64),
+            thousands(n)
+        );
+        f.cause = if ms(p50) > t.tcp_rtt_p99_ms {
+            format!(
+                "Even the median round trip takes {}: the peers are far away (another region or continent), or every path out of this host is congested.",
+                human_ns(p50 as f64)
+            )
+        } else {
+            format!(
+                "Most round trips are fast (p50 {}) but the slowest 1% take {}: some connections go to distant peers, a queue builds up on a busy link (latency that rises only under load is bufferbloat), or a slow peer delays its ACKs.",
+                human_ns(p50 as f64),
+                human_ns(p99 as f64)
+            )
+        };
+        f.impact = "Every request and response waits for the round trip, and chatty protocols (many small exchanges per user request) pay it many times; a connection's throughput is capped at its window divided by the RTT.".into();
+        f.evidence
+            .push(format!("smoothed RTT: {}", latency_line(&tcp.rtt, "ACKs")));
+        if tcp.segments_out > 0 {
+            f.evidence.push(format!(
+                "{} of {} segments sent were retransmitted ({})",
+                thousands(tcp.retrans_segs),
+                thousands(tcp.segments_out),
+                fmt_pct(pct(tcp.retrans_segs, tcp.segments_out))
+            ));
+        }
+        for fl in &tcp.top_flows {
+            f.evidence.push(format!(
+                "flow with retransmits: {} → {} ({})",
+                fl.local,
+                fl.remote,
+                thousands(fl.retransmits)
+            ));
+        }
+        f.value = ms(p99);
+        f.threshold = t.tcp_rtt_p99_ms;
+        f.unit = "ms".into();
+        f.fix.push("ss -tin state established  # rtt:<smoothed>/<variance> per connection: which peers are slow".into());
+        let peer = tcp
+            .top_flows
+            .first()
+            .map(|fl| addr_host(&fl.remote).trim_matches(['[', ']']).to_string())
+            .unwrap_or_else(|| "<peer>".into());
+        f.fix.push(format!(
+            "ping -c 20 {peer}  # the bare network round trip to a slow peer"
+        ));
+        f.fix.push(format!(
+            "mtr -rwzc 50 {peer}  # where on the path the delay is added"
+        ));
+        f.fix.push(
+            "tc -s qdisc show  # backlog and drops: a queue building up on this host's interfaces"
+                .into(),
+        );
+        vec![f]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kerno_core::TcpSignals;
+
+    use super::*;
+    use crate::testutil::*;
+
+    fn with_rtt(h: kerno_core::Histogram) -> Signals {
+        let mut s = signals();
+        s.tcp = Some(TcpSignals {
+            rtt: h,
+            ..TcpSignals::default()
+        });
+        s
+    }
+
+    #[test]
+    fn fast_rtt_is_quiet() {
+        assert!(run(&TcpRtt, &with_rtt(hist(300_000, 10_000))).is_empty());
+        assert!(run(&TcpRtt, &with_rtt(kerno_core::Histogram::new())).is_empty());
+    }
+
+    #[test]
+    fn slow_tail_warns() {
+        let f = one(run(&TcpRtt, &with_rtt(hist2(MS, 9_800, 40 * MS, 200))));
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.subject.kind, "host");
+        assert!(
+            f.title
+                .starts_with("TCP round trips are slow: smoothed RTT p99 4"),
+            "{}",
+            f.title
+        );
+        assert!(f.title.ends_with("over 10,000 ACKs"), "{}", f.title);
+        assert!(f.cause.contains("Most round trips are fast"), "{}", f.cause);
+        assert!(f.value > 38.0 && f.value < 43.0, "{}", f.value);
+        assert_eq!(f.threshold, 10.0);
+    }
+
+    #[test]
+    fn slow_median_says_the_peers_are_far() {
+        let f = one(run(&TcpRtt, &with_rtt(hist(80 * MS, 1_000))));
+        assert!(f.cause.starts_with("Even the median"), "{}", f.cause);
+    }
+
+    #[test]
+    fn too_few_samples_is_quiet() {
+        assert!(run(&TcpRtt, &with_rtt(hist(80 * MS, 49))).is_empty());
+        assert_eq!(run(&TcpRtt, &with_rtt(hist(80 * MS, 50))).len(), 1);
+    }
+
+    #[test]
+    fn boundary_is_strict() {
+        let s = with_rtt(hist(12 * MS, 1_000));
+        let p99 = ms(s.tcp.as_ref().unwrap().rtt.percentile(99.0).unwrap());
+        let t = Thresholds {
+            tcp_rtt_p99_ms: p99,
+            ..Thresholds::default()
+        };
+        assert!(run_with(&TcpRtt, &s, &t).is_empty());
+        let t = Thresholds {
+            tcp_rtt_p99_ms: p99 - 0.001,
+            ..Thresholds::default()
+        };
+        assert_eq!(run_with(&TcpRtt, &s, &t).len(), 1);
+    }
+}

@@ -1,0 +1,557 @@
+//! The reports a person reads, as snapshots: a healthy window, one where every built-in rule
+//! fires, and one with domains that could not be observed. Review a changed snapshot as you
+//! would review a changed screen.
+
+use std::collections::BTreeMap;
+
+use kerno_core::{
+    CgroupMemory, Degraded, DelayedProcess, DiskDevice, DiskOp, DiskSignals, FdProcess, FdSignals,
+    Histogram, Host, MemorySignals, OomKill, OomSignals, Process, ProcessErrors, ProcessSlow,
+    Report, SchedSignals, Signals, Status, SyscallSignals, SyscallStat, TcpFlow, TcpSignals,
+    Thresholds, Window, evaluate,
+    render::{PrettyOptions, json, pretty},
+};
+
+const US: u64 = 1_000;
+const MS: u64 = 1_000_000;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const COLLECTOR: u32 = 999;
+
+/// A histogram from `(value ns, samples)` pairs.
+fn hist(parts: &[(u64, u64)]) -> Histogram {
+    let mut h = Histogram::new();
+    for (v, n) in parts {
+        h.record_n(*v, *n);
+    }
+    h
+}
+
+fn process(pid: u32, comm: &str) -> Process {
+    Process {
+        pid,
+        comm: comm.into(),
+        ..Process::default()
+    }
+}
+
+fn in_unit(pid: u32, comm: &str, unit: &str) -> Process {
+    Process {
+        cgroup: Some(format!("/system.slice/{unit}")),
+        ..process(pid, comm)
+    }
+}
+
+fn in_pod(pid: u32, comm: &str, pod: &str, uid: &str, ctr: &str) -> Process {
+    Process {
+        cgroup: Some(format!("/kubepods/burstable/pod{uid}/{ctr}")),
+        pod: Some(pod.into()),
+        container: Some(ctr.into()),
+        ..process(pid, comm)
+    }
+}
+
+const CHECKOUT_UID: &str = "7c1d0e4a-2b9f-4d7e-9a51-3f6b8c2d1e90";
+const CART_UID: &str = "3f2a9c1e-5d4b-4a8f-b7e6-0c9d8e7f6a5b";
+const CART_CTR: &str = "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12";
+
+fn api() -> Process {
+    in_unit(4121, "api", "api.service")
+}
+
+fn postgres() -> Process {
+    in_unit(812, "postgres", "postgresql.service")
+}
+
+fn base() -> Signals {
+    Signals {
+        schema: kerno_core::SCHEMA_VERSION,
+        host: Host {
+            hostname: "node-1".into(),
+            kernel: "6.18.0".into(),
+            cpus: 4,
+            memory_bytes: 16 * GIB,
+            environment: "kubernetes".into(),
+        },
+        window: Window {
+            start_unix_ms: 1_796_000_000_000,
+            duration_ms: 10_000,
+        },
+        collector_pid: COLLECTOR,
+        ..Signals::default()
+    }
+}
+
+fn syscall(nr: u32, name: &str, wait: bool, latency: Histogram) -> SyscallStat {
+    SyscallStat {
+        nr,
+        name: name.into(),
+        wait,
+        count: latency.count(),
+        latency,
+        ..SyscallStat::default()
+    }
+}
+
+fn with_errnos(
+    mut st: SyscallStat,
+    errnos: &[(&str, u64)],
+    top: Vec<ProcessErrors>,
+) -> SyscallStat {
+    st.errnos = errnos
+        .iter()
+        .map(|(e, n)| (e.to_string(), *n))
+        .collect::<BTreeMap<_, _>>();
+    st.errors = st.errnos.values().sum();
+    st.top_errors = top;
+    st
+}
+
+fn errs(p: Process, errno: &str, count: u64) -> ProcessErrors {
+    ProcessErrors {
+        process: p,
+        errno: errno.into(),
+        count,
+    }
+}
+
+fn syscalls(list: Vec<SyscallStat>) -> SyscallSignals {
+    let mut list = list;
+    list.sort_by(|a, b| b.count.cmp(&a.count).then(a.nr.cmp(&b.nr)));
+    SyscallSignals {
+        total_calls: list.iter().map(|s| s.count).sum(),
+        total_errors: list.iter().map(|s| s.errors).sum(),
+        syscalls: list,
+    }
+}
+
+fn op(name: &str, bytes_per_req: u64, latency: Histogram) -> DiskOp {
+    DiskOp {
+        op: name.into(),
+        count: latency.count(),
+        bytes: latency.count() * bytes_per_req,
+        errors: 0,
+        latency,
+    }
+}
+
+fn cgroup(path: &str, start: u64, usage: u64, limit: u64) -> CgroupMemory {
+    CgroupMemory {
+        path: path.into(),
+        version: 2,
+        usage_start_bytes: start,
+        usage_bytes: usage,
+        limit_bytes: limit,
+        ..CgroupMemory::default()
+    }
+}
+
+/// A busy but healthy node: every domain observed, every number inside its threshold.
+fn healthy() -> Signals {
+    let mut s = base();
+    s.syscalls = Some(syscalls(vec![
+        syscall(0, "read", true, hist(&[(4 * US, 118_000), (2 * MS, 2_000)])),
+        syscall(
+            232,
+            "epoll_wait",
+            true,
+            hist(&[(200 * US, 30_000), (900 * MS, 400)]),
+        ),
+        syscall(
+            1,
+            "write",
+            false,
+            hist(&[(9 * US, 29_800), (300 * US, 200)]),
+        ),
+        with_errnos(
+            syscall(
+                257,
+                "openat",
+                false,
+                hist(&[(14 * US, 11_900), (800 * US, 100)]),
+            ),
+            &[("ENOENT", 3_100)],
+            vec![errs(api(), "ENOENT", 3_000)],
+        ),
+        with_errnos(
+            syscall(42, "connect", true, hist(&[(30 * US, 790), (2 * MS, 10)])),
+            &[("EINPROGRESS", 600)],
+            vec![errs(api(), "EINPROGRESS", 600)],
+        ),
+        syscall(74, "fsync", false, hist(&[(900 * US, 380), (3 * MS, 20)])),
+    ]));
+    s.fds = Some(FdSignals {
+        processes: vec![FdProcess {
+            process: in_unit(311, "nginx", "nginx.service"),
+            opens: 1_220,
+            closes: 1_200,
+            open_fds: Some(412),
+            soft_limit: Some(65_536),
+            net_per_interval: vec![4, -2, 3, 0, 5, -1, 2, 4, 3, 2],
+        }],
+    });
+    s.sched = Some(SchedSignals {
+        runq_delay: hist(&[(40 * US, 170_000), (600 * US, 9_000), (2 * MS, 1_000)]),
+        top_delayed: vec![DelayedProcess {
+            process: api(),
+            count: 640,
+            total_ns: 1_100 * MS,
+            max_ns: 6 * MS,
+        }],
+        psi_cpu_some_avg10: Some(1.2),
+    });
+    s.disk = Some(DiskSignals {
+        devices: vec![
+            DiskDevice {
+                dev: "8:0".into(),
+                name: "sda".into(),
+                ops: vec![
+                    op("read", 16_384, hist(&[(300 * US, 2_900), (4 * MS, 100)])),
+                    op("write", 32_768, hist(&[(1_500 * US, 4_800), (9 * MS, 200)])),
+                    op("flush", 0, hist(&[(1_200 * US, 390), (6 * MS, 10)])),
+                ],
+            },
+            DiskDevice {
+                dev: "259:0".into(),
+                name: "nvme0n1".into(),
+                ops: vec![op("read", 131_072, hist(&[(90 * US, 8_000)]))],
+            },
+        ],
+    });
+    s.tcp = Some(TcpSignals {
+        retransmits: 41,
+        segments_out: 250_000,
+        retrans_segs: 45,
+        netns_count: 3,
+        rtt: hist(&[(300 * US, 58_000), (2 * MS, 2_000)]),
+        connect_latency: hist(&[(800 * US, 590), (3 * MS, 10)]),
+        active_opens: 600,
+        passive_opens: 2_400,
+        closes: 2_990,
+        connect_failed: 0,
+        top_flows: vec![TcpFlow {
+            local: "10.0.3.15:52310".into(),
+            remote: "10.0.9.4:443".into(),
+            retransmits: 12,
+            process: Some(api()),
+        }],
+    });
+    s.oom = Some(OomSignals::default());
+    s.memory = Some(MemorySignals {
+        total_bytes: 16 * GIB,
+        available_start_bytes: 9 * GIB,
+        available_end_bytes: 9 * GIB - 20 * MIB,
+        psi_some_avg10: Some(0.0),
+        psi_full_avg10: Some(0.0),
+        cgroups: vec![
+            CgroupMemory {
+                processes: vec![postgres()],
+                ..cgroup(
+                    "/system.slice/postgresql.service",
+                    2_600 * MIB,
+                    2_610 * MIB,
+                    4 * GIB,
+                )
+            },
+            CgroupMemory {
+                processes: vec![api()],
+                ..cgroup("/system.slice/api.service", 700 * MIB, 702 * MIB, 2 * GIB)
+            },
+        ],
+    });
+    s
+}
+
+/// A node in trouble: every built-in rule has something to say.
+fn everything_fires() -> Signals {
+    let mut s = healthy();
+    let checkout = in_pod(
+        6120,
+        "node",
+        "shop/checkout-5b8c9",
+        CHECKOUT_UID,
+        "c0ffee00c0ffee00",
+    );
+    let java = in_pod(8812, "java", "shop/cart-7d9f", CART_UID, CART_CTR);
+    let php = in_unit(5120, "php-fpm", "php-fpm.service");
+    s.syscalls = Some(syscalls(vec![
+        syscall(0, "read", true, hist(&[(4 * US, 118_000), (2 * MS, 2_000)])),
+        syscall(
+            232,
+            "epoll_wait",
+            true,
+            hist(&[(200 * US, 30_000), (900 * MS, 400)]),
+        ),
+        syscall(
+            1,
+            "write",
+            false,
+            hist(&[(9 * US, 29_800), (300 * US, 200)]),
+        ),
+        // Slow opens on a network file system (syscall-latency).
+        SyscallStat {
+            top_slow: vec![ProcessSlow {
+                process: php.clone(),
+                count: 170,
+                mean_ns: 240 * MS,
+                max_ns: 610 * MS,
+            }],
+            ..with_errnos(
+                syscall(
+                    257,
+                    "openat",
+                    false,
+                    hist(&[(14 * US, 11_820), (260 * MS, 180)]),
+                ),
+                &[("ENOENT", 3_100)],
+                vec![errs(api(), "ENOENT", 3_000)],
+            )
+        },
+        // A peer that is down (syscall-errors).
+        with_errnos(
+            syscall(
+                42,
+                "connect",
+                true,
+                hist(&[(30 * US, 7_900), (2 * MS, 100)]),
+            ),
+            &[("EINPROGRESS", 6_000), ("ECONNREFUSED", 1_600)],
+            vec![
+                errs(api(), "EINPROGRESS", 5_900),
+                errs(api(), "ECONNREFUSED", 1_500),
+                errs(process(6001, "curl"), "ECONNREFUSED", 100),
+            ],
+        ),
+        // Slow commits (disk-io).
+        SyscallStat {
+            top_slow: vec![ProcessSlow {
+                process: postgres(),
+                count: 95,
+                mean_ns: 118 * MS,
+                max_ns: 240 * MS,
+            }],
+            ..syscall(74, "fsync", false, hist(&[(2 * MS, 300), (120 * MS, 100)]))
+        },
+    ]));
+    s.fds = Some(FdSignals {
+        processes: vec![
+            FdProcess {
+                process: api(),
+                opens: 420,
+                closes: 50,
+                open_fds: Some(48_210),
+                soft_limit: Some(65_536),
+                net_per_interval: vec![36, 38, 37, 37, 35, 39, 37, 36, 38, 37],
+            },
+            // A pool warming up: a burst, not a leak.
+            FdProcess {
+                process: in_unit(311, "nginx", "nginx.service"),
+                opens: 600,
+                closes: 100,
+                open_fds: Some(912),
+                soft_limit: Some(65_536),
+                net_per_interval: vec![500, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            },
+        ],
+    });
+    s.sched = Some(SchedSignals {
+        runq_delay: hist(&[(60 * US, 175_000), (3 * MS, 2_000), (12 * MS, 3_000)]),
+        top_delayed: vec![
+            DelayedProcess {
+                process: in_pod(
+                    977,
+                    "worker",
+                    "batch/report-gen-x2x7q",
+                    CHECKOUT_UID,
+                    "feed0000feed0000",
+                ),
+                count: 2_900,
+                total_ns: 31_200 * MS,
+                max_ns: 94 * MS,
+            },
+            DelayedProcess {
+                process: api(),
+                count: 1_100,
+                total_ns: 8_400 * MS,
+                max_ns: 41 * MS,
+            },
+        ],
+        psi_cpu_some_avg10: Some(18.4),
+    });
+    if let Some(d) = &mut s.disk {
+        d.devices[0].ops = vec![
+            op("read", 16_384, hist(&[(300 * US, 2_900), (4 * MS, 100)])),
+            op("write", 32_768, hist(&[(4 * MS, 4_900), (60 * MS, 100)])),
+            op("flush", 0, hist(&[(30 * MS, 380), (110 * MS, 20)])),
+        ];
+    }
+    s.tcp = Some(TcpSignals {
+        retransmits: 7_380,
+        segments_out: 250_000,
+        retrans_segs: 7_500,
+        netns_count: 3,
+        rtt: hist(&[(800 * US, 59_000), (45 * MS, 1_000)]),
+        connect_latency: hist(&[(1_500 * US, 590), (1_030 * MS, 10)]),
+        active_opens: 600,
+        passive_opens: 2_400,
+        closes: 2_950,
+        connect_failed: 12,
+        top_flows: vec![
+            TcpFlow {
+                local: "10.0.3.15:41822".into(),
+                remote: "10.0.7.21:5432".into(),
+                retransmits: 5_100,
+                process: Some(api()),
+            },
+            TcpFlow {
+                local: "10.0.3.15:52310".into(),
+                remote: "10.0.9.4:443".into(),
+                retransmits: 1_200,
+                process: None,
+            },
+            TcpFlow {
+                local: "10.0.3.15:52388".into(),
+                remote: "10.0.9.4:443".into(),
+                retransmits: 640,
+                process: None,
+            },
+        ],
+    });
+    s.oom = Some(OomSignals {
+        kills: vec![OomKill {
+            process: java.clone(),
+            at_unix_ms: 1_796_000_004_250,
+            anon_rss_bytes: 1_930 * MIB,
+            file_rss_bytes: 14 * MIB,
+            shmem_rss_bytes: 0,
+            total_vm_bytes: 3_400 * MIB,
+            cgroup_limit_bytes: None,
+        }],
+        vmstat_oom_kills: 1,
+    });
+    s.memory = Some(MemorySignals {
+        total_bytes: 16 * GIB,
+        available_start_bytes: 5_300 * MIB,
+        available_end_bytes: 5_200 * MIB,
+        psi_some_avg10: Some(9.8),
+        psi_full_avg10: Some(2.1),
+        cgroups: vec![
+            // Growing towards its limit (oom-imminent and memory-pressure).
+            CgroupMemory {
+                pod: Some("shop/checkout-5b8c9".into()),
+                processes: vec![checkout],
+                ..cgroup(
+                    &format!("/kubepods/burstable/pod{CHECKOUT_UID}"),
+                    1_840 * MIB,
+                    1_900 * MIB,
+                    2 * GIB,
+                )
+            },
+            // Full but flat (memory-pressure only).
+            CgroupMemory {
+                processes: vec![postgres()],
+                ..cgroup(
+                    "/system.slice/postgresql.service",
+                    3_890 * MIB,
+                    3_890 * MIB,
+                    4 * GIB,
+                )
+            },
+            // Where the OOM kill happened: emptied by it.
+            CgroupMemory {
+                pod: Some("shop/cart-7d9f".into()),
+                oom_kills: 1,
+                ..cgroup(
+                    &format!("/kubepods/burstable/pod{CART_UID}"),
+                    1_990 * MIB,
+                    120 * MIB,
+                    2 * GIB,
+                )
+            },
+        ],
+    });
+    s
+}
+
+/// A node where the TCP and OOM probes could not attach, the rest quiet but for a handful
+/// of slow flushes: too few to judge.
+fn degraded() -> Signals {
+    let mut s = healthy();
+    s.tcp = None;
+    s.oom = None;
+    s.degraded = vec![
+        Degraded {
+            domain: "tcp".into(),
+            reason: "tcp probe not attached: tracepoint tcp:tcp_probe not found (kernel built without it?)".into(),
+        },
+        Degraded {
+            domain: "oom".into(),
+            reason: "oom probe not attached: loading the program failed: permission denied (needs CAP_BPF and CAP_PERFMON, or root)".into(),
+        },
+    ];
+    s.lost.syscall_samples = 12;
+    if let Some(d) = &mut s.disk {
+        d.devices[0].ops[2] = op("flush", 0, hist(&[(1_200 * US, 3), (310 * MS, 3)]));
+    }
+    s
+}
+
+fn report(s: &Signals) -> Report {
+    evaluate(s, &kerno_rules::builtin(), &Thresholds::default())
+}
+
+fn text(r: &Report) -> String {
+    pretty(r, PrettyOptions { color: false })
+}
+
+#[test]
+fn healthy_report() {
+    let r = report(&healthy());
+    assert_eq!(r.status, Status::Healthy, "{:#?}", r.findings);
+    assert!(r.findings.is_empty());
+    insta::assert_snapshot!("healthy_pretty", text(&r));
+    insta::assert_snapshot!("healthy_json", json(&r));
+}
+
+#[test]
+fn every_rule_fires_report() {
+    let r = report(&everything_fires());
+    assert_eq!(r.status, Status::Critical);
+    let mut fired: Vec<&str> = r.findings.iter().map(|f| f.rule.as_str()).collect();
+    fired.sort_unstable();
+    fired.dedup();
+    let mut all: Vec<String> = kerno_rules::builtin()
+        .iter()
+        .map(|r| r.id().to_string())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(fired, all);
+    for f in &r.findings {
+        assert!(
+            f.subject
+                .process
+                .as_ref()
+                .is_none_or(|p| p.pid != COLLECTOR),
+            "{f:#?}"
+        );
+        assert!(!f.evidence.iter().any(|e| e.contains("`kerno`")), "{f:#?}");
+    }
+    insta::assert_snapshot!("every_rule_fires_pretty", text(&r));
+    insta::assert_snapshot!("every_rule_fires_json", json(&r));
+}
+
+#[test]
+fn degraded_report() {
+    let r = report(&degraded());
+    assert_eq!(r.status, Status::Degraded, "{:#?}", r.findings);
+    assert!(r.findings.iter().all(|f| f.low_volume));
+    insta::assert_snapshot!("degraded_pretty", text(&r));
+    insta::assert_snapshot!("degraded_json", json(&r));
+}
+
+#[test]
+fn reports_are_deterministic() {
+    for s in [healthy(), everything_fires(), degraded()] {
+        assert_eq!(json(&report(&s)), json(&report(&s)));
+    }
+}
