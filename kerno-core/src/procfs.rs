@@ -429,10 +429,11 @@ pub fn tcp_socket_owners(wanted: &[(String, String)]) -> HashMap<(String, String
                 continue;
             };
             for line in text.lines() {
-                if let Some((l, r, ino)) = parse_proc_net_tcp_line(line, v6) {
-                    if ino != 0 && wanted.iter().any(|(wl, wr)| *wl == l && *wr == r) {
-                        inodes.insert(ino, (l, r));
-                    }
+                if let Some((l, r, ino)) = parse_proc_net_tcp_line(line, v6)
+                    && ino != 0
+                    && wanted.iter().any(|(wl, wr)| *wl == l && *wr == r)
+                {
+                    inodes.insert(ino, (l, r));
                 }
             }
         }
@@ -453,10 +454,9 @@ pub fn tcp_socket_owners(wanted: &[(String, String)]) -> HashMap<(String, String
                 .strip_prefix("socket:[")
                 .and_then(|s| s.strip_suffix(']'))
                 .and_then(|s| s.parse::<u64>().ok())
+                && let Some(key) = inodes.get(&ino)
             {
-                if let Some(key) = inodes.get(&ino) {
-                    out.entry(key.clone()).or_insert(pid);
-                }
+                out.entry(key.clone()).or_insert(pid);
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    path::PathBuf,
+    path::Path,
     sync::{Arc, Mutex},
 };
 
@@ -245,7 +245,7 @@ fn prepare_offsets(domains: &[Domain]) -> Prepared {
     }
 }
 
-fn fill_offsets(root: &PathBuf, d: Domain, o: &mut TpOffsets) -> Result<(), ProbeError> {
+fn fill_offsets(root: &Path, d: Domain, o: &mut TpOffsets) -> Result<(), ProbeError> {
     match d {
         Domain::Syscalls => {}
         Domain::Sched => {

@@ -85,10 +85,10 @@ impl Format {
                 .split('[')
                 .next()
                 .unwrap_or("");
-            if let (Some(o), Some(s)) = (offset, size) {
-                if !name.is_empty() {
-                    fields.push((name.to_string(), o, s));
-                }
+            if let (Some(o), Some(s)) = (offset, size)
+                && !name.is_empty()
+            {
+                fields.push((name.to_string(), o, s));
             }
         }
         Format {

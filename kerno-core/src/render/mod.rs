@@ -35,7 +35,7 @@ mod tests {
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(1_796_000_000_000), "2026-11-29 10:53:20 UTC");
+        assert_eq!(super::utc(1_796_000_000_000), "2026-11-30 00:53:20 UTC");
         assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
     }
 }
