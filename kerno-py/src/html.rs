@@ -20,6 +20,15 @@ fn esc(s: &str) -> String {
     o
 }
 
+/// A measured value for reading: whole numbers as such, others to two decimals.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 fn colour(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "#c62828",
@@ -89,7 +98,10 @@ pub fn report(r: &Report) -> String {
                 "value",
                 esc(&format!(
                     "{} {} (threshold {} {})",
-                    f.value, f.unit, f.threshold, f.unit
+                    num(f.value),
+                    f.unit,
+                    num(f.threshold),
+                    f.unit
                 )),
             );
             if let Some(eta) = f.eta_secs {

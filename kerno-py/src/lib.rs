@@ -144,9 +144,7 @@ fn load_signals(py: Python<'_>, path: PathBuf) -> PyResult<PySignals> {
 /// Parse a window from JSON text (a saved window or a JSON report).
 #[pyfunction]
 fn parse_signals(text: &str) -> PyResult<PySignals> {
-    kerno_core::parse_signals(text)
-        .map(|inner| PySignals { inner })
-        .map_err(|m| PyValueError::new_err(format!("not a Kerno signals snapshot: {m}")))
+    signals::parse(text)
 }
 
 /// Every threshold with its default value.

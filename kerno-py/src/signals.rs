@@ -212,7 +212,8 @@ impl PySignals {
     }
 }
 
-fn parse(text: &str) -> PyResult<PySignals> {
+/// A window from JSON text; a malformed one is a ValueError saying what is wrong.
+pub fn parse(text: &str) -> PyResult<PySignals> {
     kerno_core::parse_signals(text)
         .map(|inner| PySignals { inner })
         .map_err(|m| PyValueError::new_err(format!("not a Kerno signals snapshot: {m}")))

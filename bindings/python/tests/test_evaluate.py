@@ -79,13 +79,14 @@ def test_json_and_dict(incident: kerno.Signals) -> None:
 def test_html_for_notebooks_escapes_everything(incident: kerno.Signals) -> None:
     evil = finding(
         rule="x<y", severity="critical", title="<script>alert(1)</script>", cause="a & b",
-        evidence=["\"quoted\""], fix=["kill -9 'pid'"], eta_secs=30.0,
+        evidence=["\"quoted\""], fix=["kill -9 'pid'"], eta_secs=30.0, value=6.796116, threshold=5, unit="%",
     )
     html = kerno.evaluate(incident, rules=[Fixed("evil", [evil])])._repr_html_()
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "a &amp; b" in html and "&quot;quoted&quot;" in html and "kill -9 &#39;pid&#39;" in html
     assert "CRITICAL" in html and "limit reached in about 30 s" in html
+    assert "6.80 % (threshold 5 %)" in html
     assert html.startswith('<div class="kerno-report">') and html.endswith("</div>")
 
 
