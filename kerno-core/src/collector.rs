@@ -71,4 +71,13 @@ pub trait Collector: Send {
     fn sample(&mut self) -> Result<Sample, CollectorError>;
     /// Fill this collector's part of `signals` from `samples` (oldest first, at least two).
     fn fill(&self, samples: &[&Sample], signals: &mut Signals) -> Result<(), CollectorError>;
+
+    /// A daemon keeping many samples calls this now and then with all it keeps, oldest
+    /// first: drop from them what no window ending at the newest can need (say, entries of
+    /// processes that exited and are gone from the newest reading). Afterwards only windows
+    /// ending at the newest of these samples (or a later one) stay exact. The default keeps
+    /// everything.
+    fn compact(&self, samples: &[&Sample]) {
+        let _ = samples;
+    }
 }

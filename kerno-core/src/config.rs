@@ -52,6 +52,8 @@ pub struct AgentConfig {
     /// How much history the agent keeps, e.g. `5m`.
     #[serde(with = "duration_str")]
     pub window: Duration,
+    /// The agent's unix socket, where `kerno doctor` asks for windows.
+    pub socket: PathBuf,
 }
 
 impl Default for Config {
@@ -81,18 +83,20 @@ impl Default for AgentConfig {
         AgentConfig {
             listen: ":9090".into(),
             window: Duration::from_secs(300),
+            socket: PathBuf::from("/run/kerno/agent.sock"),
         }
     }
 }
 
 /// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
-pub const ENV_VARS: [&str; 7] = [
+pub const ENV_VARS: [&str; 8] = [
     "KERNO_CONFIG",
     "KERNO_DURATION",
     "KERNO_OUTPUT",
     "KERNO_DOMAINS",
     "KERNO_LISTEN",
     "KERNO_WINDOW",
+    "KERNO_SOCKET",
     "KERNO_FAIL_PROBES",
 ];
 
@@ -176,6 +180,7 @@ impl Config {
                 }
                 "KERNO_OUTPUT" => self.output = v.clone(),
                 "KERNO_LISTEN" => self.agent.listen = v.clone(),
+                "KERNO_SOCKET" => self.agent.socket = PathBuf::from(v),
                 "KERNO_DOMAINS" => {
                     self.probes.domains = v
                         .split(',')
@@ -217,6 +222,14 @@ impl Config {
                     .collect(),
             ),
             serde_json::Value::Object(_) => return Err(bad("cannot be set from text".into())),
+            // Counts (min samples) are whole numbers; the rest are real numbers.
+            serde_json::Value::Number(n) if n.is_u64() => {
+                let n: u64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("expected a whole number, got {value:?}")))?;
+                serde_json::json!(n)
+            }
             _ => {
                 let n: f64 = value
                     .trim()
@@ -239,6 +252,17 @@ impl Config {
             ));
         }
         check_window("duration", self.duration)?;
+        if self.agent.window < Duration::from_secs(5)
+            || self.agent.window > Duration::from_secs(3600)
+        {
+            return Err(invalid(
+                "agent.window",
+                format!(
+                    "{} is out of range: use 5s to 1h (5m or more lets `kerno doctor` ask for any window)",
+                    format_duration(self.agent.window)
+                ),
+            ));
+        }
         for d in &self.probes.domains {
             if !crate::DOMAINS.contains(&d.as_str()) {
                 return Err(invalid(
@@ -442,6 +466,9 @@ mod tests {
     fn list_threshold_from_text() {
         let mut c = Config::default();
         c.set_threshold("benign_errnos", "EAGAIN, EINTR").unwrap();
+        c.set_threshold("disk_min_samples", "20").unwrap();
+        assert_eq!(c.thresholds.disk_min_samples, 20);
+        assert!(c.set_threshold("disk_min_samples", "2.5").is_err());
         assert_eq!(c.thresholds.benign_errnos, vec!["EAGAIN", "EINTR"]);
     }
 }

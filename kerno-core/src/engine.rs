@@ -273,6 +273,15 @@ impl Engine {
         signals
     }
 
+    /// Let every collector drop, from the samples a daemon keeps (one series per collector,
+    /// oldest first, as for [`Engine::signals_from`]), what no window ending at the newest
+    /// sample can need; see [`Collector::compact`].
+    pub fn compact(&self, series: &[Vec<&Sample>]) {
+        for (c, samples) in self.collectors.iter().zip(series) {
+            c.compact(samples);
+        }
+    }
+
     fn blank_signals(&self, start_unix_ms: u64, duration: Duration) -> Signals {
         Signals {
             schema: crate::SCHEMA_VERSION,

@@ -42,8 +42,6 @@ impl Collector for FdCollector {
         let (Some(first), Some(last)) = (series.first(), series.last()) else {
             return Ok(());
         };
-        let at =
-            |s: &FdSample, pid: u32| s.0.get(&pid).map(|v| (v.opens, v.closes)).unwrap_or((0, 0));
         let (first_map, last_map) = (first.0.materialize(), last.0.materialize());
         let mut procs: Vec<(u32, u64, u64)> = last_map
             .iter()
@@ -63,13 +61,21 @@ impl Collector for FdCollector {
                 .then(a.0.cmp(&b.0))
         });
         procs.truncate(TOP);
+        // Each top process's (opens, closes) at every sample, oldest first.
+        let mut readings: Vec<Vec<(u64, u64)>> =
+            vec![Vec::with_capacity(series.len()); procs.len()];
+        let layered: Vec<&Layered<u32, FdVal>> = series.iter().map(|s| &s.0).collect();
+        Layered::replay(&layered, |_, map| {
+            for ((pid, _, _), r) in procs.iter().zip(readings.iter_mut()) {
+                r.push(map.get(pid).map(|v| (v.opens, v.closes)).unwrap_or((0, 0)));
+            }
+        });
         let mut out = FdSignals::default();
-        for (pid, opens, closes) in procs {
-            let net_per_interval = series
+        for ((pid, opens, closes), at) in procs.into_iter().zip(readings) {
+            let net_per_interval = at
                 .windows(2)
                 .map(|w| {
-                    let (o0, c0) = at(w[0], pid);
-                    let (o1, c1) = at(w[1], pid);
+                    let ((o0, c0), (o1, c1)) = (w[0], w[1]);
                     (o1.saturating_sub(o0)) as i64 - (c1.saturating_sub(c0)) as i64
                 })
                 .collect();
@@ -88,5 +94,14 @@ impl Collector for FdCollector {
         }
         signals.fds = Some(out);
         Ok(())
+    }
+
+    fn compact(&self, samples: &[&Sample]) {
+        let readings: Vec<&Layered<_, _>> = samples
+            .iter()
+            .filter_map(|s| s.get::<FdSample>())
+            .map(|s| &s.0)
+            .collect();
+        Layered::compact(&readings);
     }
 }

@@ -180,4 +180,13 @@ impl Collector for MemoryCollector {
         });
         Ok(())
     }
+
+    fn compact(&self, samples: &[&Sample]) {
+        let readings: Vec<&Layered<_, _>> = samples
+            .iter()
+            .filter_map(|s| s.get::<MemorySample>())
+            .map(|s| &s.cgroups)
+            .collect();
+        Layered::compact(&readings);
+    }
 }

@@ -90,4 +90,13 @@ impl Collector for SchedCollector {
         });
         Ok(())
     }
+
+    fn compact(&self, samples: &[&Sample]) {
+        let readings: Vec<&Layered<_, _>> = samples
+            .iter()
+            .filter_map(|s| s.get::<SchedSample>())
+            .map(|s| &s.slow)
+            .collect();
+        Layered::compact(&readings);
+    }
 }

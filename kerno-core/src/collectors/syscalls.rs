@@ -27,13 +27,34 @@ pub struct SyscallCollector {
     /// Last histogram read per syscall, with the count it was read at: a histogram is only
     /// read again when that syscall's count moved, which keeps a sample cheap.
     cache: HashMap<u32, (u64, Arc<Histogram>)>,
+    totals: LayeredBuilder<u32, (u64, u64)>,
+    buckets: LayeredBuilder<(u32, u32), u64>,
     procs: LayeredBuilder<ProcSyscallKey, ProcSyscallVal>,
 }
 
 struct SyscallSample {
-    totals: SyscallTotals,
-    hists: HashMap<u32, Arc<Histogram>>,
+    /// (calls, errors) by syscall number, for the syscalls that ran.
+    totals: Layered<u32, (u64, u64)>,
+    /// Latency histogram counts by (syscall number, bucket).
+    buckets: Layered<(u32, u32), u64>,
     procs: Layered<ProcSyscallKey, ProcSyscallVal>,
+}
+
+impl SyscallSample {
+    /// Calls and errors, and the latency histograms, by syscall number.
+    fn read(&self) -> (HashMap<u32, (u64, u64)>, HashMap<u32, Histogram>) {
+        let mut dense: HashMap<u32, Vec<u64>> = HashMap::new();
+        for ((nr, b), c) in self.buckets.materialize() {
+            dense
+                .entry(nr)
+                .or_insert_with(|| vec![0; kerno_probes::common::hist::BUCKETS])[b as usize] = c;
+        }
+        let hists = dense
+            .into_iter()
+            .map(|(nr, d)| (nr, Histogram::from_dense(&d)))
+            .collect();
+        (self.totals.materialize(), hists)
+    }
 }
 
 impl SyscallCollector {
@@ -42,6 +63,8 @@ impl SyscallCollector {
         SyscallCollector {
             reader,
             cache: HashMap::new(),
+            totals: LayeredBuilder::new(|a, b| a == b),
+            buckets: LayeredBuilder::new(|a, b| a == b),
             procs: LayeredBuilder::new(|a, b| a.count == b.count && a.lat_sum_ns == b.lat_sum_ns),
         }
     }
@@ -53,13 +76,15 @@ impl Collector for SyscallCollector {
     }
 
     fn sample(&mut self) -> Result<Sample, CollectorError> {
-        let totals = self.reader.totals()?;
-        let mut hists = HashMap::new();
-        for (nr, &count) in totals.count.iter().enumerate() {
+        let SyscallTotals { count, errors } = self.reader.totals()?;
+        let mut totals = HashMap::new();
+        let mut buckets = HashMap::new();
+        for (nr, (&count, &errors)) in count.iter().zip(&errors).enumerate() {
             if count == 0 {
                 continue;
             }
             let nr = nr as u32;
+            totals.insert(nr, (count, errors));
             let h = match self.cache.get(&nr) {
                 Some((c, h)) if *c == count => h.clone(),
                 _ => {
@@ -68,14 +93,16 @@ impl Collector for SyscallCollector {
                     h
                 }
             };
-            hists.insert(nr, h);
+            for (b, c) in h.buckets() {
+                buckets.insert((nr, *b), *c);
+            }
         }
         let procs = self
             .procs
             .next(self.reader.per_process()?.into_iter().collect());
         Ok(Sample::now(SyscallSample {
-            totals,
-            hists,
+            totals: self.totals.next(totals),
+            buckets: self.buckets.next(buckets),
             procs,
         }))
     }
@@ -105,14 +132,18 @@ impl Collector for SyscallCollector {
                 .clone()
         };
 
-        for nr in 0..last.totals.count.len() {
-            let count = last.totals.count[nr].saturating_sub(first.totals.count[nr]);
+        let ((first_totals, first_hists), (last_totals, last_hists)) = (first.read(), last.read());
+        let mut nrs: Vec<u32> = last_totals.keys().copied().collect();
+        nrs.sort_unstable();
+        for nr in nrs {
+            let (c1, e1) = last_totals[&nr];
+            let (c0, e0) = first_totals.get(&nr).copied().unwrap_or((0, 0));
+            let count = c1.saturating_sub(c0);
             if count == 0 {
                 continue;
             }
-            let errors = last.totals.errors[nr].saturating_sub(first.totals.errors[nr]);
-            let nr = nr as u32;
-            let latency = match (last.hists.get(&nr), first.hists.get(&nr)) {
+            let errors = e1.saturating_sub(e0);
+            let latency = match (last_hists.get(&nr), first_hists.get(&nr)) {
                 (Some(l), Some(f)) => l.delta(f),
                 (Some(l), None) => l.delta(&empty),
                 _ => Histogram::new(),
@@ -163,5 +194,14 @@ impl Collector for SyscallCollector {
             .sort_by(|a, b| b.count.cmp(&a.count).then(a.nr.cmp(&b.nr)));
         signals.syscalls = Some(out);
         Ok(())
+    }
+
+    fn compact(&self, samples: &[&Sample]) {
+        let readings: Vec<&Layered<_, _>> = samples
+            .iter()
+            .filter_map(|s| s.get::<SyscallSample>())
+            .map(|s| &s.procs)
+            .collect();
+        Layered::compact(&readings);
     }
 }

@@ -122,4 +122,13 @@ impl Collector for TcpCollector {
         });
         Ok(())
     }
+
+    fn compact(&self, samples: &[&Sample]) {
+        let readings: Vec<&Layered<_, _>> = samples
+            .iter()
+            .filter_map(|s| s.get::<TcpSample>())
+            .map(|s| &s.flows)
+            .collect();
+        Layered::compact(&readings);
+    }
 }
