@@ -27,6 +27,12 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List the built-in rules and their thresholds.
     Rules(RulesArgs),
+    /// Run the node agent: a sliding window of kernel signals, /metrics, /healthz, /readyz.
+    ///
+    /// Loads the probes once and keeps a sample a second for the window (5m by default);
+    /// `kerno doctor` on this node then answers from it at once. SIGTERM or SIGINT stops
+    /// serving and detaches every probe.
+    Start(StartArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -76,6 +82,38 @@ pub struct DoctorArgs {
     pub config: Option<PathBuf>,
 
     /// Override a rule threshold, e.g. --threshold syscall_p99_ms=250 (repeatable; see `kerno rules`).
+    #[arg(short = 't', long = "threshold", value_name = "KEY=VALUE")]
+    pub thresholds: Vec<String>,
+
+    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub domains: Option<Vec<String>>,
+
+    /// Load probes and collect here even when a `kerno start` agent runs (by default the
+    /// agent answers from its window at once).
+    #[arg(long, conflicts_with = "from")]
+    pub standalone: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Address for /metrics, /healthz and /readyz [default: :9090, $KERNO_LISTEN, or the config file's agent.listen]
+    #[arg(short, long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Unix socket where `kerno doctor` asks for windows [default: /run/kerno/agent.sock, $KERNO_SOCKET, or agent.socket]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// History to keep, 5s to 1h [default: 5m, $KERNO_WINDOW, or agent.window]
+    #[arg(short, long, value_name = "DURATION")]
+    pub window: Option<String>,
+
+    /// Configuration file (YAML) [default: $KERNO_CONFIG, ~/.config/kerno/config.yaml, /etc/kerno/config.yaml]
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Override a rule threshold for the findings metrics and /doctor (repeatable).
     #[arg(short = 't', long = "threshold", value_name = "KEY=VALUE")]
     pub thresholds: Vec<String>,
 

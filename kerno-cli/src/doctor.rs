@@ -36,6 +36,63 @@ pub fn config(
     Ok(cfg)
 }
 
+/// Probe options from the configuration, and `KERNO_FAIL_PROBES` (domains to fail on
+/// purpose, to exercise degradation).
+pub fn kernel_options(cfg: &Config) -> KernelOptions {
+    KernelOptions {
+        domains: cfg.probes.domains.clone(),
+        slow_syscall_ms: cfg.probes.slow_syscall_ms,
+        slow_runq_ms: cfg.probes.slow_runq_ms,
+        fail_on_purpose: std::env::var("KERNO_FAIL_PROBES")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The window from a running `kerno start` agent; `None` when none runs or it could not
+/// answer (then the doctor collects itself). The doctor's own rules and thresholds are
+/// applied to it afterwards.
+fn ask_agent(cfg: &Config, quiet: bool) -> Option<kerno_core::Signals> {
+    let socket = &cfg.agent.socket;
+    let timeout = cfg.duration + Duration::from_secs(10);
+    match kerno_agent::fetch_signals(socket, cfg.duration, timeout) {
+        Ok(mut signals) => {
+            signals.keep_domains(&cfg.probes.domains);
+            if !quiet {
+                let got = Duration::from_millis(signals.window.duration_ms);
+                eprintln!(
+                    "kerno: window from the running agent ({}); --standalone collects here instead",
+                    socket.display()
+                );
+                if got + Duration::from_millis(500) < cfg.duration {
+                    eprintln!(
+                        "kerno: the agent keeps {} s of history: the window is {} s, not {} s",
+                        got.as_secs(),
+                        got.as_secs(),
+                        cfg.duration.as_secs()
+                    );
+                }
+                for d in &signals.degraded {
+                    eprintln!("kerno: degraded: {}: {}", d.domain, d.reason);
+                }
+            }
+            Some(signals)
+        }
+        Err(kerno_agent::ClientError::NoAgent { .. }) => None,
+        Err(e) => {
+            if !quiet {
+                eprintln!("kerno: the agent could not answer ({e}); collecting here");
+            }
+            None
+        }
+    }
+}
+
 pub fn run(args: DoctorArgs) -> Result<u8, Failure> {
     let mut cfg = config(args.config.as_deref(), &args.thresholds)?;
     if let Some(d) = &args.duration {
@@ -64,22 +121,21 @@ pub fn run(args: DoctorArgs) -> Result<u8, Failure> {
     engine.add_rules(kerno_rules::builtin());
     engine.set_thresholds(cfg.thresholds.clone());
 
-    let signals = match &args.from {
-        Some(path) => kerno_core::load_signals(path)?,
-        None => {
-            let opts = KernelOptions {
-                domains: cfg.probes.domains.clone(),
-                slow_syscall_ms: cfg.probes.slow_syscall_ms,
-                slow_runq_ms: cfg.probes.slow_runq_ms,
-                fail_on_purpose: std::env::var("KERNO_FAIL_PROBES")
-                    .map(|v| {
-                        v.split(',')
-                            .map(|s| s.trim().to_string())
-                            .filter(|s| !s.is_empty())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            };
+    // A running agent answers from its window at once; probes forced to fail are a
+    // standalone experiment.
+    let from_agent = if args.from.is_some()
+        || args.standalone
+        || std::env::var_os("KERNO_FAIL_PROBES").is_some()
+    {
+        None
+    } else {
+        ask_agent(&cfg, args.quiet)
+    };
+    let signals = match (&args.from, from_agent) {
+        (Some(path), _) => kerno_core::load_signals(path)?,
+        (None, Some(signals)) => signals,
+        (None, None) => {
+            let opts = kernel_options(&cfg);
             let mut kernel = Engine::kernel(&opts).map_err(|e| match e {
                 CoreError::Config(c) => Failure::usage(c),
                 other => {

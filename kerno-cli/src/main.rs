@@ -5,6 +5,7 @@ mod cli;
 mod doctor;
 mod rules_cmd;
 mod signal;
+mod start;
 
 use std::process::ExitCode;
 
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Rules(args) => rules_cmd::run(args),
+        Command::Start(args) => start::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,264 @@
+//! The node agent behind `kerno start`.
+//!
+//! It loads and attaches the probes once, takes a sample from every collector each second
+//! and keeps them for a sliding window (5 minutes by default), and serves:
+//!
+//! - on the TCP address (default `:9090`): `/metrics` (Prometheus text or OpenMetrics, by
+//!   the `Accept` header), `/healthz` (200 while the process lives) and `/readyz` (503 until
+//!   the probes are attached and the first samples are in; a JSON body with each probe
+//!   domain's state, degraded ones with their reason);
+//! - on a unix socket (default `/run/kerno/agent.sock`, mode 0600): the same, plus
+//!   `/signals?window=30s` (the window's [`kerno_core::Signals`], built by the engine
+//!   from the kept samples exactly as a standalone `kerno doctor` builds its own) and
+//!   `/doctor?window=30s` (the JSON report with the agent's rules).
+//!
+//! It computes nothing of its own: windows come from [`kerno_core::Engine::signals_from`],
+//! findings from the rules it is given, and metrics are those windows added up
+//! (docs/metrics.md). `kerno doctor` asks it first with [`fetch_signals`] and evaluates the
+//! window with its own rules and thresholds.
+//!
+//! SIGTERM or SIGINT stops serving and drops the engine, which detaches every program.
+#![deny(missing_docs)]
+
+mod client;
+mod history;
+pub mod metrics;
+mod server;
+mod state;
+mod totals;
+
+use std::{
+    net::{SocketAddr, ToSocketAddrs},
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+pub use client::{ClientError, fetch_signals, get};
+use kerno_core::{CoreError, Engine, KernelOptions, Rule, Thresholds};
+use thiserror::Error;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::state::{Phase, Shared, lock};
+
+/// The default unix socket.
+pub const DEFAULT_SOCKET: &str = "/run/kerno/agent.sock";
+
+/// What can stop the agent from running.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// The listen address is not an address.
+    #[error("invalid listen address {0:?} (examples: :9090, 127.0.0.1:9090, [::1]:9090)")]
+    Address(String),
+    /// The TCP address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another agent answers on the socket.
+    #[error("another kerno agent is already running (it answers on {0})")]
+    AlreadyRunning(PathBuf),
+    /// The unix socket could not be created.
+    #[error("cannot create the socket {path}: {source}")]
+    Socket {
+        /// The socket.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime or the signal handlers could not be set up.
+    #[error("cannot start the agent's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The probes could not be loaded at all (privileges, no BTF, bad configuration).
+    #[error("cannot start the probes: {0}")]
+    Probes(#[source] CoreError),
+}
+
+/// How to run the agent.
+pub struct AgentOptions {
+    /// TCP address for `/metrics`, `/healthz`, `/readyz`.
+    pub listen: SocketAddr,
+    /// Unix socket for local `kerno doctor` requests.
+    pub socket: PathBuf,
+    /// How much history to keep (at least the longest window a doctor may ask for, 5 min).
+    pub window: Duration,
+    /// Which probes to load.
+    pub kernel: KernelOptions,
+    /// Rules for the `kerno_findings_firing` gauges and `/doctor`.
+    pub rules: Vec<Box<dyn Rule>>,
+    /// Their thresholds.
+    pub thresholds: Thresholds,
+    /// The window the findings gauges are evaluated over.
+    pub findings_window: Duration,
+    /// How often counters and gauges are brought up to date.
+    pub update_every: Duration,
+}
+
+/// Parse a listen address: `:9090` (all IPv4 interfaces), `127.0.0.1:9090`, `[::]:9090`,
+/// `localhost:9090`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, AgentError> {
+    let s = s.trim();
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| AgentError::Address(s.to_string()))
+}
+
+/// Create the socket, replacing a stale one; refuse when an agent answers on it.
+fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, AgentError> {
+    let err = |source| AgentError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(AgentError::AlreadyRunning(path.to_path_buf()));
+    }
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    tokio::net::UnixListener::from_std(l).map_err(err)
+}
+
+/// Run the agent until SIGTERM or SIGINT. Returns after every program is detached.
+pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+        .map_err(AgentError::Runtime)?;
+    let result = rt.block_on(run_async(opts));
+    // A probe load still in flight (a signal came during it) finishes and detaches in the
+    // background; the process exit closes its descriptors.
+    rt.shutdown_background();
+    result
+}
+
+async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
+    let mut term = signal(SignalKind::terminate()).map_err(AgentError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Runtime)?;
+    let tcp = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = tcp.local_addr().unwrap_or(opts.listen);
+    let unix = bind_socket(&opts.socket)?;
+    let shared = Arc::new(Shared::new(
+        opts.window,
+        opts.findings_window,
+        opts.update_every,
+        opts.rules,
+        opts.thresholds,
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(server::serve(tcp, unix, shared.clone(), stop_rx));
+    eprintln!(
+        "kerno: agent serving http://{addr} (/metrics /healthz /readyz) and {} (/signals /doctor); loading probes",
+        opts.socket.display()
+    );
+
+    let kernel = opts.kernel.clone();
+    let load = tokio::task::spawn_blocking(move || Engine::kernel(&kernel));
+    let loaded = tokio::select! {
+        r = load => Some(r),
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+    };
+    let engine = match loaded {
+        None => None,
+        Some(Ok(Ok(engine))) => Some(engine),
+        Some(Ok(Err(e))) => {
+            stop(&shared, &stop_tx, Some(server), &opts.socket).await;
+            return Err(AgentError::Probes(e));
+        }
+        Some(Err(join)) => {
+            stop(&shared, &stop_tx, Some(server), &opts.socket).await;
+            return Err(AgentError::Runtime(std::io::Error::other(join)));
+        }
+    };
+    let Some(engine) = engine else {
+        stop(&shared, &stop_tx, Some(server), &opts.socket).await;
+        return Ok(());
+    };
+    for d in engine.degraded() {
+        eprintln!("kerno: degraded: {}: {}", d.domain, d.reason);
+    }
+    shared.install(engine);
+    let sampler = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("kerno-sampler".into())
+            .spawn(move || state::sampler(shared))
+            .map_err(AgentError::Runtime)?
+    };
+    eprintln!(
+        "kerno: probes attached; keeping {} s of 1 s samples",
+        opts.window.as_secs()
+    );
+
+    let served = tokio::select! {
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        r = &mut server => Some(r),
+    };
+    let server = match served {
+        None => Some(server),
+        Some(r) => {
+            // The server stopped on its own: say why, and stop too.
+            eprintln!("kerno: the HTTP server stopped: {r:?}");
+            None
+        }
+    };
+    shared.stop.store(true, Ordering::SeqCst);
+    let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+    stop(&shared, &stop_tx, server, &opts.socket).await;
+    Ok(())
+}
+
+/// Stop serving (in-flight requests get a moment), detach every program, remove the socket.
+async fn stop(
+    shared: &Shared,
+    stop_tx: &tokio::sync::watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    socket: &Path,
+) {
+    shared.stop.store(true, Ordering::SeqCst);
+    lock(&shared.status).phase = Phase::Stopping;
+    let _ = stop_tx.send(true);
+    if let Some(server) = server {
+        let abort = server.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+    // Dropping the engine drops every reader, the last owner of the loaded object: every
+    // program and link is released.
+    let engine = lock(&shared.engine).take();
+    let had_probes = engine.is_some();
+    drop(engine);
+    let _ = std::fs::remove_file(socket);
+    if had_probes {
+        eprintln!("kerno: agent stopped; probes detached");
+    }
+}

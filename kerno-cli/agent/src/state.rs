@@ -1,0 +1,378 @@
+//! The agent's shared state and its sampling loop.
+
+use std::{
+    collections::BTreeMap,
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use kerno_core::{Degraded, Engine, Host, Report, Rule, Sample, Signals, Thresholds};
+
+use crate::{
+    history::{History, Tick},
+    metrics::{CollectorStat, ProbeState, Recent, TOP_CGROUPS, TOP_PROCESSES, View},
+    totals::Totals,
+};
+
+/// Lock, ignoring poisoning: a panic elsewhere must not take the agent down with it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Where the agent is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Loading and attaching the probes.
+    Loading,
+    /// Sampling.
+    Running,
+    /// Shutting down.
+    Stopping,
+}
+
+/// A probe domain's state, for /readyz.
+#[derive(Clone, Debug)]
+pub(crate) struct ProbeInfo {
+    pub domain: String,
+    pub attached: bool,
+    pub programs: Vec<String>,
+    pub error: Option<String>,
+}
+
+pub(crate) struct Status {
+    pub phase: Phase,
+    pub probes: Vec<ProbeInfo>,
+    pub degraded: Vec<Degraded>,
+    pub collectors: Vec<CollectorStat>,
+    pub started: Instant,
+}
+
+/// Everything the server, the sampler and the shutdown path share.
+pub(crate) struct Shared {
+    pub keep: Duration,
+    pub findings_window: Duration,
+    pub update_every: Duration,
+    pub rules: Vec<Box<dyn Rule>>,
+    pub thresholds: Thresholds,
+    pub host: Host,
+    pub engine: Mutex<Option<Engine>>,
+    pub history: Mutex<History>,
+    pub status: Mutex<Status>,
+    pub totals: Mutex<Arc<Totals>>,
+    pub recent: Mutex<Option<Arc<Recent>>>,
+    pub stop: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(
+        keep: Duration,
+        findings_window: Duration,
+        update_every: Duration,
+        rules: Vec<Box<dyn Rule>>,
+        thresholds: Thresholds,
+    ) -> Shared {
+        Shared {
+            keep,
+            findings_window,
+            update_every,
+            rules,
+            thresholds,
+            host: kerno_core::host::detect_host(),
+            engine: Mutex::new(None),
+            history: Mutex::new(History::new(keep)),
+            status: Mutex::new(Status {
+                phase: Phase::Loading,
+                probes: Vec::new(),
+                degraded: Vec::new(),
+                collectors: Vec::new(),
+                started: Instant::now(),
+            }),
+            totals: Mutex::new(Arc::new(Totals::default())),
+            recent: Mutex::new(None),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Hand over the loaded engine and start answering.
+    pub fn install(&self, engine: Engine) {
+        {
+            let mut st = lock(&self.status);
+            st.probes = engine
+                .probe_status()
+                .iter()
+                .map(|p| ProbeInfo {
+                    domain: p.domain.name().to_string(),
+                    attached: p.attached,
+                    programs: p.programs.clone(),
+                    error: p.error.clone(),
+                })
+                .collect();
+            st.degraded = engine.degraded().to_vec();
+            st.collectors = engine
+                .collector_names()
+                .iter()
+                .map(|n| CollectorStat {
+                    name: n.to_string(),
+                    ..CollectorStat::default()
+                })
+                .collect();
+            st.phase = Phase::Running;
+        }
+        *lock(&self.engine) = Some(engine);
+    }
+
+    /// The window of the last `length` (or all the history there is, if shorter), built
+    /// by the engine from the kept samples exactly as a doctor run builds its own.
+    pub fn window_signals(&self, length: Duration) -> Option<Signals> {
+        // The engine first: compaction runs under it, so the window's newest tick is never
+        // older than the one a compaction kept exact.
+        let engine = lock(&self.engine);
+        let engine = engine.as_ref()?;
+        let w = lock(&self.history).window(length)?;
+        let refs: Vec<Vec<&Sample>> = w
+            .series
+            .iter()
+            .map(|s| s.iter().map(|a| a.as_ref()).collect())
+            .collect();
+        let mut signals = engine.signals_from(&refs, w.start_unix_ms, w.duration);
+        // A collector left without samples by read errors: say why, as a doctor run would.
+        let st = lock(&self.status);
+        for (i, name) in engine.collector_names().iter().enumerate() {
+            if w.series[i].len() >= 2 {
+                continue;
+            }
+            if let Some(err) = st.collectors.get(i).and_then(|c| c.last_error.as_ref()) {
+                for d in signals.degraded.iter_mut().filter(|d| d.domain == *name) {
+                    d.reason = format!("collector failed: {err}");
+                }
+            }
+        }
+        Some(signals)
+    }
+
+    /// Run the agent's rules over a window.
+    pub fn evaluate(&self, signals: &Signals) -> Report {
+        kerno_core::evaluate(signals, &self.rules, &self.thresholds)
+    }
+
+    /// What a scrape renders.
+    pub fn view(&self) -> View {
+        let st = lock(&self.status);
+        let h = &self.host;
+        View {
+            info: vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                ("kernel", h.kernel.clone()),
+                ("node", h.hostname.clone()),
+                ("environment", h.environment.clone()),
+            ],
+            probes: st
+                .probes
+                .iter()
+                .map(|p| ProbeState {
+                    domain: p.domain.clone(),
+                    attached: p.attached,
+                    programs: p.programs.len(),
+                })
+                .collect(),
+            collectors: st.collectors.clone(),
+            rules: self.rules.iter().map(|r| r.id().to_string()).collect(),
+            totals: lock(&self.totals).clone(),
+            recent: lock(&self.recent).clone(),
+            history_secs: lock(&self.history).span().as_secs_f64(),
+        }
+    }
+}
+
+/// The sampling loop: a tick a second until `stop`. Runs on its own thread.
+pub(crate) fn sampler(shared: Arc<Shared>) {
+    let mut accounted: Vec<Option<Arc<Sample>>> = Vec::new();
+    let mut last_update: Option<Instant> = None;
+    let mut last_log: Vec<Option<Instant>> = Vec::new();
+    let mut next = Instant::now();
+    while !shared.stop.load(Ordering::SeqCst) {
+        let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let newest = tick(&shared, &mut last_log);
+            let now = Instant::now();
+            if last_update.is_none_or(|t| now.duration_since(t) >= shared.update_every) {
+                update(&shared, &mut accounted, &newest);
+                last_update = Some(now);
+            }
+        }));
+        if step.is_err() {
+            eprintln!("kerno: the sampling step panicked; the agent keeps going");
+        }
+        next += Duration::from_secs(1);
+        let now = Instant::now();
+        if next < now {
+            // Fell behind (a slow read, a suspended VM): skip the missed ticks.
+            next = now + Duration::from_secs(1);
+        }
+        while !shared.stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            if now >= next {
+                break;
+            }
+            std::thread::sleep((next - now).min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// Take one sample from every collector and keep it; count and log failures.
+fn tick(shared: &Shared, last_log: &mut Vec<Option<Instant>>) -> Vec<Option<Arc<Sample>>> {
+    let results = match lock(&shared.engine).as_mut() {
+        Some(e) => e.try_sample_all(),
+        None => return Vec::new(),
+    };
+    let at = Instant::now();
+    let unix_ms = kerno_core::unix_ms_now();
+    let mut samples = Vec::with_capacity(results.len());
+    {
+        let mut st = lock(&shared.status);
+        last_log.resize(results.len(), None);
+        for (i, r) in results.into_iter().enumerate() {
+            let Some(c) = st.collectors.get_mut(i) else {
+                continue;
+            };
+            match r {
+                Ok(s) => {
+                    c.samples += 1;
+                    samples.push(Some(Arc::new(s)));
+                }
+                Err(e) => {
+                    c.errors += 1;
+                    let msg = e.to_string();
+                    // Log a new reason at once, a repeated one at most once a minute.
+                    let repeat = c.last_error.as_deref() == Some(msg.as_str());
+                    if !repeat
+                        || last_log[i]
+                            .is_none_or(|t| at.duration_since(t) >= Duration::from_secs(60))
+                    {
+                        eprintln!(
+                            "kerno: collector {}: {msg} ({} errors so far; the agent keeps going)",
+                            c.name, c.errors
+                        );
+                        last_log[i] = Some(at);
+                    }
+                    c.last_error = Some(msg);
+                    samples.push(None);
+                }
+            }
+        }
+    }
+    lock(&shared.history).push(Tick {
+        at,
+        unix_ms,
+        samples: samples.clone(),
+    });
+    samples
+}
+
+/// Add the interval since the last update to the totals, and evaluate the rules over the
+/// findings window for the gauges.
+fn update(
+    shared: &Shared,
+    accounted: &mut Vec<Option<Arc<Sample>>>,
+    newest: &[Option<Arc<Sample>>],
+) {
+    if accounted.len() != newest.len() {
+        // The first tick is where the counters start.
+        *accounted = newest.to_vec();
+    } else {
+        let series: Vec<Vec<&Sample>> = accounted
+            .iter()
+            .zip(newest)
+            .map(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => vec![a.as_ref(), b.as_ref()],
+                _ => Vec::new(),
+            })
+            .collect();
+        let interval = {
+            let engine = lock(&shared.engine);
+            engine
+                .as_ref()
+                .map(|e| e.signals_from(&series, 0, Duration::from_secs(1)))
+        };
+        if let Some(interval) = interval {
+            let mut totals = Totals::clone(&lock(&shared.totals));
+            totals.add(&interval);
+            *lock(&shared.totals) = Arc::new(totals);
+        }
+        for (a, b) in accounted.iter_mut().zip(newest) {
+            if b.is_some() {
+                *a = b.clone();
+            }
+        }
+    }
+    if let Some(signals) = shared.window_signals(shared.findings_window) {
+        let report = shared.evaluate(&signals);
+        *lock(&shared.recent) = Some(Arc::new(recent(&signals, &report)));
+    }
+    compact(shared);
+}
+
+/// Drop from the kept samples what no window ending now can need (entries of processes
+/// gone from the kernel maps), so a storm of short-lived processes costs memory for seconds,
+/// not for the whole window.
+fn compact(shared: &Shared) {
+    let engine = lock(&shared.engine);
+    let Some(engine) = engine.as_ref() else {
+        return;
+    };
+    let Some(all) = lock(&shared.history).window(Duration::MAX) else {
+        return;
+    };
+    let refs: Vec<Vec<&Sample>> = all
+        .series
+        .iter()
+        .map(|s| s.iter().map(|a| a.as_ref()).collect())
+        .collect();
+    engine.compact(&refs);
+}
+
+/// The gauges' view of one findings window.
+fn recent(s: &Signals, report: &Report) -> Recent {
+    let mut r = Recent::default();
+    for f in &report.findings {
+        *r.findings.entry((f.rule.clone(), f.severity)).or_insert(0) += 1;
+    }
+    if let Some(m) = &s.memory {
+        r.cgroups = m
+            .cgroups
+            .iter()
+            .take(TOP_CGROUPS)
+            .map(|c| {
+                (
+                    c.path.clone(),
+                    c.pod.clone(),
+                    c.usage_bytes as f64 * 100.0 / c.limit_bytes.max(1) as f64,
+                )
+            })
+            .collect();
+        if let Some(v) = m.psi_some_avg10 {
+            r.psi.push(("memory", "some", v));
+        }
+        if let Some(v) = m.psi_full_avg10 {
+            r.psi.push(("memory", "full", v));
+        }
+    }
+    if let Some(v) = s.sched.as_ref().and_then(|x| x.psi_cpu_some_avg10) {
+        r.psi.push(("cpu", "some", v));
+    }
+    if let Some(fds) = &s.fds {
+        let mut by_comm: BTreeMap<String, f64> = BTreeMap::new();
+        for p in &fds.processes {
+            *by_comm.entry(p.process.comm.clone()).or_insert(0.0) +=
+                p.growth_per_sec(s.window_secs());
+        }
+        let mut v: Vec<(String, f64)> = by_comm.into_iter().filter(|(_, g)| *g > 0.0).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(TOP_PROCESSES);
+        r.fd_growth = v;
+    }
+    r
+}

@@ -1,0 +1,43 @@
+//! `kerno start`: configuration in, the agent (kerno-agent) runs until SIGTERM or SIGINT.
+
+use std::time::Duration;
+
+use kerno_agent::{AgentError, AgentOptions};
+use kerno_core::{CoreError, config::parse_duration};
+
+use crate::{Failure, cli::StartArgs, doctor, exit};
+
+pub fn run(args: StartArgs) -> Result<u8, Failure> {
+    let mut cfg = doctor::config(args.config.as_deref(), &args.thresholds)?;
+    if let Some(l) = args.listen {
+        cfg.agent.listen = l;
+    }
+    if let Some(s) = args.socket {
+        cfg.agent.socket = s;
+    }
+    if let Some(w) = &args.window {
+        cfg.agent.window =
+            parse_duration(w).map_err(|e| Failure::usage(anyhow::anyhow!("--window: {e}")))?;
+    }
+    if let Some(domains) = args.domains {
+        cfg.probes.domains = domains;
+    }
+    cfg.validate().map_err(Failure::usage)?;
+    let listen = kerno_agent::parse_listen(&cfg.agent.listen).map_err(Failure::usage)?;
+    let opts = AgentOptions {
+        listen,
+        socket: cfg.agent.socket.clone(),
+        window: cfg.agent.window,
+        kernel: doctor::kernel_options(&cfg),
+        rules: kerno_rules::builtin(),
+        thresholds: cfg.thresholds.clone(),
+        findings_window: Duration::from_secs(30).min(cfg.agent.window),
+        update_every: Duration::from_secs(5),
+    };
+    match kerno_agent::run(opts) {
+        Ok(()) => Ok(exit::OK),
+        Err(AgentError::Probes(CoreError::Config(c))) => Err(Failure::usage(c)),
+        Err(e @ AgentError::Address(_)) => Err(Failure::usage(e)),
+        Err(e) => Err(e.into()),
+    }
+}
