@@ -64,14 +64,21 @@ pub fn fetch_signals(
 /// `GET path` on the agent's socket; the body of a 200 answer.
 pub fn get(socket: &Path, path: &str, timeout: Duration) -> Result<String, ClientError> {
     let name = socket.display().to_string();
-    let mut s = UnixStream::connect(socket).map_err(|source| ClientError::NoAgent {
-        socket: name.clone(),
-        source,
-    })?;
     let io = |source| ClientError::Io {
         socket: name.clone(),
         source,
     };
+    let mut s = UnixStream::connect(socket).map_err(|source| match source.kind() {
+        // No socket, or a stale one nobody listens on: no agent runs.
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            ClientError::NoAgent {
+                socket: name.clone(),
+                source,
+            }
+        }
+        // An agent runs but this user may not ask it (the socket is root's), and so on.
+        _ => io(source),
+    })?;
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     s.set_write_timeout(Some(timeout)).map_err(io)?;
     write!(

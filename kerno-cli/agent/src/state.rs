@@ -376,3 +376,67 @@ fn recent(s: &Signals, report: &Report) -> Recent {
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use kerno_core::{Collector, CollectorError};
+
+    use super::*;
+
+    /// Counts up; every third reading fails, as a map read might.
+    struct Flaky(u64);
+
+    impl Collector for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn sample(&mut self) -> Result<Sample, CollectorError> {
+            self.0 += 1;
+            if self.0.is_multiple_of(3) {
+                return Err(CollectorError::Source {
+                    source_name: "test map".into(),
+                    reason: "read failed".into(),
+                });
+            }
+            Ok(Sample::now(self.0))
+        }
+        fn fill(&self, samples: &[&Sample], s: &mut Signals) -> Result<(), CollectorError> {
+            let n = samples.iter().filter_map(|x| x.get::<u64>()).count();
+            s.custom.insert("flaky".into(), n.into());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn failed_readings_are_counted_and_the_window_goes_on() {
+        let shared = Shared::new(
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+            Vec::new(),
+            Thresholds::default(),
+        );
+        let mut engine = Engine::new();
+        engine.add_collector(Box::new(Flaky(0)));
+        shared.install(engine);
+        let mut last_log = Vec::new();
+        let mut accounted = Vec::new();
+        for _ in 0..6 {
+            let newest = tick(&shared, &mut last_log);
+            update(&shared, &mut accounted, &newest);
+        }
+        let st = lock(&shared.status);
+        assert_eq!((st.collectors[0].samples, st.collectors[0].errors), (4, 2));
+        assert!(
+            st.collectors[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("read failed")
+        );
+        drop(st);
+        let w = shared.window_signals(Duration::from_secs(60)).unwrap();
+        assert_eq!(w.custom["flaky"], 4, "the good readings make the window");
+        assert!(shared.view().collectors[0].errors == 2);
+    }
+}
