@@ -33,6 +33,9 @@ pub enum Command {
     /// `kerno doctor` on this node then answers from it at once. SIGTERM or SIGINT stops
     /// serving and detaches every probe.
     Start(StartArgs),
+    /// Induce a real incident (CPU contention, slow disk, packet loss, OOM...) to see Kerno
+    /// diagnose it; needs root.
+    Chaos(ChaosArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -127,4 +130,45 @@ pub struct RulesArgs {
     /// Configuration file whose thresholds to show.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IntensityArg {
+    /// Just past the rule's warning threshold.
+    Low,
+    /// Clearly past it.
+    Medium,
+    /// Far past it, usually critical.
+    High,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Everything a scenario creates (network namespaces, cgroups, mounts, loop \
+devices, processes) is removed when it ends, on Ctrl-C, or by the next run if it crashed."
+)]
+pub struct ChaosArgs {
+    /// List the scenarios, what each does and which rule it should trigger.
+    #[arg(long, conflicts_with_all = ["induce", "clean"])]
+    pub list: bool,
+
+    /// Induce SCENARIO (see --list).
+    #[arg(long, value_name = "SCENARIO")]
+    pub induce: Option<String>,
+
+    /// How hard to push.
+    #[arg(long, value_enum, default_value = "medium")]
+    pub intensity: IntensityArg,
+
+    /// How long, 1s to 1h (e.g. 30s, 5m).
+    #[arg(short, long, value_name = "DURATION", default_value = "30s")]
+    pub duration: String,
+
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Remove what earlier runs that crashed left behind, and exit.
+    #[arg(long, conflicts_with = "induce")]
+    pub clean: bool,
 }

@@ -1,6 +1,7 @@
 //! `kerno`: the command-line frontend. It parses flags, wires kerno-core and kerno-rules
 //! together and prints; every diagnosis is made in those libraries.
 
+mod chaos_cmd;
 mod cli;
 mod doctor;
 mod rules_cmd;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Rules(args) => rules_cmd::run(args),
         Command::Start(args) => start::run(args),
+        Command::Chaos(args) => chaos_cmd::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod chaos;
 mod collector;
 pub mod collectors;
 pub mod config;
