@@ -131,6 +131,7 @@ impl Engine {
             slow_syscall_ns: ms(opts.slow_syscall_ms),
             slow_runq_ns: ms(opts.slow_runq_ms),
             fail_on_purpose: fail,
+            ..LoadOptions::default()
         })?;
         let mut engine = Engine::new();
         engine.probe_status = probes.status().to_vec();
@@ -363,6 +364,12 @@ impl Engine {
     pub fn evaluate(&self, signals: &Signals) -> Report {
         evaluate(signals, &self.rules, &self.thresholds)
     }
+}
+
+/// Check that this process may load the kernel probes (`CAP_BPF` and `CAP_PERFMON`, or
+/// `CAP_SYS_ADMIN`), before doing anything else: the error names what is missing.
+pub fn check_privileges() -> Result<(), CoreError> {
+    kerno_probes::check_privileges().map_err(CoreError::from)
 }
 
 /// Run `rules` over `signals` with `thresholds` and build the ranked report. Pure: no

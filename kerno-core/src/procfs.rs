@@ -112,14 +112,13 @@ pub fn pod_name(uid: &str) -> Option<String> {
     None
 }
 
-/// A process, resolved as fully as the system allows. `comm_hint` (as the kernel recorded
-/// it) is used when the process has exited.
+/// A process, resolved as fully as the system allows. The live name wins (a process may
+/// have renamed itself or exec'd since the kernel first saw it); `comm_hint`, the name the
+/// kernel recorded, is used when the process has exited.
 pub fn process(pid: u32, comm_hint: &str) -> Process {
-    let comm = if comm_hint.is_empty() {
-        comm(pid).unwrap_or_else(|| "?".into())
-    } else {
-        comm_hint.to_string()
-    };
+    let comm = comm(pid)
+        .or_else(|| (!comm_hint.is_empty()).then(|| comm_hint.to_string()))
+        .unwrap_or_else(|| "?".into());
     let cgroup = cgroup_of(pid);
     let (pod, container) = match cgroup.as_deref() {
         Some(c) => {

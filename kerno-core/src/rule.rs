@@ -102,6 +102,9 @@ pub struct Thresholds {
     pub syscall_error_critical_pct: f64,
     /// syscall-errors: fewer calls than this and the rule stays quiet.
     pub syscall_error_min_calls: u64,
+    /// syscall-errors: fewer failures (not counting benign errnos) than this and the rule
+    /// stays quiet, whatever the rate.
+    pub syscall_error_min_errors: u64,
     /// syscall-errors: errnos that healthy programs return all day; not counted. An entry
     /// `syscall:ERRNO` (e.g. `close:EBADF`) makes an errno routine for that syscall only.
     pub benign_errnos: Vec<String>,
@@ -146,6 +149,7 @@ impl Default for Thresholds {
             syscall_error_pct: 1.0,
             syscall_error_critical_pct: 10.0,
             syscall_error_min_calls: 100,
+            syscall_error_min_errors: 10,
             benign_errnos: [
                 "EAGAIN",
                 "EINTR",

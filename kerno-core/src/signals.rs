@@ -340,6 +340,46 @@ pub struct TcpSignals {
     /// Flows with the most retransmits.
     #[serde(default)]
     pub top_flows: Vec<TcpFlow>,
+    /// Flows with the most ACKs at a smoothed RTT of 5 ms or more (the in-kernel
+    /// attribution threshold), slowest first.
+    #[serde(default)]
+    pub slow_rtt_flows: Vec<TcpRttFlow>,
+    /// Processes and peers with connects of 50 ms or more, slowest first.
+    #[serde(default)]
+    pub slow_connects: Vec<SlowConnect>,
+}
+
+/// A flow whose smoothed RTT was slow.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TcpRttFlow {
+    /// Local `address:port`.
+    pub local: String,
+    /// Remote `address:port`.
+    pub remote: String,
+    /// ACKs in the window with a smoothed RTT at or above the attribution threshold.
+    pub samples: u64,
+    /// Their mean smoothed RTT, ns.
+    pub mean_rtt_ns: u64,
+    /// The largest smoothed RTT seen on the flow, ns (since the probes were loaded).
+    pub max_rtt_ns: u64,
+    /// The process owning the socket, when found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+}
+
+/// Slow connects from one process to one peer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SlowConnect {
+    /// The connecting process.
+    pub process: Process,
+    /// The peer, `address:port`.
+    pub remote: String,
+    /// Slow connects in the window.
+    pub count: u64,
+    /// Their mean latency, ns.
+    pub mean_ns: u64,
+    /// The slowest, ns (since the probes were loaded).
+    pub max_ns: u64,
 }
 
 /// A TCP flow and its retransmits in the window.

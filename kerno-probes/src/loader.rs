@@ -117,6 +117,10 @@ pub struct LoadOptions {
     pub slow_syscall_ns: u64,
     /// Run-queue delays at least this long (ns) are recorded per thread.
     pub slow_runq_ns: u64,
+    /// Smoothed RTTs at least this long (ns) are recorded per flow.
+    pub slow_rtt_ns: u64,
+    /// Connects at least this slow (ns) are recorded per process and peer.
+    pub slow_connect_ns: u64,
     /// Domains to fail on purpose: their programs are attached to a tracepoint that does
     /// not exist, so the kernel refuses them. For testing graceful degradation.
     pub fail_on_purpose: Vec<Domain>,
@@ -128,6 +132,8 @@ impl Default for LoadOptions {
             domains: Domain::ALL.to_vec(),
             slow_syscall_ns: 1_000_000,
             slow_runq_ns: 1_000_000,
+            slow_rtt_ns: 5_000_000,
+            slow_connect_ns: 50_000_000,
             fail_on_purpose: Vec::new(),
         }
     }
@@ -288,10 +294,19 @@ fn fill_offsets(root: &Path, d: Domain, o: &mut TpOffsets) -> Result<(), ProbeEr
             o.rtx_saddr_v6 = r.require("saddr_v6")?;
             o.rtx_daddr_v6 = r.require("daddr_v6")?;
             o.probe_srtt = p.require("srtt")?;
+            o.probe_family = p.require("family")?;
+            o.probe_sport = p.require("sport")?;
+            o.probe_dport = p.require("dport")?;
+            o.probe_saddr = p.require("saddr")?;
+            o.probe_daddr = p.require("daddr")?;
             o.state_skaddr = s.require("skaddr")?;
             o.state_old = s.require("oldstate")?;
             o.state_new = s.require("newstate")?;
             o.state_protocol = s.require("protocol")?;
+            o.state_family = s.require("family")?;
+            o.state_dport = s.require("dport")?;
+            o.state_daddr = s.require("daddr")?;
+            o.state_daddr_v6 = s.require("daddr_v6")?;
         }
         Domain::Oom => {
             let m = Format::read(root, "oom", "mark_victim")?;
@@ -387,6 +402,8 @@ impl Probes {
             pad: 0,
             slow_syscall_ns: opts.slow_syscall_ns,
             slow_runq_ns: opts.slow_runq_ns,
+            slow_rtt_ns: opts.slow_rtt_ns,
+            slow_connect_ns: opts.slow_connect_ns,
         };
         let classes = syscalls::class_table();
         let mut ebpf = EbpfLoader::new()

@@ -6,8 +6,9 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
 };
 use kerno_probes_common::{
-    BlkStat, BlkStatKey, FdVal, FlowKey, FlowVal, Hist, MAX_SYSCALLS, OOM_RING, OomEntry,
-    ProcSyscallKey, ProcSyscallVal, SchedDelayVal, SyscallCounts, hist, lost, tcp_ctr,
+    BlkStat, BlkStatKey, ConnKey, FdVal, FlowKey, FlowVal, Hist, MAX_SYSCALLS, OOM_RING, OomEntry,
+    ProcSyscallKey, ProcSyscallVal, SchedDelayVal, SlowConn, SlowRtt, SyscallCounts, hist, lost,
+    tcp_ctr,
 };
 
 use crate::{ProbeError, loader::Shared};
@@ -236,6 +237,8 @@ pub struct TcpReader {
     rtt: PerCpuArray<MapData, Hist>,
     connect: PerCpuArray<MapData, Hist>,
     flows: HashMap<MapData, FlowKey, FlowVal>,
+    slow_rtt: HashMap<MapData, FlowKey, SlowRtt>,
+    slow_connects: HashMap<MapData, ConnKey, SlowConn>,
     _ebpf: Option<Shared>,
 }
 
@@ -269,6 +272,10 @@ impl TcpReader {
                 .map_err(ProbeError::map("TCP_CONNECT_HIST"))?,
             flows: HashMap::try_from(take(ebpf, "TCP_FLOWS")?)
                 .map_err(ProbeError::map("TCP_FLOWS"))?,
+            slow_rtt: HashMap::try_from(take(ebpf, "TCP_SLOW_RTT")?)
+                .map_err(ProbeError::map("TCP_SLOW_RTT"))?,
+            slow_connects: HashMap::try_from(take(ebpf, "TCP_SLOW_CONNECTS")?)
+                .map_err(ProbeError::map("TCP_SLOW_CONNECTS"))?,
             _ebpf: None,
         })
     }
@@ -307,6 +314,16 @@ impl TcpReader {
     /// Flows with retransmits.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowVal)>, ProbeError> {
         collect(self.flows.iter(), "TCP_FLOWS")
+    }
+
+    /// Flows with ACKs whose smoothed RTT was at least the slow-RTT threshold.
+    pub fn slow_rtt_flows(&self) -> Result<Vec<(FlowKey, SlowRtt)>, ProbeError> {
+        collect(self.slow_rtt.iter(), "TCP_SLOW_RTT")
+    }
+
+    /// Connects at least as slow as the slow-connect threshold, by process and peer.
+    pub fn slow_connects(&self) -> Result<Vec<(ConnKey, SlowConn)>, ProbeError> {
+        collect(self.slow_connects.iter(), "TCP_SLOW_CONNECTS")
     }
 }
 

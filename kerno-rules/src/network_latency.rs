@@ -41,7 +41,17 @@ impl Rule for NetworkLatency {
         } else {
             Severity::Warning
         };
-        let mut f = finding(ID, severity, Subject::host(&s.host.hostname));
+        // The processes behind the slow connects (recorded in the kernel at connect time).
+        let slow: Vec<_> = tcp
+            .slow_connects
+            .iter()
+            .filter(|c| c.process.pid != s.collector_pid)
+            .collect();
+        let subject = match slow.first() {
+            Some(c) => Subject::process(&c.process),
+            None => Subject::host(&s.host.hostname),
+        };
+        let mut f = finding(ID, severity, subject);
         f.low_volume = low;
         f.title = format!(
             "TCP connects {}: p99 {} over {}{} connects",
@@ -50,6 +60,12 @@ impl Rule for NetworkLatency {
             if low { "only " } else { "" },
             thousands(n)
         );
+        if let Some(c) = slow.first() {
+            f.title += &format!(
+                ", slowest from `{}` (pid {}) to {}",
+                c.process.comm, c.process.pid, c.remote
+            );
+        }
         if tcp.connect_failed > 0 {
             f.title += &format!("; {} failed", thousands(tcp.connect_failed));
         }
@@ -62,6 +78,17 @@ impl Rule for NetworkLatency {
         f.impact = "Every new connection waits this long before its first byte: clients without connection pooling or keep-alive pay it on each request, and tight connect timeouts turn it into errors.".into();
         f.evidence
             .push(format!("connect latency: {}", latency_line(h, "connects")));
+        for c in &slow {
+            f.evidence.push(format!(
+                "`{}` (pid {}) → {}: {} slow connects, mean {}, max {}",
+                c.process.comm,
+                c.process.pid,
+                c.remote,
+                thousands(c.count),
+                human_ns(c.mean_ns as f64),
+                human_ns(c.max_ns as f64)
+            ));
+        }
         let syn_retries = h.count_above(SYN_RTO_NS);
         if syn_retries >= 1.0 {
             f.evidence.push(format!(
@@ -122,6 +149,35 @@ mod tests {
         assert!(run(&NetworkLatency, &signals()).is_empty());
         assert!(run(&NetworkLatency, &with(kerno_core::Histogram::new(), 0)).is_empty());
         assert!(run(&NetworkLatency, &with(hist(400_000, 1_000), 0)).is_empty());
+    }
+
+    #[test]
+    fn names_the_process_behind_the_slow_connects() {
+        let mut s = with(hist2(MS, 90, 300 * MS, 10), 0);
+        let tcp = s.tcp.as_mut().unwrap();
+        tcp.slow_connects.push(kerno_core::SlowConnect {
+            process: kerno_core::Process {
+                pid: 777,
+                comm: "client".into(),
+                ..Default::default()
+            },
+            remote: "10.0.0.2:443".into(),
+            count: 10,
+            mean_ns: 300 * MS,
+            max_ns: 310 * MS,
+        });
+        let f = one(run(&NetworkLatency, &s));
+        assert_eq!(f.subject.process.as_ref().unwrap().pid, 777);
+        assert!(
+            f.title.contains("`client` (pid 777) to 10.0.0.2:443"),
+            "{}",
+            f.title
+        );
+        assert!(
+            f.evidence.iter().any(|e| e.contains("10 slow connects")),
+            "{:?}",
+            f.evidence
+        );
     }
 
     #[test]

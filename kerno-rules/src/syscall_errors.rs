@@ -240,6 +240,10 @@ fn failures<'a>(st: &'a SyscallStat, s: &Signals, t: &Thresholds) -> Failures<'a
 
 fn judge(st: &SyscallStat, s: &Signals, t: &Thresholds) -> Option<Finding> {
     let fl = failures(st, s, t);
+    // A handful of failures is not a rate: two failed closes in 190 calls is 1%, and noise.
+    if fl.bad < t.syscall_error_min_errors {
+        return None;
+    }
     let rate = pct(fl.bad, st.count);
     let (severity, threshold) = grade(rate, t.syscall_error_pct, t.syscall_error_critical_pct)?;
     let top = fl.procs.first().map(|p| &p.process);
@@ -500,6 +504,25 @@ mod tests {
     }
 
     #[test]
+    fn too_few_failures_is_quiet() {
+        // 2 of 190 is above 1%, but two failures say nothing about a rate.
+        let st = stat(
+            "close",
+            190,
+            &[("EBADF", 2)],
+            vec![perr(7, "bash", "EBADF", 2)],
+        );
+        assert!(run(&SyscallErrors, &with(vec![st])).is_empty());
+        let st = stat(
+            "close",
+            1_900,
+            &[("EBADF", 20)],
+            vec![perr(7, "bash", "EBADF", 20)],
+        );
+        assert_eq!(run(&SyscallErrors, &with(vec![st])).len(), 1);
+    }
+
+    #[test]
     fn too_few_calls_is_quiet() {
         assert!(
             run(
@@ -546,13 +569,13 @@ mod tests {
         ]);
         assert!(run(&SyscallErrors, &s).is_empty());
         // The same errno from another syscall is not.
-        let s = with(vec![stat("close", 482, &[("EBADF", 9)], vec![])]);
+        let s = with(vec![stat("close", 482, &[("EBADF", 19)], vec![])]);
         assert_eq!(one(run(&SyscallErrors, &s)).severity, Severity::Warning);
         // `syscall:ERRNO` in benign_errnos silences one pair only.
         let mut t = Thresholds::default();
         t.benign_errnos.push("close:EBADF".into());
         assert!(run_with(&SyscallErrors, &s, &t).is_empty());
-        let s = with(vec![stat("dup2", 482, &[("EBADF", 9)], vec![])]);
+        let s = with(vec![stat("dup2", 482, &[("EBADF", 19)], vec![])]);
         assert_eq!(run_with(&SyscallErrors, &s, &t).len(), 1);
     }
 

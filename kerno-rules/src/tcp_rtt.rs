@@ -34,13 +34,32 @@ impl Rule for TcpRtt {
         if ms(p99) <= t.tcp_rtt_p99_ms {
             return Vec::new();
         }
-        let mut f = finding(ID, Severity::Warning, Subject::host(&s.host.hostname));
+        // The slowest flows (recorded in the kernel) and the processes owning them.
+        let slow = &tcp.slow_rtt_flows;
+        let subject = match slow.first() {
+            Some(fl) => match &fl.process {
+                Some(p) => Subject::process(p),
+                None => Subject {
+                    kind: "flow".into(),
+                    name: format!("{} → {}", fl.local, fl.remote),
+                    ..Subject::default()
+                },
+            },
+            None => Subject::host(&s.host.hostname),
+        };
+        let mut f = finding(ID, Severity::Warning, subject);
         f.title = format!(
             "TCP round trips are slow: smoothed RTT p99 {} (p50 {}) over {} ACKs",
             human_ns(p99 as f64),
             human_ns(p50 as f64),
             thousands(n)
         );
+        if let Some(fl) = slow.first() {
+            f.title += &format!(", slowest to {}", fl.remote);
+            if let Some(p) = &fl.process {
+                f.title += &format!(" from `{}` (pid {})", p.comm, p.pid);
+            }
+        }
         f.cause = if ms(p50) > t.tcp_rtt_p99_ms {
             format!(
                 "Even the median round trip takes {}: the peers are far away (another region or continent), or every path out of this host is congested.",
@@ -56,6 +75,21 @@ impl Rule for TcpRtt {
         f.impact = "Every request and response waits for the round trip, and chatty protocols (many small exchanges per user request) pay it many times; a connection's throughput is capped at its window divided by the RTT.".into();
         f.evidence
             .push(format!("smoothed RTT: {}", latency_line(&tcp.rtt, "ACKs")));
+        for fl in slow {
+            let owner = fl
+                .process
+                .as_ref()
+                .map(|p| format!(" (`{}` (pid {}))", p.comm, p.pid))
+                .unwrap_or_default();
+            f.evidence.push(format!(
+                "slow flow {} → {}{owner}: {} ACKs at a smoothed RTT of 5 ms or more, mean {}, max {}",
+                fl.local,
+                fl.remote,
+                thousands(fl.samples),
+                human_ns(fl.mean_rtt_ns as f64),
+                human_ns(fl.max_rtt_ns as f64)
+            ));
+        }
         if tcp.segments_out > 0 {
             f.evidence.push(format!(
                 "{} of {} segments sent were retransmitted ({})",
@@ -132,6 +166,35 @@ mod tests {
         assert!(f.cause.contains("Most round trips are fast"), "{}", f.cause);
         assert!(f.value > 38.0 && f.value < 43.0, "{}", f.value);
         assert_eq!(f.threshold, 10.0);
+    }
+
+    #[test]
+    fn names_the_slowest_flow_and_its_process() {
+        let mut s = with_rtt(hist2(MS, 90, 40 * MS, 10));
+        s.tcp
+            .as_mut()
+            .unwrap()
+            .slow_rtt_flows
+            .push(kerno_core::TcpRttFlow {
+                local: "10.0.0.1:5000".into(),
+                remote: "10.0.0.2:443".into(),
+                samples: 10,
+                mean_rtt_ns: 40 * MS,
+                max_rtt_ns: 41 * MS,
+                process: Some(kerno_core::Process {
+                    pid: 42,
+                    comm: "curl".into(),
+                    ..Default::default()
+                }),
+            });
+        let f = one(run(&TcpRtt, &s));
+        assert_eq!(f.subject.process.as_ref().unwrap().pid, 42);
+        assert!(
+            f.title
+                .contains("slowest to 10.0.0.2:443 from `curl` (pid 42)"),
+            "{}",
+            f.title
+        );
     }
 
     #[test]

@@ -235,6 +235,8 @@ fn healthy() -> Signals {
             retransmits: 12,
             process: Some(api()),
         }],
+        slow_rtt_flows: vec![],
+        slow_connects: vec![],
     });
     s.oom = Some(OomSignals::default());
     s.memory = Some(MemorySignals {
@@ -416,6 +418,21 @@ fn everything_fires() -> Signals {
                 process: None,
             },
         ],
+        slow_rtt_flows: vec![kerno_core::TcpRttFlow {
+            local: "10.0.3.15:41822".into(),
+            remote: "10.0.7.21:5432".into(),
+            samples: 900,
+            mean_rtt_ns: 44 * MS,
+            max_rtt_ns: 46 * MS,
+            process: Some(api()),
+        }],
+        slow_connects: vec![kerno_core::SlowConnect {
+            process: api(),
+            remote: "10.0.7.21:5432".into(),
+            count: 10,
+            mean_ns: 1_010 * MS,
+            max_ns: 1_040 * MS,
+        }],
     });
     s.oom = Some(OomSignals {
         kills: vec![OomKill {

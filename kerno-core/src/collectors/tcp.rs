@@ -2,14 +2,17 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use kerno_probes::{
     TcpCounters, TcpReader,
-    common::{FlowKey, FlowVal},
+    common::{ConnKey, FlowKey, FlowVal, SlowConn, SlowRtt},
 };
 
 use super::{
     ends,
     layered::{Layered, LayeredBuilder},
 };
-use crate::{Collector, CollectorError, Histogram, Sample, Signals, TcpFlow, TcpSignals, procfs};
+use crate::{
+    Collector, CollectorError, Histogram, Sample, Signals, SlowConnect, TcpFlow, TcpRttFlow,
+    TcpSignals, procfs,
+};
 
 /// How many flows the TCP signals list.
 const TOP: usize = 5;
@@ -19,6 +22,8 @@ const TOP: usize = 5;
 pub struct TcpCollector {
     reader: TcpReader,
     flows: LayeredBuilder<FlowKey, FlowVal>,
+    slow_rtt: LayeredBuilder<FlowKey, SlowRtt>,
+    slow_connects: LayeredBuilder<ConnKey, SlowConn>,
 }
 
 impl TcpCollector {
@@ -27,6 +32,8 @@ impl TcpCollector {
         TcpCollector {
             reader,
             flows: LayeredBuilder::new(|a, b| a.retransmits == b.retransmits),
+            slow_rtt: LayeredBuilder::new(|a, b| a.samples == b.samples),
+            slow_connects: LayeredBuilder::new(|a, b| a.count == b.count),
         }
     }
 }
@@ -36,6 +43,8 @@ struct TcpSample {
     rtt: Histogram,
     connect: Histogram,
     flows: Layered<FlowKey, FlowVal>,
+    slow_rtt: Layered<FlowKey, SlowRtt>,
+    slow_connects: Layered<ConnKey, SlowConn>,
     out_segs: u64,
     retrans_segs: u64,
     netns: u32,
@@ -61,6 +70,12 @@ impl Collector for TcpCollector {
             rtt: Histogram::from_dense(&self.reader.rtt_histogram()?),
             connect: Histogram::from_dense(&self.reader.connect_histogram()?),
             flows: self.flows.next(self.reader.flows()?.into_iter().collect()),
+            slow_rtt: self
+                .slow_rtt
+                .next(self.reader.slow_rtt_flows()?.into_iter().collect()),
+            slow_connects: self
+                .slow_connects
+                .next(self.reader.slow_connects()?.into_iter().collect()),
             out_segs,
             retrans_segs,
             netns,
@@ -73,6 +88,11 @@ impl Collector for TcpCollector {
         };
         let (a, b) = (&first.counters, &last.counters);
         let (first_flows, last_flows) = (first.flows.materialize(), last.flows.materialize());
+        let (first_rtt, last_rtt) = (first.slow_rtt.materialize(), last.slow_rtt.materialize());
+        let (first_conn, last_conn) = (
+            first.slow_connects.materialize(),
+            last.slow_connects.materialize(),
+        );
         let mut flows: Vec<(FlowKey, u64)> = last_flows
             .iter()
             .map(|(k, v)| {
@@ -92,20 +112,75 @@ impl Collector for TcpCollector {
                 process: None,
             })
             .collect();
-        let wanted: Vec<(String, String)> = flows
+        // Slow-RTT flows in the window, most slow ACKs first.
+        let mut rtt_flows: Vec<TcpRttFlow> = last_rtt
+            .iter()
+            .filter_map(|(k, v)| {
+                let (n0, t0) = first_rtt
+                    .get(k)
+                    .map(|f| (f.samples, f.total_us))
+                    .unwrap_or((0, 0));
+                let n = v.samples.saturating_sub(n0);
+                (n > 0).then(|| TcpRttFlow {
+                    local: addr(k.family, &k.saddr, k.sport),
+                    remote: addr(k.family, &k.daddr, k.dport),
+                    samples: n,
+                    mean_rtt_ns: v.total_us.saturating_sub(t0) * 1000 / n,
+                    max_rtt_ns: v.max_us * 1000,
+                    process: None,
+                })
+            })
+            .collect();
+        rtt_flows.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.local.cmp(&b.local)));
+        rtt_flows.truncate(TOP);
+
+        // Name the processes owning the flows (one pass over /proc for both lists).
+        let mut wanted: Vec<(String, String)> = flows
             .iter()
             .map(|f| (f.local.clone(), f.remote.clone()))
             .collect();
+        wanted.extend(
+            rtt_flows
+                .iter()
+                .map(|f| (f.local.clone(), f.remote.clone())),
+        );
         let owners = procfs::tcp_socket_owners(&wanted);
-        let flows = flows
+        let owner = |l: &str, r: &str| {
+            owners
+                .get(&(l.to_string(), r.to_string()))
+                .map(|pid| procfs::process(*pid, ""))
+        };
+        let flows: Vec<TcpFlow> = flows
             .into_iter()
             .map(|mut f| {
-                f.process = owners
-                    .get(&(f.local.clone(), f.remote.clone()))
-                    .map(|pid| procfs::process(*pid, ""));
+                f.process = owner(&f.local, &f.remote);
                 f
             })
             .collect();
+        for f in &mut rtt_flows {
+            f.process = owner(&f.local, &f.remote);
+        }
+
+        let mut slow_connects: Vec<SlowConnect> = last_conn
+            .iter()
+            .filter_map(|(k, v)| {
+                let (c0, t0) = first_conn
+                    .get(k)
+                    .map(|f| (f.count, f.total_ns))
+                    .unwrap_or((0, 0));
+                let n = v.count.saturating_sub(c0);
+                (n > 0).then(|| SlowConnect {
+                    process: procfs::process(k.tgid, &procfs::comm_str(&v.comm)),
+                    remote: addr(k.family, &k.daddr, k.dport),
+                    count: n,
+                    mean_ns: v.total_ns.saturating_sub(t0) / n,
+                    max_ns: v.max_ns,
+                })
+            })
+            .collect();
+        slow_connects.sort_by(|a, b| b.count.cmp(&a.count).then(a.remote.cmp(&b.remote)));
+        slow_connects.truncate(TOP);
+
         signals.tcp = Some(TcpSignals {
             retransmits: b.retransmits.saturating_sub(a.retransmits),
             // Namespaces can come and go between the samples; never report negative.
@@ -119,6 +194,8 @@ impl Collector for TcpCollector {
             closes: b.closes.saturating_sub(a.closes),
             connect_failed: b.connect_failed.saturating_sub(a.connect_failed),
             top_flows: flows,
+            slow_rtt_flows: rtt_flows,
+            slow_connects,
         });
         Ok(())
     }

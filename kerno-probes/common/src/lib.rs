@@ -292,6 +292,60 @@ pub struct FlowVal {
     pub retransmits: u64,
 }
 
+/// An active open in flight (key: the socket's address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnStart {
+    /// When it entered SYN_SENT, ns.
+    pub ts: u64,
+    /// The connecting process (connect runs in its context).
+    pub tgid: u32,
+    /// Padding.
+    pub pad: u32,
+    /// Its command name.
+    pub comm: [u8; 16],
+}
+
+/// Key of the slow-connect map: who connected where.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    /// The connecting process.
+    pub tgid: u32,
+    /// AF_INET or AF_INET6.
+    pub family: u16,
+    /// Remote port (host order).
+    pub dport: u16,
+    /// Remote address (IPv4 in the first 4 bytes).
+    pub daddr: [u8; 16],
+}
+
+/// Connects at least as slow as the in-kernel threshold, per [`ConnKey`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SlowConn {
+    /// Slow connects.
+    pub count: u64,
+    /// Their total latency, ns.
+    pub total_ns: u64,
+    /// The slowest, ns.
+    pub max_ns: u64,
+    /// The process's command name.
+    pub comm: [u8; 16],
+}
+
+/// ACKs on a flow whose smoothed RTT was at least the in-kernel threshold.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SlowRtt {
+    /// Such ACKs.
+    pub samples: u64,
+    /// Sum of their smoothed RTTs, µs.
+    pub total_us: u64,
+    /// The largest smoothed RTT seen, µs.
+    pub max_us: u64,
+}
+
 /// An OOM kill, as recorded at `oom:mark_victim`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -384,6 +438,16 @@ pub struct TpOffsets {
     pub rtx_daddr_v6: u32,
     /// tcp_probe: `srtt` (microseconds).
     pub probe_srtt: u32,
+    /// tcp_probe: `family`.
+    pub probe_family: u32,
+    /// tcp_probe: `sport`.
+    pub probe_sport: u32,
+    /// tcp_probe: `dport`.
+    pub probe_dport: u32,
+    /// tcp_probe: `saddr` (a sockaddr_in or sockaddr_in6).
+    pub probe_saddr: u32,
+    /// tcp_probe: `daddr` (a sockaddr_in or sockaddr_in6).
+    pub probe_daddr: u32,
     /// inet_sock_set_state: `skaddr`.
     pub state_skaddr: u32,
     /// inet_sock_set_state: `oldstate`.
@@ -392,6 +456,14 @@ pub struct TpOffsets {
     pub state_new: u32,
     /// inet_sock_set_state: `protocol`.
     pub state_protocol: u32,
+    /// inet_sock_set_state: `family`.
+    pub state_family: u32,
+    /// inet_sock_set_state: `dport`.
+    pub state_dport: u32,
+    /// inet_sock_set_state: `daddr`.
+    pub state_daddr: u32,
+    /// inet_sock_set_state: `daddr_v6`.
+    pub state_daddr_v6: u32,
     /// mark_victim: `pid`.
     pub oom_pid: u32,
     /// mark_victim: `comm` (a `__data_loc` string), or `u32::MAX`.
@@ -404,7 +476,7 @@ pub struct TpOffsets {
     pub oom_file_rss: u32,
     /// mark_victim: `shmem_rss`, or `u32::MAX`.
     pub oom_shmem_rss: u32,
-    /// Padding to a multiple of 8 bytes.
+    /// Reserved; always 0.
     pub pad: u32,
 }
 
@@ -432,10 +504,19 @@ impl TpOffsets {
         rtx_saddr_v6: u32::MAX,
         rtx_daddr_v6: u32::MAX,
         probe_srtt: u32::MAX,
+        probe_family: u32::MAX,
+        probe_sport: u32::MAX,
+        probe_dport: u32::MAX,
+        probe_saddr: u32::MAX,
+        probe_daddr: u32::MAX,
         state_skaddr: u32::MAX,
         state_old: u32::MAX,
         state_new: u32::MAX,
         state_protocol: u32::MAX,
+        state_family: u32::MAX,
+        state_dport: u32::MAX,
+        state_daddr: u32::MAX,
+        state_daddr_v6: u32::MAX,
         oom_pid: u32::MAX,
         oom_comm: u32::MAX,
         oom_total_vm: u32::MAX,
@@ -458,6 +539,10 @@ pub struct Config {
     pub slow_syscall_ns: u64,
     /// A run-queue delay at least this long (ns) is recorded per thread.
     pub slow_runq_ns: u64,
+    /// A smoothed RTT at least this long (ns) is recorded per flow.
+    pub slow_rtt_ns: u64,
+    /// A connect at least this slow (ns) is recorded per process and peer.
+    pub slow_connect_ns: u64,
 }
 
 #[cfg(feature = "user")]
@@ -479,6 +564,10 @@ mod pod {
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowVal {}
     unsafe impl aya::Pod for OomEntry {}
+    unsafe impl aya::Pod for ConnStart {}
+    unsafe impl aya::Pod for ConnKey {}
+    unsafe impl aya::Pod for SlowConn {}
+    unsafe impl aya::Pod for SlowRtt {}
     unsafe impl aya::Pod for TpOffsets {}
     unsafe impl aya::Pod for Config {}
 }

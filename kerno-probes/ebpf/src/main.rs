@@ -31,7 +31,7 @@ mod programs {
         programs::{BtfTracePointContext, TracePointContext},
     };
     use kerno_probes_common::{
-        BlkStartKey, BlkStartVal, BlkStat, BlkStatKey, Config, FdVal, FlowKey, FlowVal, Hist,
+        BlkStartKey, BlkStartVal, BlkStat, BlkStatKey, Config, ConnKey, ConnStart, SlowConn, SlowRtt, FdVal, FlowKey, FlowVal, Hist,
         MAX_SYSCALLS, OOM_RING, OomEntry, ProcSyscallKey, ProcSyscallVal, SYSCALL_OTHER,
         SchedDelayVal, SyscallCounts, THREAD_SLOTS, ThreadSlot, TpOffsets, blk_op, class, hist,
         lost, tcp_ctr,
@@ -45,6 +45,8 @@ mod programs {
         pad: 0,
         slow_syscall_ns: 1_000_000,
         slow_runq_ns: 1_000_000,
+        slow_rtt_ns: 5_000_000,
+        slow_connect_ns: 50_000_000,
     };
     #[unsafe(no_mangle)]
     static OFFSETS: TpOffsets = TpOffsets::NONE;
@@ -457,7 +459,11 @@ mod programs {
     #[map]
     static TCP_FLOWS: LruHashMap<FlowKey, FlowVal> = LruHashMap::with_max_entries(4096, 0);
     #[map]
-    static TCP_CONNECTING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(8192, 0);
+    static TCP_CONNECTING: LruHashMap<u64, ConnStart> = LruHashMap::with_max_entries(8192, 0);
+    #[map]
+    static TCP_SLOW_CONNECTS: LruHashMap<ConnKey, SlowConn> = LruHashMap::with_max_entries(4096, 0);
+    #[map]
+    static TCP_SLOW_RTT: LruHashMap<FlowKey, SlowRtt> = LruHashMap::with_max_entries(4096, 0);
 
     const AF_INET6: u16 = 10;
     const TCP_ESTABLISHED: i32 = 1;
@@ -511,15 +517,63 @@ mod programs {
 
     #[tracepoint]
     pub fn tcp_probe(ctx: TracePointContext) -> u32 {
-        if let Ok(srtt_us) = unsafe { ctx.read_at::<u32>(o(&off().probe_srtt)) } {
-            if srtt_us > 0 {
-                tcp_count(tcp_ctr::RTT_SAMPLES);
-                if let Some(h) = TCP_RTT_HIST.get_ptr_mut(0) {
-                    hist_add(h, srtt_us as u64 * 1000);
+        let _ = try_tcp_probe(&ctx);
+        0
+    }
+
+    #[inline(always)]
+    fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
+        let o_ = off();
+        let srtt_us: u32 = unsafe { ctx.read_at(o(&o_.probe_srtt))? };
+        if srtt_us == 0 {
+            return Ok(());
+        }
+        tcp_count(tcp_ctr::RTT_SAMPLES);
+        if let Some(h) = TCP_RTT_HIST.get_ptr_mut(0) {
+            hist_add(h, srtt_us as u64 * 1000);
+        }
+        if (srtt_us as u64) * 1000 < cfg().slow_rtt_ns {
+            return Ok(());
+        }
+        // A slow flow: remember which, so user space can name its process.
+        let family: u16 = unsafe { ctx.read_at(o(&o_.probe_family))? };
+        let mut key = FlowKey {
+            family,
+            sport: unsafe { ctx.read_at(o(&o_.probe_sport))? },
+            dport: unsafe { ctx.read_at(o(&o_.probe_dport))? },
+            pad: 0,
+            saddr: [0; 16],
+            daddr: [0; 16],
+        };
+        // saddr/daddr are sockaddr_in (address at byte 4) or sockaddr_in6 (at byte 8).
+        let (at, len) = if family == AF_INET6 { (8, 16) } else { (4, 4) };
+        let s: [u8; 16] = unsafe { ctx.read_at(o(&o_.probe_saddr) + at)? };
+        let d: [u8; 16] = unsafe { ctx.read_at(o(&o_.probe_daddr) + at)? };
+        let mut i = 0;
+        while i < 16 {
+            if i < len {
+                key.saddr[i] = s[i];
+                key.daddr[i] = d[i];
+            }
+            i += 1;
+        }
+        if let Some(v) = TCP_SLOW_RTT.get_ptr_mut(&key) {
+            unsafe {
+                atomic_add(&mut (*v).samples, 1);
+                atomic_add(&mut (*v).total_us, srtt_us as u64);
+                if srtt_us as u64 > (*v).max_us {
+                    (*v).max_us = srtt_us as u64;
                 }
             }
+        } else {
+            let v = SlowRtt {
+                samples: 1,
+                total_us: srtt_us as u64,
+                max_us: srtt_us as u64,
+            };
+            let _ = TCP_SLOW_RTT.insert(&key, &v, BPF_NOEXIST as u64);
         }
-        0
+        Ok(())
     }
 
     #[tracepoint]
@@ -540,16 +594,26 @@ mod programs {
         let new: i32 = unsafe { ctx.read_at(o(&o_.state_new))? };
         if new == TCP_SYN_SENT {
             tcp_count(tcp_ctr::CONNECT_STARTED);
-            let now = unsafe { bpf_ktime_get_ns() };
-            let _ = TCP_CONNECTING.insert(&sk, &now, 0);
+            // connect() runs in the caller's context: remember who connects.
+            let start = ConnStart {
+                ts: unsafe { bpf_ktime_get_ns() },
+                tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+                pad: 0,
+                comm: bpf_get_current_comm().unwrap_or([0; 16]),
+            };
+            let _ = TCP_CONNECTING.insert(&sk, &start, 0);
         } else if new == TCP_ESTABLISHED {
             if old == TCP_SYN_SENT {
                 tcp_count(tcp_ctr::ACTIVE_OPENS);
-                if let Some(ts) = unsafe { TCP_CONNECTING.get(&sk) } {
-                    let lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(*ts);
+                if let Some(start) = unsafe { TCP_CONNECTING.get(&sk) } {
+                    let (ts, tgid, comm) = (start.ts, start.tgid, start.comm);
+                    let lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
                     let _ = TCP_CONNECTING.remove(&sk);
                     if let Some(h) = TCP_CONNECT_HIST.get_ptr_mut(0) {
                         hist_add(h, lat);
+                    }
+                    if lat >= cfg().slow_connect_ns {
+                        record_slow_connect(ctx, tgid, comm, lat)?;
                     }
                 }
             } else if old == TCP_SYN_RECV {
@@ -561,6 +625,47 @@ mod programs {
                 tcp_count(tcp_ctr::CONNECT_FAILED);
                 let _ = TCP_CONNECTING.remove(&sk);
             }
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn record_slow_connect(
+        ctx: &TracePointContext,
+        tgid: u32,
+        comm: [u8; 16],
+        lat: u64,
+    ) -> Result<(), i64> {
+        let o_ = off();
+        let family: u16 = unsafe { ctx.read_at(o(&o_.state_family))? };
+        let mut key = ConnKey {
+            tgid,
+            family,
+            dport: unsafe { ctx.read_at(o(&o_.state_dport))? },
+            daddr: [0; 16],
+        };
+        if family == AF_INET6 {
+            key.daddr = unsafe { ctx.read_at(o(&o_.state_daddr_v6))? };
+        } else {
+            let d: [u8; 4] = unsafe { ctx.read_at(o(&o_.state_daddr))? };
+            key.daddr[..4].copy_from_slice(&d);
+        }
+        if let Some(v) = TCP_SLOW_CONNECTS.get_ptr_mut(&key) {
+            unsafe {
+                atomic_add(&mut (*v).count, 1);
+                atomic_add(&mut (*v).total_ns, lat);
+                if lat > (*v).max_ns {
+                    (*v).max_ns = lat;
+                }
+            }
+        } else {
+            let v = SlowConn {
+                count: 1,
+                total_ns: lat,
+                max_ns: lat,
+                comm,
+            };
+            let _ = TCP_SLOW_CONNECTS.insert(&key, &v, BPF_NOEXIST as u64);
         }
         Ok(())
     }
