@@ -802,3 +802,31 @@ fn root_agent_memory_stays_bounded_under_a_process_storm() {
     );
     assert!(agent.stop().success());
 }
+
+#[test]
+fn root_agent_without_privileges_is_one_clear_line() {
+    let dir = temp_dir("agent-nopriv");
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_kerno"))
+        .args(["start", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--socket")
+        .arg(dir.join("agent.sock"))
+        .env_remove("KERNO_CONFIG")
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert!(!dir.join("agent.sock").exists(), "nothing created");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,7 +40,7 @@ mod snapshot;
 
 pub use collector::{Collector, Sample};
 pub use config::Config;
-pub use engine::{DOMAINS, Engine, KernelOptions, evaluate};
+pub use engine::{DOMAINS, Engine, KernelOptions, check_privileges, evaluate};
 pub use error::{CollectorError, ConfigError, CoreError};
 pub use finding::{Finding, Severity, Subject, human_bytes, human_ns, human_secs, rank, thousands};
 pub use histogram::Histogram;

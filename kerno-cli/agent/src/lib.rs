@@ -51,7 +51,7 @@ pub enum AgentError {
     #[error("invalid listen address {0:?} (examples: :9090, 127.0.0.1:9090, [::1]:9090)")]
     Address(String),
     /// The TCP address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -63,7 +63,7 @@ pub enum AgentError {
     #[error("another kerno agent is already running (it answers on {0})")]
     AlreadyRunning(PathBuf),
     /// The unix socket could not be created.
-    #[error("cannot create the socket {path}: {source}")]
+    #[error("cannot create the socket {path}")]
     Socket {
         /// The socket.
         path: PathBuf,
@@ -72,10 +72,10 @@ pub enum AgentError {
         source: std::io::Error,
     },
     /// The async runtime or the signal handlers could not be set up.
-    #[error("cannot start the agent's runtime: {0}")]
+    #[error("cannot start the agent's runtime")]
     Runtime(#[source] std::io::Error),
     /// The probes could not be loaded at all (privileges, no BTF, bad configuration).
-    #[error("cannot start the probes: {0}")]
+    #[error("cannot start the probes")]
     Probes(#[source] CoreError),
 }
 
@@ -151,6 +151,8 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
 }
 
 async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
+    // Fail before creating anything when the probes could never load.
+    kerno_core::check_privileges().map_err(AgentError::Probes)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Runtime)?;
     let tcp = tokio::net::TcpListener::bind(opts.listen)
