@@ -212,8 +212,13 @@ impl Agent {
 
     /// SIGTERM, then wait for the exit.
     fn stop(&mut self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Send `signal`, then wait for the exit.
+    fn stop_with(&mut self, signal: libc::c_int) -> ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.pid() as i32, signal) };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -526,7 +531,17 @@ fn root_agent_names_a_failed_probe_as_degraded() {
         "an unobserved domain has no series"
     );
     assert!(agent.log().contains("degraded: tcp"), "{}", agent.log());
-    assert!(agent.stop().success());
+    // Ctrl-C stops it as cleanly as SIGTERM.
+    let (progs, _) = agent.bpf_ids();
+    assert!(agent.stop_with(libc::SIGINT).success());
+    assert!(agent.log().contains("probes detached"), "{}", agent.log());
+    for id in progs {
+        let o = Command::new("bpftool")
+            .args(["prog", "show", "id", &id.to_string()])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "program {id} still loaded");
+    }
 }
 
 /// A shell making `n` failing chdir calls (ENOTDIR: not a benign errno; chdir is rare on
