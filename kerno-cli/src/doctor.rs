@@ -60,6 +60,20 @@ pub fn kernel_options(cfg: &Config) -> KernelOptions {
 fn ask_agent(cfg: &Config, quiet: bool) -> Option<kerno_core::Signals> {
     let socket = &cfg.agent.socket;
     let timeout = cfg.duration + Duration::from_secs(10);
+    if !quiet {
+        // A just-started agent makes the doctor wait for the rest of the window: say so.
+        let history = kerno_agent::get(socket, "/readyz", Duration::from_secs(2))
+            .ok()
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["history_secs"].as_f64());
+        if let Some(h) = history.filter(|h| *h + 1.0 < cfg.duration.as_secs_f64()) {
+            eprintln!(
+                "kerno: the agent started {h:.0} s ago; waiting {:.0} s for a {} s window",
+                cfg.duration.as_secs_f64() - h,
+                cfg.duration.as_secs()
+            );
+        }
+    }
     match kerno_agent::fetch_signals(socket, cfg.duration, timeout) {
         Ok(mut signals) => {
             signals.keep_domains(&cfg.probes.domains);
