@@ -164,7 +164,8 @@ impl Histogram {
                 let (lo, hi) = hist::bounds(*i as usize);
                 // Assume the bucket's samples are spread evenly over [lo, hi).
                 let within = (rank - seen as f64 - 0.5) / *c as f64;
-                let v = lo as f64 + within.clamp(0.0, 1.0) * (hi - lo) as f64;
+                // Values in the bucket are lo..=hi-1.
+                let v = lo as f64 + within.clamp(0.0, 1.0) * (hi - 1 - lo) as f64;
                 return Some(v.round() as u64);
             }
             seen += c;
