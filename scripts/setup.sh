@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
 else
     # Debian packages for tests that induce real incidents and for the benchmarks.
     PKGS=(stress-ng fio iproute2 iptables nftables fuse3 libfuse3-dev pkg-config bpftool bpftrace
-          prometheus util-linux procps e2fsprogs)
+          prometheus util-linux procps e2fsprogs jq gcc)
     missing=()
     for p in "${PKGS[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -47,6 +47,7 @@ if [ "$WANT_EBPF" = 1 ]; then
         say "building bpf-linker 0.10.0 (about 70 s)"
         cargo install bpf-linker --version 0.10.0 --locked --quiet
     fi
-    echo "$EBPF_NIGHTLY" > target/.ebpf-toolchain 2>/dev/null || { mkdir -p target; echo "$EBPF_NIGHTLY" > target/.ebpf-toolchain; }
+    mkdir -p target
+    echo "$EBPF_NIGHTLY" > target/.ebpf-toolchain
 fi
 say "ready"

@@ -29,12 +29,17 @@ impl Collector for ProcStat {
     }
 
     fn sample(&mut self) -> Result<Sample, CollectorError> {
-        Ok(Sample::now((read_counter("ctxt ")?, read_counter("processes ")?)))
+        Ok(Sample::now((
+            read_counter("ctxt ")?,
+            read_counter("processes ")?,
+        )))
     }
 
     fn fill(&self, samples: &[&Sample], signals: &mut Signals) -> Result<(), CollectorError> {
         let first = samples[0].get::<(u64, u64)>().expect("our own sample");
-        let last = samples[samples.len() - 1].get::<(u64, u64)>().expect("our own sample");
+        let last = samples[samples.len() - 1]
+            .get::<(u64, u64)>()
+            .expect("our own sample");
         signals.custom.insert(
             self.name().into(),
             serde_json::json!({

@@ -39,7 +39,11 @@ impl Rule for FsyncStorm {
             evidence: vec![format!(
                 "{} fsync calls, p99 {}",
                 fsync.count,
-                fsync.latency.percentile(99.0).map(|v| human_ns(v as f64)).unwrap_or_default()
+                fsync
+                    .latency
+                    .percentile(99.0)
+                    .map(|v| human_ns(v as f64))
+                    .unwrap_or_default()
             )],
             value: rate,
             threshold: limit,

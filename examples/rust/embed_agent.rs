@@ -17,8 +17,15 @@ fn main() -> anyhow::Result<()> {
     let signals = engine.collect(Duration::from_secs(2), None, &mut |_, _| {})?;
     let report = engine.evaluate(&signals);
 
-    let syscalls = signals.syscalls.as_ref().map(|s| s.total_calls).unwrap_or(0);
-    println!("observed {syscalls} syscalls in {:.1} s", signals.window_secs());
+    let syscalls = signals
+        .syscalls
+        .as_ref()
+        .map(|s| s.total_calls)
+        .unwrap_or(0);
+    println!(
+        "observed {syscalls} syscalls in {:.1} s",
+        signals.window_secs()
+    );
     for f in &report.findings {
         println!("[{}] {}: {}", f.severity, f.rule, f.title);
         if f.severity == Severity::Critical {

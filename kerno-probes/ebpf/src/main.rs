@@ -31,10 +31,10 @@ mod programs {
         programs::{BtfTracePointContext, TracePointContext},
     };
     use kerno_probes_common::{
-        BlkStartKey, BlkStartVal, BlkStat, BlkStatKey, Config, ConnKey, ConnStart, SlowConn, SlowRtt, FdVal, FlowKey, FlowVal, Hist,
-        MAX_SYSCALLS, OOM_RING, OomEntry, ProcSyscallKey, ProcSyscallVal, SYSCALL_OTHER,
-        SchedDelayVal, SyscallCounts, THREAD_SLOTS, ThreadSlot, TpOffsets, blk_op, class, hist,
-        lost, tcp_ctr,
+        BlkStartKey, BlkStartVal, BlkStat, BlkStatKey, Config, ConnKey, ConnStart, FdVal, FlowKey,
+        FlowVal, Hist, MAX_SYSCALLS, OOM_RING, OomEntry, ProcSyscallKey, ProcSyscallVal,
+        SYSCALL_OTHER, SchedDelayVal, SlowConn, SlowRtt, SyscallCounts, THREAD_SLOTS, ThreadSlot,
+        TpOffsets, blk_op, class, hist, lost, tcp_ctr,
     };
 
     // ---- read-only globals, set by the loader ----------------------------------------
