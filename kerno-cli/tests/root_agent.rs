@@ -477,20 +477,31 @@ fn root_agent_readiness_scrape_and_clean_stop() {
     assert!(status.success(), "{status}: {}", agent.log());
     assert!(agent.log().contains("probes detached"), "{}", agent.log());
     for id in progs {
-        let o = Command::new("bpftool")
-            .args(["prog", "show", "id", &id.to_string()])
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "program {id} still loaded");
+        assert!(bpf_object_gone("prog", id), "program {id} still loaded");
     }
     for id in links {
-        let o = Command::new("bpftool")
-            .args(["link", "show", "id", &id.to_string()])
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "link {id} still attached");
+        assert!(bpf_object_gone("link", id), "link {id} still attached");
     }
     assert!(!agent.socket.exists());
+}
+
+/// Whether `bpftool <kind> show id <id>` stops finding the object within 3 s: the kernel
+/// frees a program or link after an RCU grace period, a moment after its last fd closes.
+fn bpf_object_gone(kind: &str, id: u32) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let o = Command::new("bpftool")
+            .args([kind, "show", "id", &id.to_string()])
+            .output()
+            .unwrap();
+        if !o.status.success() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -536,11 +547,7 @@ fn root_agent_names_a_failed_probe_as_degraded() {
     assert!(agent.stop_with(libc::SIGINT).success());
     assert!(agent.log().contains("probes detached"), "{}", agent.log());
     for id in progs {
-        let o = Command::new("bpftool")
-            .args(["prog", "show", "id", &id.to_string()])
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "program {id} still loaded");
+        assert!(bpf_object_gone("prog", id), "program {id} still loaded");
     }
 }
 
