@@ -253,10 +253,22 @@ mod with_chaos {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // Let buffers queued before the change drain.
+        std::thread::sleep(Duration::from_secs(1));
+        // Read the kernel's counter right next to the probe's two samples, so both cover the
+        // same interval (a `collect` would also resolve flow owners before returning).
+        let start = std::time::Instant::now();
         let (_, before) = chaos::tcp_segments(sender).expect("sender's netns counters");
-        let s = collect(&mut e, 4);
+        let first = e.sample_all();
+        std::thread::sleep(Duration::from_secs(4));
+        let last = e.sample_all();
         let (_, after) = chaos::tcp_segments(sender).expect("sender's netns counters");
+        let series: Vec<Vec<&kerno_core::Sample>> = first
+            .iter()
+            .zip(&last)
+            .map(|(a, b)| a.iter().chain(b.iter()).collect())
+            .collect();
+        let s = e.signals_from(&series, kerno_core::unix_ms_now(), start.elapsed());
         running.stop().expect("teardown");
         let truth = after - before;
         let seen = s.tcp.as_ref().unwrap().retransmits;
