@@ -256,11 +256,22 @@ fn run_case(e: &mut Engine, case: &Case) -> Row {
             .iter()
             .filter(|f| f.severity >= Severity::Warning && f.rule != case.rule)
         {
-            let tag = format!("{} ({})", f.rule, f.severity);
+            // A finding about a process that has nothing to do with the scenario (another job
+            // on the machine) is background, not the scenario tripping a second rule.
+            let about_us = names_the_inducer(f, &running) || f.subject.kind == "host";
+            let tag = if about_us {
+                format!("{} ({})", f.rule, f.severity)
+            } else {
+                format!(
+                    "{} ({}, background: {})",
+                    f.rule, f.severity, f.subject.name
+                )
+            };
             if !row.others.contains(&tag) {
                 row.others.push(tag);
             }
-            if !case.allowed.iter().any(|(r, _)| *r == f.rule)
+            if about_us
+                && !case.allowed.iter().any(|(r, _)| *r == f.rule)
                 && !row
                     .unexpected
                     .iter()
@@ -306,7 +317,9 @@ fn matrix(rows: &[Row], baseline: &[String], baseline_secs: u64) -> String {
          Each rule's incident is induced for real with `kerno chaos` at intensity `medium`; the engine runs at the \
          **default thresholds**, sampling every second, and the time to detection is from the moment the \
          scenario's workers started to the first window in which the rule fired at WARN or CRIT naming the \
-         inducing process, cgroup or device. Windows are at most {} s.\n",
+         inducing process, cgroup or device. Windows are at most {} s. Other rules firing about the \
+         scenario's own processes (or the host) must be justified below; findings about unrelated \
+         processes are marked background.\n",
         kerno_core::host::detect_host().hostname,
         kerno_core::host::detect_host().cpus,
         kerno_core::host::detect_host().kernel,
