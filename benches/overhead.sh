@@ -241,14 +241,17 @@ start_agent() { # mode
 
 stop_agent() {
     [ -n "$AGENT_PID" ] || return 0
-    local pid=$AGENT_PID i
+    local pid=$AGENT_PID i sig
     AGENT_PID=""
-    kill -INT "$pid" 2>/dev/null || return 0
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
+    # INT as Ctrl-C would; TERM when INT is ignored (a script started in the background
+    # hands SIG_IGN for INT down to its children); KILL as the last resort.
+    for sig in INT TERM KILL; do
+        kill -"$sig" "$pid" 2>/dev/null || break
+        for i in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break 2
+            sleep 0.1
+        done
     done
-    kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
 
