@@ -142,7 +142,11 @@ impl Collector for SyscallCollector {
             if count == 0 {
                 continue;
             }
-            let errors = e1.saturating_sub(e0);
+            // The programs bump a call's count, then its error, without a lock; a read that
+            // lands between the two sees one more call than errors, which can leave a window
+            // one error ahead of its calls. A call is never counted as failed without being
+            // counted.
+            let errors = e1.saturating_sub(e0).min(count);
             let latency = match (last_hists.get(&nr), first_hists.get(&nr)) {
                 (Some(l), Some(f)) => l.delta(f),
                 (Some(l), None) => l.delta(&empty),
