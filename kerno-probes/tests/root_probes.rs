@@ -110,3 +110,52 @@ fn root_every_domain_attaches_and_a_forced_failure_degrades_only_its_domain() {
     let n: u64 = sched.histogram().unwrap().iter().sum();
     assert!(n > 0, "some run-queue delays in 200 ms");
 }
+
+/// Latency is timed for every call of a syscall made at a low rate, and sampled with weights
+/// in a storm, where the histogram's total still matches the exact call count.
+#[test]
+fn root_latency_is_exact_at_low_rates_and_weighted_in_a_storm() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = load(&[Domain::Syscalls]);
+    let r = p.take_syscalls().unwrap();
+    let hist_total = |nr: u32| -> u64 { r.histogram(nr).unwrap().iter().sum() };
+
+    // A rarely used syscall, 400 times: far below the per-CPU budget, so each is timed.
+    let getpgid = syscalls::number("getpgid").unwrap();
+    let (c0, h0) = (
+        r.totals().unwrap().count[getpgid as usize],
+        hist_total(getpgid),
+    );
+    in_child(|| {
+        for _ in 0..400 {
+            unsafe { libc::syscall(libc::SYS_getpgid, 0) };
+        }
+    });
+    let calls = r.totals().unwrap().count[getpgid as usize] - c0;
+    let timed = hist_total(getpgid) - h0;
+    assert!(calls >= 400, "getpgid calls {calls}");
+    assert_eq!(timed, calls, "every getpgid call timed");
+
+    // A storm: 2,000,000 getppid calls. Counts stay exact; the histogram is sampled and
+    // weighted, and its total must land within 1% of the count.
+    const STORM: u64 = 2_000_000;
+    let getppid = syscalls::number("getppid").unwrap();
+    let (c0, h0) = (
+        r.totals().unwrap().count[getppid as usize],
+        hist_total(getppid),
+    );
+    in_child(|| {
+        for _ in 0..STORM {
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        }
+    });
+    let calls = r.totals().unwrap().count[getppid as usize] - c0;
+    let estimated = hist_total(getppid) - h0;
+    assert!(calls >= STORM, "getppid calls {calls}");
+    let off = (estimated as f64 - calls as f64).abs() / calls as f64;
+    assert!(
+        off < 0.01,
+        "weighted histogram total {estimated} vs {calls} calls ({:.2}% off)",
+        off * 100.0
+    );
+}

@@ -118,6 +118,58 @@ pub struct ThreadSlot {
 /// Number of per-thread slots (array entries) for syscalls and for run-queue wakeups.
 pub const THREAD_SLOTS: u32 = 1 << 16;
 
+/// A timed syscall in flight on a thread.
+///
+/// Syscall slots are keyed by the address of the thread's saved user registers (`struct
+/// pt_regs`, which sits at a fixed place on the thread's kernel stack and is handed to both
+/// `sys_enter` and `sys_exit`), so the programs find them without a helper call. The slot
+/// index is a hash of that address; the full address is kept to tell threads apart.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallSlot {
+    /// The thread's `pt_regs` address (relative to a fixed address); 0 when never used.
+    pub regs: u64,
+    /// Start timestamp, `bpf_ktime_get_ns`; 0 when no timed call is in flight.
+    pub ts: u64,
+    /// How many calls this timed call stands for in the histogram (see [`sampling`]).
+    pub weight: u64,
+}
+
+/// The slot index of a thread's `pt_regs` address (relative to a fixed address): kernel
+/// stacks are 16 KiB apart or more, so the low 14 bits carry nothing; a multiplicative hash
+/// spreads the rest over the slots.
+#[inline(always)]
+pub fn syscall_slot(regs: u64) -> u32 {
+    (((regs >> 14).wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 48) as u32 & (THREAD_SLOTS - 1)
+}
+
+/// How syscall latency is timed.
+///
+/// Counts and errors are exact: every call is counted. Reading the clock twice per call is
+/// most of the cost of timing it, so on each CPU the first [`FULL`](sampling::FULL) calls of
+/// a syscall in each [`EPOCH_SHIFT`](sampling::EPOCH_SHIFT) period (about a second) are all
+/// timed, and beyond that one call in [`EVERY`](sampling::EVERY), which goes into the
+/// histogram with that weight. A syscall made fewer than about 1,000 times a second per CPU
+/// is therefore timed exactly; a storm of one syscall costs the clock only on a sample.
+pub mod sampling {
+    /// Calls of one syscall timed one by one per CPU per period.
+    pub const FULL: u64 = 1024;
+    /// Beyond [`FULL`], one call in this many is timed (a power of two).
+    pub const EVERY: u64 = 64;
+    /// The period is `ktime >> EPOCH_SHIFT` ns (2^30 ns, about 1.07 s).
+    pub const EPOCH_SHIFT: u32 = 30;
+}
+
+/// Per-CPU state of the syscall latency sampler (see [`sampling`]).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallSampler {
+    /// The current period on this CPU, as last seen by a timed call.
+    pub epoch: u64,
+    /// Per syscall number: `(period << 32) | calls seen in that period`.
+    pub seen: [u64; MAX_SYSCALLS],
+}
+
 /// Per-syscall-number class flags, handed to the programs as a read-only global.
 pub mod class {
     /// The syscall waits for something by design (epoll_wait, futex, nanosleep, ...):
@@ -377,8 +429,8 @@ pub const OOM_RING: u32 = 64;
 
 /// Indexes into the per-CPU lost-sample counters.
 pub mod lost {
-    /// A syscall exit found its slot holding another thread's call in flight (two live
-    /// threads whose ids are equal modulo `THREAD_SLOTS`).
+    /// A timed syscall took a slot holding another thread's timed call in flight (two
+    /// threads whose register addresses hash to the same slot): that call's latency is lost.
     pub const SYSCALL_SLOT: u32 = 0;
     /// A switch-in found its wakeup slot taken by another thread.
     pub const SCHED_SLOT: u32 = 1;
@@ -553,6 +605,8 @@ mod pod {
     unsafe impl aya::Pod for Hist {}
     unsafe impl aya::Pod for SyscallCounts {}
     unsafe impl aya::Pod for ThreadSlot {}
+    unsafe impl aya::Pod for SyscallSlot {}
+    unsafe impl aya::Pod for SyscallSampler {}
     unsafe impl aya::Pod for ProcSyscallKey {}
     unsafe impl aya::Pod for ProcSyscallVal {}
     unsafe impl aya::Pod for FdVal {}

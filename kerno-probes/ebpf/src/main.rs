@@ -21,7 +21,7 @@ mod programs {
     use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
     use aya_ebpf::{
-        bindings::BPF_NOEXIST,
+        bindings::{BPF_NOEXIST, pt_regs},
         helpers::{
             bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
             bpf_ktime_get_ns,
@@ -33,8 +33,9 @@ mod programs {
     use kerno_probes_common::{
         BlkStartKey, BlkStartVal, BlkStat, BlkStatKey, Config, ConnKey, ConnStart, FdVal, FlowKey,
         FlowVal, Hist, MAX_SYSCALLS, OOM_RING, OomEntry, ProcSyscallKey, ProcSyscallVal,
-        SYSCALL_OTHER, SchedDelayVal, SlowConn, SlowRtt, SyscallCounts, THREAD_SLOTS, ThreadSlot,
-        TpOffsets, blk_op, class, hist, lost, tcp_ctr,
+        SYSCALL_OTHER, SchedDelayVal, SlowConn, SlowRtt, SyscallCounts, SyscallSampler,
+        SyscallSlot, THREAD_SLOTS, ThreadSlot, TpOffsets, blk_op, class, hist, lost, sampling,
+        syscall_slot, tcp_ctr,
     };
 
     // ---- read-only globals, set by the loader ----------------------------------------
@@ -81,9 +82,15 @@ mod programs {
 
     #[inline(always)]
     fn hist_add(h: *mut Hist, v: u64) {
+        hist_add_n(h, v, 1);
+    }
+
+    /// Adds `n` samples of value `v`.
+    #[inline(always)]
+    fn hist_add_n(h: *mut Hist, v: u64, n: u64) {
         let b = hist::bucket(v);
         if b < hist::BUCKETS {
-            unsafe { (*h).buckets[b] += 1 };
+            unsafe { (*h).buckets[b] += n };
         }
     }
 
@@ -96,9 +103,19 @@ mod programs {
     }
 
     // ---- syscalls ---------------------------------------------------------------------
+    //
+    // Cost matters most here: these two programs run on every syscall of the machine. What
+    // a call pays on its way (measured, docs/performance.md): the two program invocations
+    // themselves, then `bpf_ktime_get_ns` (about a third of the rest), then helper calls
+    // (`bpf_get_current_pid_tgid`), then map work. So the common path reads the clock only
+    // for the calls the sampler times (see `kerno_probes_common::sampling`), finds a thread's
+    // slot from the `pt_regs` address the tracepoint passes (no helper), and asks for the pid
+    // once per call, at exit, where it is needed to leave Kerno's own calls out.
 
     #[map]
-    static SYSCALL_SLOTS: Array<ThreadSlot> = Array::with_max_entries(THREAD_SLOTS, 0);
+    static SYSCALL_SLOTS: Array<SyscallSlot> = Array::with_max_entries(THREAD_SLOTS, 0);
+    #[map]
+    static SYSCALL_SAMPLER: PerCpuArray<SyscallSampler> = PerCpuArray::with_max_entries(1, 0);
     #[map]
     static SYSCALL_COUNTS: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(1, 0);
     #[map]
@@ -109,27 +126,67 @@ mod programs {
     #[map]
     static FD_PROCS: LruHashMap<u32, FdVal> = LruHashMap::with_max_entries(16384, 0);
 
-    #[btf_tracepoint(function = "sys_enter")]
-    pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
-        let id = bpf_get_current_pid_tgid();
-        if (id >> 32) as u32 == cfg().self_tgid {
-            return 0;
-        }
-        let tid = id as u32;
-        let nr: i64 = ctx.arg(1);
-        let idx = if (nr as u64) < SYSCALL_OTHER as u64 {
+    #[inline(always)]
+    fn syscall_idx(nr: i64) -> usize {
+        if (nr as u64) < SYSCALL_OTHER as u64 {
             nr as usize
         } else {
             SYSCALL_OTHER
+        }
+    }
+
+    /// A number that tells threads apart: the address of the thread's saved registers,
+    /// relative to a fixed address. The verifier types the tracepoint's argument as a
+    /// pointer and forbids hashing a pointer, but (for a program loaded with CAP_PERFMON)
+    /// lets a pointer minus a pointer be a plain number.
+    #[inline(always)]
+    fn thread_key(regs: u64) -> u64 {
+        let base = &CONFIG as *const Config as u64;
+        regs.wrapping_sub(base)
+    }
+
+    #[btf_tracepoint(function = "sys_enter")]
+    pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
+        let regs = thread_key(ctx.arg(0));
+        let nr: i64 = ctx.arg(1);
+        let idx = syscall_idx(nr);
+        let Some(s) = SYSCALL_SAMPLER.get_ptr_mut(0) else {
+            return 0;
+        };
+        // Calls of this syscall seen on this CPU in the current period, this one included.
+        let (epoch, seen) = unsafe { ((*s).epoch, (*s).seen[idx]) };
+        let n = if seen >> 32 == epoch {
+            (seen & 0xffff_ffff) + 1
+        } else {
+            1
+        };
+        unsafe { (*s).seen[idx] = (epoch << 32) | n };
+        let weight = if n <= sampling::FULL {
+            1
+        } else if n & (sampling::EVERY - 1) == 0 {
+            sampling::EVERY
+        } else {
+            return 0;
         };
         if unsafe { core::ptr::read_volatile(&SYSCALL_CLASS[idx]) } & class::NO_RETURN != 0 {
             return 0;
         }
-        if let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(tid % THREAD_SLOTS) {
+        if (bpf_get_current_pid_tgid() >> 32) as u32 == cfg().self_tgid {
+            return 0;
+        }
+        let ts = unsafe { bpf_ktime_get_ns() };
+        let now = ts >> sampling::EPOCH_SHIFT;
+        if now != epoch {
+            unsafe { (*s).epoch = now };
+        }
+        if let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(syscall_slot(regs)) {
             unsafe {
-                (*slot).tid = tid;
-                (*slot).nr = nr as u32;
-                (*slot).ts = bpf_ktime_get_ns();
+                if (*slot).ts != 0 && (*slot).regs != regs {
+                    count_lost(lost::SYSCALL_SLOT);
+                }
+                (*slot).regs = regs;
+                (*slot).weight = weight;
+                (*slot).ts = ts;
             }
         }
         0
@@ -138,28 +195,16 @@ mod programs {
     #[btf_tracepoint(function = "sys_exit")]
     pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
         let id = bpf_get_current_pid_tgid();
-        let tid = id as u32;
-        let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(tid % THREAD_SLOTS) else {
-            return 0;
-        };
-        let (stid, nr, ts) = unsafe { ((*slot).tid, (*slot).nr, (*slot).ts) };
-        if stid != tid || ts == 0 {
-            // No enter recorded for this thread: a forked child returning from clone, a
-            // call that was in flight when the probes attached, or our own call. Only a
-            // slot holding another thread's call in flight means a sample was lost.
-            if stid != tid && ts != 0 && (id >> 32) as u32 != cfg().self_tgid {
-                count_lost(lost::SYSCALL_SLOT);
-            }
+        let tgid = (id >> 32) as u32;
+        if tgid == cfg().self_tgid {
             return 0;
         }
-        unsafe { (*slot).ts = 0 };
-        let lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
+        let regs: *const pt_regs = ctx.arg(0);
         let ret: i64 = ctx.arg(1);
-        let idx = if (nr as usize) < SYSCALL_OTHER {
-            nr as usize
-        } else {
-            SYSCALL_OTHER
-        };
+        // The syscall number as the kernel keeps it for the exit path (`syscall_get_nr`).
+        // `pt_regs` is the architecture's register-save layout (x86-64 ABI), not a kernel
+        // struct that moves between versions; tp_btf lets the program load it directly.
+        let idx = syscall_idx(unsafe { (*regs).orig_rax } as i64);
         let failed = ret < 0 && ret > -4096;
 
         if let Some(c) = SYSCALL_COUNTS.get_ptr_mut(0) {
@@ -170,41 +215,60 @@ mod programs {
                 }
             }
         }
-        if let Some(h) = SYSCALL_HIST.get_ptr_mut(idx as u32) {
-            hist_add(h, lat);
-        }
         let cls = unsafe { core::ptr::read_volatile(&SYSCALL_CLASS[idx]) };
-        let tgid = (id >> 32) as u32;
-        if failed || (cls & class::WAIT == 0 && lat >= cfg().slow_syscall_ns) {
+        if !failed && cls & (class::FD_CREATE | class::FD_CLOSE) != 0 {
+            record_fd(tgid, cls & class::FD_CREATE != 0);
+        }
+
+        // The latency, when the sampler timed this call.
+        let mut lat = 0;
+        let mut weight = 0;
+        let key = thread_key(regs as u64);
+        if let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(syscall_slot(key)) {
+            let (sregs, ts) = unsafe { ((*slot).regs, (*slot).ts) };
+            if sregs == key && ts != 0 {
+                weight = unsafe { (*slot).weight };
+                unsafe { (*slot).ts = 0 };
+                lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
+                if let Some(h) = SYSCALL_HIST.get_ptr_mut(idx as u32) {
+                    hist_add_n(h, lat, weight);
+                }
+            }
+        }
+        let slow = weight != 0 && cls & class::WAIT == 0 && lat >= cfg().slow_syscall_ns;
+        if failed || slow {
             let key = ProcSyscallKey {
                 tgid,
                 nr: idx as u16,
                 errno: if failed { (-ret) as u16 } else { 0 },
             };
-            record_proc_syscall(&key, lat);
-        }
-        if !failed && cls & (class::FD_CREATE | class::FD_CLOSE) != 0 {
-            record_fd(tgid, cls & class::FD_CREATE != 0);
+            // A failed call counts once (errors are exact); a slow one counts for the calls
+            // it stands for. An untimed failed call adds no latency.
+            let n = if failed { 1 } else { weight };
+            record_proc_syscall(&key, n, lat, weight != 0);
         }
         0
     }
 
+    /// Adds `n` calls to a process's row; when `timed`, `lat` is one call's latency and
+    /// counts `n` times in the sum.
     #[inline(always)]
-    fn record_proc_syscall(key: &ProcSyscallKey, lat: u64) {
+    fn record_proc_syscall(key: &ProcSyscallKey, n: u64, lat: u64, timed: bool) {
+        let (sum, max) = if timed { (lat * n, lat) } else { (0, 0) };
         if let Some(v) = PROC_SYSCALLS.get_ptr_mut(key) {
             unsafe {
-                atomic_add(&mut (*v).count, 1);
-                atomic_add(&mut (*v).lat_sum_ns, lat);
-                if lat > (*v).max_ns {
-                    (*v).max_ns = lat;
+                atomic_add(&mut (*v).count, n);
+                atomic_add(&mut (*v).lat_sum_ns, sum);
+                if max > (*v).max_ns {
+                    (*v).max_ns = max;
                 }
             }
             return;
         }
         let v = ProcSyscallVal {
-            count: 1,
-            lat_sum_ns: lat,
-            max_ns: lat,
+            count: n,
+            lat_sum_ns: sum,
+            max_ns: max,
             cgroup_id: unsafe { bpf_get_current_cgroup_id() },
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
         };
@@ -212,8 +276,8 @@ mod programs {
             // Another CPU inserted first: add to its entry.
             if let Some(p) = PROC_SYSCALLS.get_ptr_mut(key) {
                 unsafe {
-                    atomic_add(&mut (*p).count, 1);
-                    atomic_add(&mut (*p).lat_sum_ns, lat);
+                    atomic_add(&mut (*p).count, n);
+                    atomic_add(&mut (*p).lat_sum_ns, sum);
                 }
             } else {
                 count_lost(lost::MAP_FULL);
