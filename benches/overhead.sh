@@ -4,7 +4,7 @@
 #   benches/overhead.sh            full run (5 rounds, about 5-6 minutes on an idle 2-core machine)
 #   benches/overhead.sh --quick    3 short rounds (about 2 minutes)
 #
-# Options: --rounds N, --modes none,kerno,bpftrace[,kerno-syscalls,bpftrace-empty], --no-build,
+# Options: --rounds N, --modes none,floor,kerno,bpftrace[,kerno-syscalls,bpftrace-empty], --no-build,
 #          --out DIR (default target/overhead), --force (measure even with foreign probes).
 # Needs root, cc, taskset, fio, bpftool, bpftrace and jq (scripts/setup.sh installs them).
 #
@@ -37,7 +37,7 @@ if [ "$QUICK" = 1 ]; then
 else
     : "${ROUNDS:=5}"; SYSCALLS=10000000; ROUND_TRIPS=500000; FIO_SECS=10; ATTR_FIO_SECS=4
 fi
-IFS=, read -r -a MODES <<< "${MODES_ARG:-none,kerno,bpftrace}"
+IFS=, read -r -a MODES <<< "${MODES_ARG:-none,floor,kerno,bpftrace}"
 WORK_CPU=1 AGENT_CPU=0
 QUIET_BUSY_PCT=${QUIET_BUSY_PCT:-12}   # CPU busy (both CPUs) above which a phase waits
 QUIET_WAIT_S=${QUIET_WAIT_S:-90}        # ... at most this long, then runs and is flagged
@@ -73,11 +73,16 @@ trap 'log "interrupted"; exit 130' INT TERM
 # ---- build ---------------------------------------------------------------------------------
 
 KERNO=${KERNO_BIN:-$ROOT/target/release/kerno}
+# The floor: two empty programs from Kerno's object on sys_enter/sys_exit (tp_btf).
+FLOOR=$ROOT/target/release/kerno-floor
 if [ "$BUILD" = 1 ] && [ -z "${KERNO_BIN:-}" ]; then
-    log "cargo build --release -p kerno-cli"
-    (cd "$ROOT" && cargo build --release -p kerno-cli --quiet)
+    log "cargo build --release -p kerno-cli -p kerno-benches --bin kerno --bin kerno-floor"
+    (cd "$ROOT" && cargo build --release -p kerno-cli -p kerno-benches --bin kerno --bin kerno-floor --quiet)
 fi
 [ -x "$KERNO" ] || die "$KERNO not found (cargo build --release -p kerno-cli)"
+if [[ " ${MODES[*]} " == *" floor "* ]] && [ ! -x "$FLOOR" ]; then
+    die "$FLOOR not found (cargo build --release -p kerno-benches --bin kerno-floor)"
+fi
 cc -O2 -Wall -o "$WORK/getppid_storm" "$ROOT/benches/workloads/getppid_storm.c"
 cc -O2 -Wall -o "$WORK/pipe_pingpong" "$ROOT/benches/workloads/pipe_pingpong.c"
 
@@ -199,6 +204,9 @@ start_agent() { # mode
         kerno-syscalls)
             KERNO_DOMAINS=syscalls taskset -c "$AGENT_CPU" "${KERNO_CMD[@]}" > "$WORK/agent.log" 2>&1 &
             ;;
+        floor)
+            taskset -c "$AGENT_CPU" "$FLOOR" > "$WORK/agent.log" 2>&1 &
+            ;;
         bpftrace)
             taskset -c "$AGENT_CPU" bpftrace -B line "$WORK/kerno-equivalent.bt" > "$WORK/agent.log" 2>&1 &
             ;;
@@ -219,11 +227,12 @@ start_agent() { # mode
         case "$mode" in
             kerno) want="sys_enter sys_exit sched_switch block_rq_issue block_rq_comple" ;;
             kerno-syscalls) want="sys_enter sys_exit" ;;
+            floor) want="floor_sys_enter floor_sys_exit" ;;
             bpftrace*) want="sys_enter sys_exit sched_switch block_rq_issue block_rq_comple" ;;
         esac
         local ok=1 w
         for w in $want; do [[ " $names " == *" $w "* ]] || ok=0; done
-        if [[ "$mode" == bpftrace* ]] && ! grep -q READY "$WORK/agent.log"; then ok=0; fi
+        if [[ "$mode" == bpftrace* || "$mode" == floor ]] && ! grep -q READY "$WORK/agent.log"; then ok=0; fi
         if [ "$ok" = 1 ] && [ "$n" = "$prev" ]; then
             stable=$((stable + 1))
             if [ "$stable" -ge 3 ]; then
@@ -443,7 +452,9 @@ SUMMARY="$OUT_DIR/summary.md"
     echo
     awk -F'\t' -v modes="${MODES[*]}" '
     NR > 1 { ns[$1, $2] = $4 }
-    function ev(a, p, q) { return ((a, p) in ns && (a, q) in ns) ? ns[a, p] + ns[a, q] : "" }
+    function ev(a, p, q) {
+        if (a == "floor") { p = "floor_" p; q = "floor_" q }   # the empty programs
+        return ((a, p) in ns && (a, q) in ns) ? ns[a, p] + ns[a, q] : "" }
     function line(title, p, q,   i, s, k, b) {
         s = "| " title
         for (i = 1; i <= nm; i++) if (M[i] != "none") s = s " | " ev(M[i], p, q)

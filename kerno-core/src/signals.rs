@@ -278,7 +278,9 @@ pub struct SyscallStat {
     /// Failed calls by errno name (from the per-process records).
     #[serde(default)]
     pub errnos: BTreeMap<String, u64>,
-    /// Latency (ns).
+    /// Latency (ns), enter to exit. Exact for a syscall made fewer than about 1,000 times a
+    /// second per CPU; above that the probe times one call in 64 and counts it 64 times, so
+    /// the histogram's count is an estimate close to `count` (see docs/probes.md).
     pub latency: Histogram,
     /// Processes with the most failed calls, by errno.
     #[serde(default)]
@@ -304,7 +306,8 @@ pub struct ProcessErrors {
 pub struct ProcessSlow {
     /// The process.
     pub process: Process,
-    /// Calls at or above the in-kernel slow threshold.
+    /// Calls at or above the in-kernel slow threshold (an estimate when the syscall's rate
+    /// made the probe sample its latency, as for [`SyscallStat::latency`]).
     pub count: u64,
     /// Their mean latency, ns.
     pub mean_ns: u64,

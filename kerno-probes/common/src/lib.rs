@@ -132,7 +132,9 @@ pub struct SyscallSlot {
     /// Start timestamp, `bpf_ktime_get_ns`; 0 when no timed call is in flight.
     pub ts: u64,
     /// How many calls this timed call stands for in the histogram (see [`sampling`]).
-    pub weight: u64,
+    pub weight: u32,
+    /// 1 when the thread belongs to the collecting process (its calls are left out).
+    pub own: u32,
 }
 
 /// The slot index of a thread's `pt_regs` address (relative to a fixed address): kernel
