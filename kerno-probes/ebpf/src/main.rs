@@ -21,10 +21,11 @@ mod programs {
     use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
     use aya_ebpf::{
+        EbpfContext,
         bindings::{BPF_NOEXIST, pt_regs},
         helpers::{
             bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-            bpf_ktime_get_ns,
+            bpf_ktime_get_ns, bpf_probe_read_kernel_buf,
         },
         macros::{btf_tracepoint, map, tracepoint},
         maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap},
@@ -100,6 +101,51 @@ mod programs {
     fn atomic_add(p: *mut u64, v: u64) {
         // The return value stays unused: the generic BPF CPU has no fetch-and-add.
         unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, v) };
+    }
+
+    /// Bytes of a classic tracepoint's record copied at once (the fields Kerno reads all sit
+    /// in the first 64 bytes of theirs).
+    const RECORD_MAX: usize = 96;
+
+    /// A tracepoint record's first bytes, copied with one `bpf_probe_read_kernel`: reading
+    /// each field with its own (aya's `read_at`) costs a helper call per field. Offsets
+    /// come from `OFFSETS`, which the verifier sees as constants (a frozen read-only map),
+    /// so every read below is checked at load time like a fixed offset.
+    #[repr(C, align(8))]
+    struct Record {
+        buf: [u8; RECORD_MAX],
+    }
+
+    impl Record {
+        /// Copies the record's first `span` bytes (`span` covers every field to be read).
+        #[inline(always)]
+        fn read(ctx: &TracePointContext, span: usize) -> Option<Record> {
+            if span == 0 || span > RECORD_MAX {
+                return None;
+            }
+            let mut r = Record {
+                buf: [0; RECORD_MAX],
+            };
+            unsafe { bpf_probe_read_kernel_buf(ctx.as_ptr() as *const u8, &mut r.buf[..span]) }
+                .ok()?;
+            Some(r)
+        }
+
+        /// The field of type `T` at byte `off` (`None` when outside or misaligned).
+        #[inline(always)]
+        fn get<T: Copy>(&self, off: usize) -> Option<T> {
+            if off + core::mem::size_of::<T>() > RECORD_MAX || off % core::mem::align_of::<T>() != 0
+            {
+                return None;
+            }
+            Some(unsafe { core::ptr::read(self.buf.as_ptr().add(off) as *const T) })
+        }
+    }
+
+    /// The bytes a record must cover to hold a field of `size` bytes at offset `off`.
+    #[inline(always)]
+    fn end(off: usize, size: usize) -> usize {
+        off + size
     }
 
     // ---- syscalls ---------------------------------------------------------------------
@@ -400,13 +446,20 @@ mod programs {
 
     #[inline(always)]
     fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i64> {
-        let prev: i32 = unsafe { ctx.read_at(o(&off().switch_prev_pid))? };
-        let state: i64 = unsafe { ctx.read_at(o(&off().switch_prev_state))? };
+        let (o_prev, o_state, o_next) = (
+            o(&off().switch_prev_pid),
+            o(&off().switch_prev_state),
+            o(&off().switch_next_pid),
+        );
+        let span = end(o_prev, 4).max(end(o_state, 8)).max(end(o_next, 4));
+        let rec = Record::read(ctx, span).ok_or(0i64)?;
+        let prev: i32 = rec.get(o_prev).ok_or(0i64)?;
+        let state: i64 = rec.get(o_state).ok_or(0i64)?;
         // A task switched out while still runnable (preempted) waits on the run queue.
         if state == 0 || state & TASK_REPORT_MAX != 0 {
             runq_mark(prev as u32);
         }
-        let next: i32 = unsafe { ctx.read_at(o(&off().switch_next_pid))? };
+        let next: i32 = rec.get(o_next).ok_or(0i64)?;
         let next = next as u32;
         if next == 0 {
             return Ok(());
@@ -490,10 +543,21 @@ mod programs {
     #[inline(always)]
     fn try_block_rq_issue(ctx: &TracePointContext) -> Result<(), i64> {
         let o_ = off();
-        let dev: u32 = unsafe { ctx.read_at(o(&o_.issue_dev))? };
-        let sector: u64 = unsafe { ctx.read_at(o(&o_.issue_sector))? };
-        let bytes: u32 = unsafe { ctx.read_at(o(&o_.issue_bytes))? };
-        let rwbs: [u8; 8] = unsafe { ctx.read_at(o(&o_.issue_rwbs))? };
+        let (o_dev, o_sector, o_bytes, o_rwbs) = (
+            o(&o_.issue_dev),
+            o(&o_.issue_sector),
+            o(&o_.issue_bytes),
+            o(&o_.issue_rwbs),
+        );
+        let span = end(o_dev, 4)
+            .max(end(o_sector, 8))
+            .max(end(o_bytes, 4))
+            .max(end(o_rwbs, 8));
+        let rec = Record::read(ctx, span).ok_or(0i64)?;
+        let dev: u32 = rec.get(o_dev).ok_or(0i64)?;
+        let sector: u64 = rec.get(o_sector).ok_or(0i64)?;
+        let bytes: u32 = rec.get(o_bytes).ok_or(0i64)?;
+        let rwbs: [u8; 8] = rec.get(o_rwbs).ok_or(0i64)?;
         let key = BlkStartKey {
             dev,
             op: rwbs_op(&rwbs),
@@ -516,10 +580,21 @@ mod programs {
     #[inline(always)]
     fn try_block_rq_complete(ctx: &TracePointContext) -> Result<(), i64> {
         let o_ = off();
-        let dev: u32 = unsafe { ctx.read_at(o(&o_.complete_dev))? };
-        let sector: u64 = unsafe { ctx.read_at(o(&o_.complete_sector))? };
-        let error: i32 = unsafe { ctx.read_at(o(&o_.complete_error))? };
-        let rwbs: [u8; 8] = unsafe { ctx.read_at(o(&o_.complete_rwbs))? };
+        let (o_dev, o_sector, o_error, o_rwbs) = (
+            o(&o_.complete_dev),
+            o(&o_.complete_sector),
+            o(&o_.complete_error),
+            o(&o_.complete_rwbs),
+        );
+        let span = end(o_dev, 4)
+            .max(end(o_sector, 8))
+            .max(end(o_error, 4))
+            .max(end(o_rwbs, 8));
+        let rec = Record::read(ctx, span).ok_or(0i64)?;
+        let dev: u32 = rec.get(o_dev).ok_or(0i64)?;
+        let sector: u64 = rec.get(o_sector).ok_or(0i64)?;
+        let error: i32 = rec.get(o_error).ok_or(0i64)?;
+        let rwbs: [u8; 8] = rec.get(o_rwbs).ok_or(0i64)?;
         let op = rwbs_op(&rwbs);
         let key = BlkStartKey { dev, op, sector };
         let Some(start) = (unsafe { BLK_START.get(&key) }) else {
