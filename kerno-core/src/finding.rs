@@ -150,6 +150,11 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// `n` with the noun that agrees with it: `1 device`, `3 devices`, `1,200 requests`.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
 /// A duration in ns as a short human string: `850 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`.
 pub fn human_ns(ns: f64) -> String {
     if ns < 1_000.0 {

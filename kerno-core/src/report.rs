@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Degraded, Finding, Host, Lost, Severity, Signals, Window,
     engine::DOMAINS,
-    finding::{human_bytes, human_ns, thousands},
+    finding::{counted, human_bytes, human_ns, thousands},
 };
 
 /// Overall status of a report.
@@ -185,9 +185,9 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                     match worst {
                         None => "no block I/O in the window".into(),
                         Some((p99, d, o)) => format!(
-                            "{} requests on {} devices; worst p99: {} {} {}",
-                            thousands(reqs),
-                            x.devices.len(),
+                            "{} on {}; worst p99: {} {} {}",
+                            counted(reqs, "request", "requests"),
+                            counted(x.devices.len() as u64, "device", "devices"),
                             if d.name.is_empty() { &d.dev } else { &d.name },
                             o.op,
                             human_ns(p99 as f64)
@@ -215,11 +215,11 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                 "memory" => s.memory.as_ref().map(|m| {
                     let limited = m.cgroups.len();
                     format!(
-                        "{} of {} used ({:.0}%), {} memory cgroups with limits, PSI some {}",
+                        "{} of {} used ({:.0}%), {} with limits, PSI some {}",
                         human_bytes(m.used_bytes()),
                         human_bytes(m.total_bytes),
                         pct(m.used_bytes(), m.total_bytes),
-                        limited,
+                        counted(limited as u64, "memory cgroup", "memory cgroups"),
                         m.psi_some_avg10
                             .map(|v| format!("{v:.2}%"))
                             .unwrap_or("n/a".into())
