@@ -65,7 +65,7 @@ fn read_hist(
 /// activity per process.
 pub struct SyscallReader {
     counts: PerCpuArray<MapData, SyscallCounts>,
-    hist: PerCpuArray<MapData, Hist>,
+    hist: Array<MapData, Hist>,
     procs: HashMap<MapData, ProcSyscallKey, ProcSyscallVal>,
     fds: HashMap<MapData, u32, FdVal>,
     _ebpf: Option<Shared>,
@@ -85,7 +85,7 @@ impl SyscallReader {
         Ok(SyscallReader {
             counts: PerCpuArray::try_from(take(ebpf, "SYSCALL_COUNTS")?)
                 .map_err(ProbeError::map("SYSCALL_COUNTS"))?,
-            hist: PerCpuArray::try_from(take(ebpf, "SYSCALL_HIST")?)
+            hist: Array::try_from(take(ebpf, "SYSCALL_HIST")?)
                 .map_err(ProbeError::map("SYSCALL_HIST"))?,
             procs: HashMap::try_from(take(ebpf, "PROC_SYSCALLS")?)
                 .map_err(ProbeError::map("PROC_SYSCALLS"))?,
@@ -115,7 +115,11 @@ impl SyscallReader {
 
     /// The latency histogram (ns) of one syscall number, summed over CPUs.
     pub fn histogram(&self, nr: u32) -> Result<Vec<u64>, ProbeError> {
-        read_hist(&self.hist, nr, "SYSCALL_HIST")
+        let h = self
+            .hist
+            .get(&nr, 0)
+            .map_err(ProbeError::map("SYSCALL_HIST"))?;
+        Ok(h.buckets.to_vec())
     }
 
     /// Errors (by errno) and slow successful calls (errno 0), per process and syscall.

@@ -22,7 +22,7 @@ mod programs {
 
     use aya_ebpf::{
         EbpfContext,
-        bindings::{BPF_NOEXIST, pt_regs},
+        bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST, pt_regs},
         helpers::{
             bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
             bpf_ktime_get_ns, bpf_probe_read_kernel_buf,
@@ -166,7 +166,10 @@ mod programs {
     #[map]
     static SYSCALL_COUNTS: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(1, 0);
     #[map]
-    static SYSCALL_HIST: PerCpuArray<Hist> = PerCpuArray::with_max_entries(MAX_SYSCALLS as u32, 0);
+    /// One histogram per syscall shared by all CPUs (atomic adds): 2 MiB whatever the CPU
+    /// count. Per-CPU copies cost 2 MiB per CPU (~200 MiB of kernel memory on a 96-CPU
+    /// node); only timed calls add to it, which the sampler bounds per CPU.
+    static SYSCALL_HIST: Array<Hist> = Array::with_max_entries(MAX_SYSCALLS as u32, 0);
     #[map]
     static PROC_SYSCALLS: LruHashMap<ProcSyscallKey, ProcSyscallVal> =
         LruHashMap::with_max_entries(16384, 0);
@@ -313,7 +316,10 @@ mod programs {
             unsafe { (*slot).ts = 0 };
             lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
             if let Some(h) = SYSCALL_HIST.get_ptr_mut(idx as u32) {
-                hist_add_n(h, lat, weight);
+                let b = hist::bucket(lat);
+                if b < hist::BUCKETS {
+                    atomic_add(unsafe { &mut (*h).buckets[b] }, weight);
+                }
             }
         }
         let slow = timed && cls & class::WAIT == 0 && lat >= cfg().slow_syscall_ns;
@@ -509,7 +515,10 @@ mod programs {
     #[map]
     static BLK_START: LruHashMap<BlkStartKey, BlkStartVal> = LruHashMap::with_max_entries(16384, 0);
     #[map]
-    static BLK_STATS: PerCpuHashMap<BlkStatKey, BlkStat> = PerCpuHashMap::with_max_entries(512, 0);
+    /// Per device and op, per CPU. Not preallocated: each (device, op) seen costs ~4 KiB per
+    /// CPU when it first appears, instead of all 512 entries up front (2 MiB per CPU).
+    static BLK_STATS: PerCpuHashMap<BlkStatKey, BlkStat> =
+        PerCpuHashMap::with_max_entries(512, BPF_F_NO_PREALLOC);
     /// Never written: the zeroed source for inserting a new `BlkStat` (too big for the stack).
     #[map]
     static BLK_ZERO: PerCpuArray<BlkStat> = PerCpuArray::with_max_entries(1, 0);
