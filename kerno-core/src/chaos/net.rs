@@ -22,9 +22,40 @@ use std::{
 };
 
 use super::{
-    ChaosError,
+    ChaosError, Running,
+    cgroup::ScenarioCgroup,
     sys::{Pace, Ready, Worker, WorkerSpec, run, spawn, unique_name},
 };
+
+/// The set-up every TCP scenario shares, on a path already shaped (loss, delay): the
+/// scenario's cgroup, a server (`kchaos-tcp-rx`) in the server namespace doing `mode`, and
+/// the spec for the scenario's own workers (`client_comm`, client namespace, in the
+/// cgroup). The path and the cgroup are handed to `r`, which tears them down.
+pub(crate) fn client_server(
+    r: &mut Running,
+    path: Path3,
+    client_comm: &str,
+    mode: ServerMode,
+) -> Result<WorkerSpec, ChaosError> {
+    r.netns = path.names();
+    let cg = ScenarioCgroup::new()?;
+    r.cgroup = Some(cg.path());
+    let receiver = WorkerSpec {
+        comm: "kchaos-tcp-rx".into(),
+        netns: Some(path.server.path()),
+        ..WorkerSpec::default()
+    };
+    let client = WorkerSpec {
+        comm: client_comm.into(),
+        netns: Some(path.client.path()),
+        cgroup_procs: cg.procs_files(),
+        ..WorkerSpec::default()
+    };
+    r.guard(path);
+    r.guard(cg);
+    r.helper(spawn(&receiver, move |ready| server(ready, mode))?);
+    Ok(client)
+}
 
 /// Client address (namespace A).
 pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);

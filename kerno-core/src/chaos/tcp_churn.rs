@@ -2,9 +2,8 @@
 
 use super::{
     ChaosError, ChaosOptions, Running, Scenario,
-    cgroup::ScenarioCgroup,
     net::{self, Path3, ServerMode},
-    sys::{WorkerSpec, spawn},
+    sys::spawn,
 };
 
 pub(crate) const SCENARIO: Scenario = Scenario {
@@ -26,25 +25,7 @@ pub(crate) fn rate(o: &ChaosOptions) -> f64 {
 pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let path = Path3::new()?;
-    r.netns = path.names();
-    let cg = ScenarioCgroup::new()?;
-    r.cgroup = Some(cg.path());
-    let server = WorkerSpec {
-        comm: "kchaos-tcp-rx".into(),
-        netns: Some(path.server.path()),
-        ..WorkerSpec::default()
-    };
-    let client = WorkerSpec {
-        comm: "kchaos-churn".into(),
-        netns: Some(path.client.path()),
-        cgroup_procs: cg.procs_files(),
-        ..WorkerSpec::default()
-    };
-    r.guard(path);
-    r.guard(cg);
-    r.helper(spawn(&server, |ready| {
-        net::server(ready, ServerMode::CloseAtOnce)
-    })?);
+    let client = net::client_server(&mut r, path, "kchaos-churn", ServerMode::CloseAtOnce)?;
     let per_sec = rate(o);
     let start_after = o.start_after;
     r.workload(spawn(&client, move |ready| {

@@ -2,9 +2,8 @@
 
 use super::{
     ChaosError, ChaosOptions, Running, Scenario,
-    cgroup::ScenarioCgroup,
     net::{self, Path3, ServerMode},
-    sys::{WorkerSpec, spawn},
+    sys::spawn,
 };
 
 pub(crate) const SCENARIO: Scenario = Scenario {
@@ -25,27 +24,9 @@ pub(crate) fn drop_permille(o: &ChaosOptions) -> u32 {
 pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let path = Path3::new()?;
-    r.netns = path.names();
     let permille = drop_permille(o);
     path.drop_to_server(permille)?;
-    let cg = ScenarioCgroup::new()?;
-    r.cgroup = Some(cg.path());
-    let server = WorkerSpec {
-        comm: "kchaos-tcp-rx".into(),
-        netns: Some(path.server.path()),
-        ..WorkerSpec::default()
-    };
-    let client = WorkerSpec {
-        comm: "kchaos-tcp-tx".into(),
-        netns: Some(path.client.path()),
-        cgroup_procs: cg.procs_files(),
-        ..WorkerSpec::default()
-    };
-    r.guard(path);
-    r.guard(cg);
-    r.helper(spawn(&server, |ready| {
-        net::server(ready, ServerMode::Sink)
-    })?);
+    let client = net::client_server(&mut r, path, "kchaos-tcp-tx", ServerMode::Sink)?;
     let start_after = o.start_after;
     r.workload(spawn(&client, move |ready| {
         net::bulk_sender(ready, start_after, Some(1_000_000), None)

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use super::{
     ChaosError, ChaosOptions, Running, Scenario,
-    cgroup::ScenarioCgroup,
     net::{self, Path3, ServerMode},
     sys::{WorkerSpec, spawn},
 };
@@ -29,27 +28,9 @@ pub(crate) fn delay(o: &ChaosOptions) -> Duration {
 /// namespace (in the scenario's cgroup).
 pub(crate) fn delayed_path(r: &mut Running, delay: Duration) -> Result<WorkerSpec, ChaosError> {
     let path = Path3::new()?;
-    r.netns = path.names();
     let line = path.delay_to_server(delay);
-    let cg = ScenarioCgroup::new()?;
-    r.cgroup = Some(cg.path());
-    let server = WorkerSpec {
-        comm: "kchaos-tcp-rx".into(),
-        netns: Some(path.server.path()),
-        ..WorkerSpec::default()
-    };
-    let client = WorkerSpec {
-        comm: "kchaos-tcp-tx".into(),
-        netns: Some(path.client.path()),
-        cgroup_procs: cg.procs_files(),
-        ..WorkerSpec::default()
-    };
-    r.guard(path);
-    r.guard(cg);
+    let client = net::client_server(r, path, "kchaos-tcp-tx", ServerMode::Sink)?;
     r.helper(line?);
-    r.helper(spawn(&server, |ready| {
-        net::server(ready, ServerMode::Sink)
-    })?);
     r.note(format!(
         "the router delays every packet from {} to {} by {} ms (TUN delay line)",
         net::CLIENT,
