@@ -10,6 +10,7 @@
 //! reads without disturbing each other.
 #![deny(missing_docs)]
 
+mod batch;
 mod error;
 mod loader;
 mod readers;

@@ -124,12 +124,28 @@ impl SyscallReader {
 
     /// Errors (by errno) and slow successful calls (errno 0), per process and syscall.
     pub fn per_process(&self) -> Result<Vec<(ProcSyscallKey, ProcSyscallVal)>, ProbeError> {
-        collect(self.procs.iter(), "PROC_SYSCALLS")
+        read_map(&self.procs, "PROC_SYSCALLS")
     }
 
     /// Descriptor-creating and -closing calls per process (key: tgid).
     pub fn fd_activity(&self) -> Result<Vec<(u32, FdVal)>, ProbeError> {
-        collect(self.fds.iter(), "FD_PROCS")
+        read_map(&self.fds, "FD_PROCS")
+    }
+}
+
+/// Every entry of a hash map: batched (a few `bpf()` calls for the whole map), or
+/// iterated (two per entry) where the kernel has no batch lookup for it.
+fn read_map<K: aya::Pod, V: aya::Pod>(
+    map: &HashMap<MapData, K, V>,
+    name: &'static str,
+) -> Result<Vec<(K, V)>, ProbeError> {
+    match crate::batch::read_all(map) {
+        Ok(Some(rows)) => Ok(rows),
+        Ok(None) => collect(map.iter(), name),
+        Err(source) => Err(ProbeError::Io {
+            path: format!("map {name} (batch lookup)"),
+            source,
+        }),
     }
 }
 
@@ -174,7 +190,7 @@ impl SchedReader {
 
     /// Threads (key: tid) with delays above the slow threshold.
     pub fn slow_threads(&self) -> Result<Vec<(u32, SchedDelayVal)>, ProbeError> {
-        collect(self.slow.iter(), "RUNQ_SLOW")
+        read_map(&self.slow, "RUNQ_SLOW")
     }
 }
 
@@ -317,17 +333,17 @@ impl TcpReader {
 
     /// Flows with retransmits.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowVal)>, ProbeError> {
-        collect(self.flows.iter(), "TCP_FLOWS")
+        read_map(&self.flows, "TCP_FLOWS")
     }
 
     /// Flows with ACKs whose smoothed RTT was at least the slow-RTT threshold.
     pub fn slow_rtt_flows(&self) -> Result<Vec<(FlowKey, SlowRtt)>, ProbeError> {
-        collect(self.slow_rtt.iter(), "TCP_SLOW_RTT")
+        read_map(&self.slow_rtt, "TCP_SLOW_RTT")
     }
 
     /// Connects at least as slow as the slow-connect threshold, by process and peer.
     pub fn slow_connects(&self) -> Result<Vec<(ConnKey, SlowConn)>, ProbeError> {
-        collect(self.slow_connects.iter(), "TCP_SLOW_CONNECTS")
+        read_map(&self.slow_connects, "TCP_SLOW_CONNECTS")
     }
 }
 
