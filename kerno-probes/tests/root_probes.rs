@@ -168,3 +168,38 @@ fn root_latency_is_exact_at_low_rates_and_weighted_in_a_storm() {
         off * 100.0
     );
 }
+
+/// The per-process maps are read in batches of 1,024: more entries than that (one per
+/// child here) must all come back, each once, with its own count.
+#[test]
+fn root_per_process_rows_span_several_batches() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = load(&[Domain::Syscalls]);
+    let r = p.take_syscalls().unwrap();
+    let openat = syscalls::number("openat").unwrap();
+    let missing = CString::new("/nonexistent/kerno-test-batch").unwrap();
+    const CHILDREN: usize = 2_500;
+    let mut pids = std::collections::HashSet::new();
+    for _ in 0..CHILDREN {
+        pids.insert(in_child(|| {
+            unsafe { libc::openat(libc::AT_FDCWD, missing.as_ptr(), libc::O_RDONLY) };
+        }));
+    }
+    let rows = r.per_process().unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for (k, v) in &rows {
+        if pids.contains(&k.tgid) && k.nr as u32 == openat && k.errno == 2 {
+            *seen.entry(k.tgid).or_insert(0u64) += v.count;
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        CHILDREN,
+        "children with an ENOENT row ({} rows read)",
+        rows.len()
+    );
+    assert!(
+        seen.values().all(|&c| c == 1),
+        "each child's row counts its one failed call"
+    );
+}
