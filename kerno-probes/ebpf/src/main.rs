@@ -239,8 +239,8 @@ mod programs {
             return 0;
         };
         let own = (bpf_get_current_pid_tgid() >> 32) as u32 == cfg().self_tgid;
-        // Kerno's own thread: not timed, and marked, so its exits are skipped without
-        // asking for the pid (until another thread's call takes the slot).
+        // Kerno's own thread: not timed, and marked, so other threads' exits need not ask
+        // for the pid (until another thread's call takes the slot).
         let ts = if own {
             0
         } else {
@@ -274,7 +274,13 @@ mod programs {
         let (sregs, own, ts) = unsafe { ((*slot).regs, (*slot).own, (*slot).ts) };
         let mine = sregs == key;
         if mine && own != 0 {
-            return 0;
+            // Marked as Kerno's. Kerno makes few calls, so checking the pid here costs
+            // nothing overall, and catches a thread that took over the kernel stack of an
+            // exited Kerno thread (same address): its mark is cleared.
+            if (bpf_get_current_pid_tgid() >> 32) as u32 == cfg().self_tgid {
+                return 0;
+            }
+            unsafe { (*slot).own = 0 };
         }
         let ret: i64 = ctx.arg(1);
         // The syscall number as the kernel keeps it for the exit path (`syscall_get_nr`).
