@@ -150,10 +150,7 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                     None => "no process opened more descriptors than it closed".into(),
                     Some(p) => format!(
                         "{} opened more than {} closed; most: {} (pid {}) +{}",
-                        match x.processes.len() {
-                            1 => "1 process".to_string(),
-                            n => format!("{n} processes"),
-                        },
+                        counted(x.processes.len() as u64, "process", "processes"),
                         if x.processes.len() == 1 { "it" } else { "they" },
                         p.process.comm,
                         p.process.pid,

@@ -45,12 +45,14 @@ pub(crate) fn read_all<K: Pod, V: Pod>(
     let fd = map.map().fd().as_fd().as_raw_fd() as u32;
     let mut out = Vec::new();
     let mut chunk = CHUNK;
+    let mut keys: Vec<K> = Vec::with_capacity(chunk);
+    let mut values: Vec<V> = Vec::with_capacity(chunk);
     // The kernel's position token: a bucket index for hash maps (u32); 8 bytes is room.
     let (mut token_in, mut token_out) = (0u64, 0u64);
     let mut first = true;
     loop {
-        let mut keys: Vec<K> = Vec::with_capacity(chunk);
-        let mut values: Vec<V> = Vec::with_capacity(chunk);
+        keys.reserve(chunk);
+        values.reserve(chunk);
         let mut attr = BatchAttr {
             in_batch: if first { 0 } else { &raw mut token_in as u64 },
             out_batch: &raw mut token_out as u64,
@@ -60,9 +62,9 @@ pub(crate) fn read_all<K: Pod, V: Pod>(
             map_fd: fd,
             ..BatchAttr::default()
         };
-        // SAFETY: `attr` points at buffers of `chunk` keys and values of the map's key and
-        // value sizes (K and V are the map's types), and at two 8-byte tokens, all alive for
-        // the call; the kernel writes at most `count` entries and one token.
+        // SAFETY: `attr` points at buffers with room for `chunk` keys and values of the
+        // map's key and value sizes (K and V are the map's types), and at two 8-byte tokens,
+        // all alive for the call; the kernel writes at most `count` entries and one token.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -71,34 +73,32 @@ pub(crate) fn read_all<K: Pod, V: Pod>(
                 size_of::<BatchAttr>() as u32,
             )
         };
-        let err = (rc < 0).then(io::Error::last_os_error);
-        let done = match &err {
-            None => false,
-            // The last chunk: entries may still have been returned with it.
-            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
-            // A bucket holds more entries than the buffer: ask for more at once.
-            Some(e) if e.raw_os_error() == Some(libc::ENOSPC) && chunk < 1 << 20 => {
-                chunk *= 2;
-                continue;
+        let done = if rc == 0 {
+            false
+        } else {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                // The last chunk: entries may still have been returned with it.
+                Some(libc::ENOENT) => true,
+                // A bucket holds more entries than the buffer: ask for more at once.
+                Some(libc::ENOSPC) if chunk < 1 << 20 => {
+                    chunk *= 2;
+                    continue;
+                }
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | ENOTSUPP) if first => {
+                    return Ok(None);
+                }
+                _ => return Err(e),
             }
-            Some(e)
-                if first
-                    && matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | ENOTSUPP)
-                    ) =>
-            {
-                return Ok(None);
-            }
-            Some(_) => return Err(err.unwrap_or_else(io::Error::last_os_error)),
         };
         let n = (attr.count as usize).min(chunk);
-        // SAFETY: the kernel filled the first `n` keys and values.
+        // SAFETY: the kernel filled the first `n` keys and values (the vectors are empty
+        // before each call, so that is their whole length).
         unsafe {
             keys.set_len(n);
             values.set_len(n);
         }
-        out.extend(keys.into_iter().zip(values));
+        out.extend(keys.drain(..).zip(values.drain(..)));
         if done {
             return Ok(Some(out));
         }

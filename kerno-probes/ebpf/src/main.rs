@@ -83,15 +83,18 @@ mod programs {
 
     #[inline(always)]
     fn hist_add(h: *mut Hist, v: u64) {
-        hist_add_n(h, v, 1);
-    }
-
-    /// Adds `n` samples of value `v`.
-    #[inline(always)]
-    fn hist_add_n(h: *mut Hist, v: u64, n: u64) {
         let b = hist::bucket(v);
         if b < hist::BUCKETS {
-            unsafe { (*h).buckets[b] += n };
+            unsafe { (*h).buckets[b] += 1 };
+        }
+    }
+
+    /// Adds `n` samples of value `v` to a histogram shared by all CPUs.
+    #[inline(always)]
+    fn hist_add_shared(h: *mut Hist, v: u64, n: u64) {
+        let b = hist::bucket(v);
+        if b < hist::BUCKETS {
+            atomic_add(unsafe { &mut (*h).buckets[b] }, n);
         }
     }
 
@@ -140,12 +143,6 @@ mod programs {
             }
             Some(unsafe { core::ptr::read(self.buf.as_ptr().add(off) as *const T) })
         }
-    }
-
-    /// The bytes a record must cover to hold a field of `size` bytes at offset `off`.
-    #[inline(always)]
-    fn end(off: usize, size: usize) -> usize {
-        off + size
     }
 
     // ---- syscalls ---------------------------------------------------------------------
@@ -244,14 +241,12 @@ mod programs {
         let ts = if own {
             0
         } else {
-            unsafe { bpf_ktime_get_ns() }
-        };
-        if !own {
-            let now = ts >> sampling::EPOCH_SHIFT;
-            if now != epoch {
-                unsafe { (*s).epoch = now };
+            let t = unsafe { bpf_ktime_get_ns() };
+            if t >> sampling::EPOCH_SHIFT != epoch {
+                unsafe { (*s).epoch = t >> sampling::EPOCH_SHIFT };
             }
-        }
+            t
+        };
         unsafe {
             if (*slot).ts != 0 && (*slot).regs != key {
                 count_lost(lost::SYSCALL_SLOT);
@@ -322,10 +317,7 @@ mod programs {
             unsafe { (*slot).ts = 0 };
             lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
             if let Some(h) = SYSCALL_HIST.get_ptr_mut(idx as u32) {
-                let b = hist::bucket(lat);
-                if b < hist::BUCKETS {
-                    atomic_add(unsafe { &mut (*h).buckets[b] }, weight);
-                }
+                hist_add_shared(h, lat, weight);
             }
         }
         let slow = timed && cls & class::WAIT == 0 && lat >= cfg().slow_syscall_ns;
@@ -463,7 +455,7 @@ mod programs {
             o(&off().switch_prev_state),
             o(&off().switch_next_pid),
         );
-        let span = end(o_prev, 4).max(end(o_state, 8)).max(end(o_next, 4));
+        let span = (o_prev + 4).max(o_state + 8).max(o_next + 4);
         let rec = Record::read(ctx, span).ok_or(0i64)?;
         let prev: i32 = rec.get(o_prev).ok_or(0i64)?;
         let state: i64 = rec.get(o_state).ok_or(0i64)?;
@@ -564,10 +556,10 @@ mod programs {
             o(&o_.issue_bytes),
             o(&o_.issue_rwbs),
         );
-        let span = end(o_dev, 4)
-            .max(end(o_sector, 8))
-            .max(end(o_bytes, 4))
-            .max(end(o_rwbs, 8));
+        let span = (o_dev + 4)
+            .max(o_sector + 8)
+            .max(o_bytes + 4)
+            .max(o_rwbs + 8);
         let rec = Record::read(ctx, span).ok_or(0i64)?;
         let dev: u32 = rec.get(o_dev).ok_or(0i64)?;
         let sector: u64 = rec.get(o_sector).ok_or(0i64)?;
@@ -601,10 +593,10 @@ mod programs {
             o(&o_.complete_error),
             o(&o_.complete_rwbs),
         );
-        let span = end(o_dev, 4)
-            .max(end(o_sector, 8))
-            .max(end(o_error, 4))
-            .max(end(o_rwbs, 8));
+        let span = (o_dev + 4)
+            .max(o_sector + 8)
+            .max(o_error + 4)
+            .max(o_rwbs + 8);
         let rec = Record::read(ctx, span).ok_or(0i64)?;
         let dev: u32 = rec.get(o_dev).ok_or(0i64)?;
         let sector: u64 = rec.get(o_sector).ok_or(0i64)?;
