@@ -4,9 +4,20 @@
 //!     cargo run -p kerno-examples --example custom_rule
 
 use kerno_core::{
-    Finding, Histogram, Rule, Severity, Signals, Subject, SyscallSignals, SyscallStat, Thresholds,
-    evaluate, human_ns, render,
+    Finding, Histogram, Rule, Severity, Signals, Subject, SyscallSignals, SyscallStat,
+    ThresholdRegistry, ThresholdSpec, Thresholds, evaluate, human_ns, render,
 };
+
+/// The rule's threshold, declared once: `kerno rules`, the config file, `--threshold` and
+/// `KERNO_THRESHOLD_FSYNC_PER_SEC` all know it from this declaration.
+const FSYNC_PER_SEC: ThresholdSpec = ThresholdSpec::number(
+    "fsync_per_sec",
+    500.0,
+    "calls/s",
+    0.0,
+    1e9,
+    "fsync calls per second above this warn",
+);
 
 /// Fires when `fsync` is called more than N times a second: a database misconfigured to
 /// sync on every write wears SSDs and caps throughput long before latency rules notice.
@@ -18,11 +29,15 @@ impl Rule for FsyncStorm {
     }
 
     fn description(&self) -> &str {
-        "fsync called more often than thresholds.custom.fsync_per_sec (default 500/s)"
+        "fsync called more often than fsync_per_sec (default 500/s)"
+    }
+
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        &[FSYNC_PER_SEC]
     }
 
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
-        let limit = t.custom.get("fsync_per_sec").copied().unwrap_or(500.0);
+        let limit = t.number(&FSYNC_PER_SEC);
         let Some(fsync) = s.syscalls.as_ref().and_then(|x| x.get("fsync")) else {
             return vec![];
         };
@@ -83,4 +98,17 @@ fn main() {
     let report = evaluate(&signals, &rules, &Thresholds::default());
     assert!(report.findings.iter().any(|f| f.rule == "fsync-storm"));
     print!("{}", render::pretty(&report, Default::default()));
+
+    // Its threshold is set like a built-in one, and checked against the declaration.
+    let registry = ThresholdRegistry::of(&rules);
+    let mut t = Thresholds::default();
+    registry
+        .set_text(&mut t, "fsync_per_sec", "2000")
+        .expect("a valid value");
+    let report = evaluate(&signals, &rules, &t);
+    assert!(!report.findings.iter().any(|f| f.rule == "fsync-storm"));
+    let err = registry
+        .set_text(&mut t, "fsync_per_sec", "lots")
+        .unwrap_err();
+    println!("\nat 2000/s the rule is quiet; a bad value is refused: {err}");
 }

@@ -130,6 +130,10 @@ pub struct RulesArgs {
     /// Configuration file whose thresholds to show.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Show the thresholds as they would be with this override, e.g. --threshold syscall_p99_ms=250 (repeatable).
+    #[arg(short = 't', long = "threshold", value_name = "KEY=VALUE")]
+    pub thresholds: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -5,13 +5,13 @@ use std::{
 
 use anyhow::Context as _;
 use kerno_core::{
-    Config, CoreError, Engine, KernelOptions, Severity,
+    Config, CoreError, Engine, KernelOptions, Severity, ThresholdRegistry,
     config::{check_window, parse_duration},
     render::{PrettyOptions, json, pretty},
 };
 
 use crate::{
-    Failure,
+    Failure, RuleSet,
     cli::{DoctorArgs, Output},
     exit, signal,
 };
@@ -20,17 +20,18 @@ fn env() -> Vec<(String, String)> {
     std::env::vars().collect()
 }
 
-/// Configuration: defaults < file < KERNO_* < flags.
+/// Configuration: defaults < file < KERNO_* < flags, thresholds checked against `rules`.
 pub fn config(
     args_config: Option<&std::path::Path>,
     thresholds: &[String],
+    rules: &ThresholdRegistry,
 ) -> Result<Config, Failure> {
-    let mut cfg = Config::load(args_config, &env()).map_err(Failure::usage)?;
+    let mut cfg = Config::load(args_config, &env(), rules).map_err(Failure::usage)?;
     for kv in thresholds {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
             Failure::usage(anyhow::anyhow!("--threshold expects KEY=VALUE, got {kv:?}"))
         })?;
-        cfg.set_threshold(k.trim(), v)
+        cfg.set_threshold(k.trim(), v, rules)
             .map_err(|e| Failure::usage(anyhow::anyhow!("--threshold {kv}: {e}")))?;
     }
     Ok(cfg)
@@ -107,8 +108,13 @@ fn ask_agent(cfg: &Config, quiet: bool) -> Option<kerno_core::Signals> {
     }
 }
 
-pub fn run(args: DoctorArgs) -> Result<u8, Failure> {
-    let mut cfg = config(args.config.as_deref(), &args.thresholds)?;
+pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
+    let rules = rules();
+    let mut cfg = config(
+        args.config.as_deref(),
+        &args.thresholds,
+        &ThresholdRegistry::of(&rules),
+    )?;
     if let Some(d) = &args.duration {
         cfg.duration =
             parse_duration(d).map_err(|e| Failure::usage(anyhow::anyhow!("--duration: {e}")))?;
@@ -132,7 +138,7 @@ pub fn run(args: DoctorArgs) -> Result<u8, Failure> {
         && !json_out;
 
     let mut engine = Engine::new();
-    engine.add_rules(kerno_rules::builtin());
+    engine.add_rules(rules);
     engine.set_thresholds(cfg.thresholds.clone());
 
     // A running agent answers from its window at once; probes forced to fail are a

@@ -1,31 +1,46 @@
-use kerno_core::config::threshold_keys;
+use kerno_core::{ThresholdRegistry, ThresholdValue};
 
-use crate::{Failure, cli::RulesArgs, doctor};
+use crate::{Failure, RuleSet, cli::RulesArgs, doctor};
 
-/// `kerno rules`: the built-in rules, then every threshold with its value.
-pub fn run(args: RulesArgs) -> Result<u8, Failure> {
-    let cfg = doctor::config(args.config.as_deref(), &[])?;
-    println!("Built-in rules:");
-    for r in kerno_rules::builtin() {
-        println!("  {:<18} {}", r.id(), r.description());
-    }
-    println!();
+/// `kerno rules`: every rule with the thresholds it declares, each with its value (from the
+/// defaults, the config file, `KERNO_THRESHOLD_*` and `--threshold`), unit, valid range and
+/// what it does.
+pub fn run(args: RulesArgs, rules: RuleSet) -> Result<u8, Failure> {
+    let rules = rules();
+    let registry = ThresholdRegistry::of(&rules);
+    let cfg = doctor::config(args.config.as_deref(), &args.thresholds, &registry)?;
+    let values = registry.values(&cfg.thresholds);
     println!(
-        "Thresholds (set with --threshold KEY=VALUE, KERNO_THRESHOLD_<KEY>, or `thresholds:` in the config file):"
+        "Rules and their thresholds (set with --threshold KEY=VALUE, KERNO_THRESHOLD_<KEY>, or `thresholds:` in the config file):"
     );
-    let values = serde_json::to_value(&cfg.thresholds).map_err(anyhow::Error::from)?;
-    for k in threshold_keys() {
-        let v = &values[&k];
-        let shown = match v {
-            serde_json::Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            serde_json::Value::Object(o) if o.is_empty() => "{}".into(),
-            other => other.to_string(),
-        };
-        println!("  {k:<28} {shown}");
+    for r in &rules {
+        println!();
+        println!("{}: {}", r.id(), r.description());
+        let mine: Vec<_> = registry.iter().filter(|(id, _)| *id == r.id()).collect();
+        if mine.is_empty() {
+            println!("  (no thresholds)");
+        }
+        for (_, spec) in mine {
+            let value = &values[spec.key];
+            let shown = match value {
+                ThresholdValue::List(_) => value.to_string(),
+                _ if spec.unit.is_empty() || spec.unit == "ratio" => value.to_string(),
+                _ => format!("{value} {}", spec.unit),
+            };
+            let changed = if *value == spec.default_value() {
+                String::new()
+            } else {
+                format!(" [default {}]", spec.default_value())
+            };
+            let range = spec.range();
+            let range = if range.is_empty() {
+                String::new()
+            } else {
+                format!(" ({range})")
+            };
+            println!("  {:<28} {shown}{changed}", spec.key);
+            println!("  {:<28} {}{range}", "", spec.doc);
+        }
     }
     Ok(crate::exit::OK)
 }

@@ -3,12 +3,17 @@
 use std::time::Duration;
 
 use kerno_agent::{AgentError, AgentOptions};
-use kerno_core::{CoreError, config::parse_duration};
+use kerno_core::{CoreError, ThresholdRegistry, config::parse_duration};
 
-use crate::{Failure, cli::StartArgs, doctor, exit};
+use crate::{Failure, RuleSet, cli::StartArgs, doctor, exit};
 
-pub fn run(args: StartArgs) -> Result<u8, Failure> {
-    let mut cfg = doctor::config(args.config.as_deref(), &args.thresholds)?;
+pub fn run(args: StartArgs, rules: RuleSet) -> Result<u8, Failure> {
+    let rules = rules();
+    let mut cfg = doctor::config(
+        args.config.as_deref(),
+        &args.thresholds,
+        &ThresholdRegistry::of(&rules),
+    )?;
     if let Some(l) = args.listen {
         cfg.agent.listen = l;
     }
@@ -29,7 +34,7 @@ pub fn run(args: StartArgs) -> Result<u8, Failure> {
         socket: cfg.agent.socket.clone(),
         window: cfg.agent.window,
         kernel: doctor::kernel_options(&cfg),
-        rules: kerno_rules::builtin(),
+        rules,
         thresholds: cfg.thresholds.clone(),
         findings_window: Duration::from_secs(30).min(cfg.agent.window),
         update_every: Duration::from_secs(5),

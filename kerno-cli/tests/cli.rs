@@ -26,6 +26,37 @@ fn help_texts() {
 }
 
 #[test]
+fn rules_list_every_threshold_from_the_rules_declarations() {
+    let o = kerno(&["rules"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    insta::assert_snapshot!("rules", String::from_utf8_lossy(&o.stdout));
+    // An override shows, with the default beside it.
+    let o = kerno(&["rules", "-t", "runq_p99_ms=7.5"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["runq_p99_ms", "7.5", "ms", "[default", "5]"]),
+        "{out}"
+    );
+}
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kerno"))
+        .arg("rules")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before kerno writes
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn bad_flags_are_usage_errors_without_panics() {
     for (args, needle) in [
         (&["doctor", "--duration", "10y"][..], "--duration"),

@@ -12,7 +12,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConfigError, Thresholds};
+use crate::{ConfigError, ThresholdRegistry, Thresholds};
 
 /// Everything configurable.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,7 +23,8 @@ pub struct Config {
     pub duration: Duration,
     /// `pretty` or `json`.
     pub output: String,
-    /// Rule thresholds.
+    /// Rule thresholds set over the rules' defaults (checked against the rules' declared
+    /// thresholds when loaded; see [`ThresholdRegistry`]).
     pub thresholds: Thresholds,
     /// Probe settings.
     pub probes: ProbeConfig,
@@ -122,47 +123,66 @@ impl Config {
         places.into_iter().find(|p| p.is_file()).map(|p| (p, false))
     }
 
-    /// Parse a YAML document.
-    pub fn from_yaml(text: &str, path: &str) -> Result<Config, ConfigError> {
+    /// Parse a YAML document; its thresholds are checked against `rules`' declarations.
+    pub fn from_yaml(
+        text: &str,
+        path: &str,
+        rules: &ThresholdRegistry,
+    ) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let c: Config = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut c: Config = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.into(),
             message: e.to_string(),
         })?;
+        rules
+            .check(&mut c.thresholds)
+            .map_err(|e| ConfigError::Parse {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
         c.validate()?;
         Ok(c)
     }
 
     /// Read a YAML file.
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+    pub fn from_file(path: &Path, rules: &ThresholdRegistry) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Config::from_yaml(&text, &path.display().to_string())
+        Config::from_yaml(&text, &path.display().to_string(), rules)
     }
 
     /// Defaults, then the located file, then the environment (`env` is usually
-    /// `std::env::vars().collect()`). Flags are applied by the caller afterwards.
-    pub fn load(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    /// `std::env::vars().collect()`). Flags are applied by the caller afterwards. Thresholds
+    /// are checked against `rules` (the thresholds the rules in use declare).
+    pub fn load(
+        explicit: Option<&Path>,
+        env: &[(String, String)],
+        rules: &ThresholdRegistry,
+    ) -> Result<Config, ConfigError> {
         let mut c = match Config::locate(explicit, env) {
-            Some((p, _)) => Config::from_file(&p)?,
+            Some((p, _)) => Config::from_file(&p, rules)?,
             None => Config::default(),
         };
-        c.apply_env(env)?;
+        c.apply_env(env, rules)?;
         Ok(c)
     }
 
     /// Apply `KERNO_*` variables.
-    pub fn apply_env(&mut self, env: &[(String, String)]) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        env: &[(String, String)],
+        rules: &ThresholdRegistry,
+    ) -> Result<(), ConfigError> {
         for (k, v) in env {
             if !k.starts_with("KERNO_") {
                 continue;
             }
             if let Some(t) = k.strip_prefix("KERNO_THRESHOLD_") {
-                self.set_threshold(&t.to_ascii_lowercase(), v)
+                self.set_threshold(&t.to_ascii_lowercase(), v, rules)
                     .map_err(|e| match e {
                         ConfigError::Invalid { reason, .. } => ConfigError::Invalid {
                             key: k.clone(),
@@ -201,46 +221,13 @@ impl Config {
 
     /// Set one threshold by its key (`syscall_p99_ms`), from text. Lists (such as
     /// `benign_errnos`) are comma-separated.
-    pub fn set_threshold(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let mut map = serde_json::to_value(&self.thresholds).expect("thresholds serialise");
-        let obj = map.as_object_mut().expect("thresholds are a map");
-        let bad = |reason: String| ConfigError::Invalid {
-            key: format!("thresholds.{key}"),
-            reason,
-        };
-        let current = obj.get(key).ok_or_else(|| {
-            bad(format!(
-                "no such threshold (known: {})",
-                threshold_keys().join(", ")
-            ))
-        })?;
-        let new = match current {
-            serde_json::Value::Array(_) => serde_json::Value::Array(
-                value
-                    .split(',')
-                    .map(|s| serde_json::Value::String(s.trim().to_string()))
-                    .collect(),
-            ),
-            serde_json::Value::Object(_) => return Err(bad("cannot be set from text".into())),
-            // Counts (min samples) are whole numbers; the rest are real numbers.
-            serde_json::Value::Number(n) if n.is_u64() => {
-                let n: u64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad(format!("expected a whole number, got {value:?}")))?;
-                serde_json::json!(n)
-            }
-            _ => {
-                let n: f64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad(format!("expected a number, got {value:?}")))?;
-                serde_json::json!(n)
-            }
-        };
-        obj.insert(key.to_string(), new);
-        self.thresholds = serde_json::from_value(map).map_err(|e| bad(e.to_string()))?;
-        self.thresholds.validate()
+    pub fn set_threshold(
+        &mut self,
+        key: &str,
+        value: &str,
+        rules: &ThresholdRegistry,
+    ) -> Result<(), ConfigError> {
+        rules.set_text(&mut self.thresholds, key, value)
     }
 
     /// Check values that the types alone do not.
@@ -285,16 +272,8 @@ impl Config {
                 ));
             }
         }
-        self.thresholds.validate()
+        Ok(())
     }
-}
-
-/// The keys of [`Thresholds`].
-pub fn threshold_keys() -> Vec<String> {
-    let v = serde_json::to_value(Thresholds::default()).expect("thresholds serialise");
-    v.as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default()
 }
 
 fn invalid(key: &str, reason: String) -> ConfigError {
@@ -379,6 +358,28 @@ mod duration_str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ThresholdSpec;
+
+    const SYSCALL_P99: ThresholdSpec =
+        ThresholdSpec::number("syscall_p99_ms", 100.0, "ms", 0.0, f64::MAX, "");
+    const RUNQ_P99: ThresholdSpec =
+        ThresholdSpec::number("runq_p99_ms", 5.0, "ms", 0.0, f64::MAX, "");
+    const DISK_SYNC: ThresholdSpec =
+        ThresholdSpec::number("disk_sync_p99_ms", 50.0, "ms", 0.0, f64::MAX, "");
+    const ERR_PCT: ThresholdSpec =
+        ThresholdSpec::number("syscall_error_pct", 1.0, "%", 0.0, 100.0, "");
+    const DISK_MIN: ThresholdSpec = ThresholdSpec::count("disk_min_samples", 20, "requests", "");
+    const BENIGN: ThresholdSpec = ThresholdSpec::list("benign_errnos", &["EAGAIN"], "");
+
+    /// The thresholds of a few rules, as a frontend builds them from its rules.
+    fn rules() -> ThresholdRegistry {
+        let mut r = ThresholdRegistry::default();
+        r.add(
+            "test",
+            &[SYSCALL_P99, RUNQ_P99, DISK_SYNC, ERR_PCT, DISK_MIN, BENIGN],
+        );
+        r
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -397,12 +398,13 @@ mod tests {
             "duration: 20s\noutput: json\nthresholds:\n  syscall_p99_ms: 250\n  runq_p99_ms: 7\n",
         )
         .unwrap();
-        let c = Config::load(Some(&file), &env(&[])).unwrap();
+        let c = Config::load(Some(&file), &env(&[]), &rules()).unwrap();
         assert_eq!(c.duration, Duration::from_secs(20));
         assert_eq!(c.output, "json");
-        assert_eq!(c.thresholds.syscall_p99_ms, 250.0);
+        assert_eq!(c.thresholds.number(&SYSCALL_P99), 250.0);
         assert_eq!(
-            c.thresholds.disk_sync_p99_ms, 50.0,
+            c.thresholds.number(&DISK_SYNC),
+            50.0,
             "untouched keys keep defaults"
         );
 
@@ -410,45 +412,56 @@ mod tests {
             ("KERNO_DURATION", "5s"),
             ("KERNO_THRESHOLD_RUNQ_P99_MS", "9"),
         ]);
-        let c = Config::load(Some(&file), &e).unwrap();
+        let c = Config::load(Some(&file), &e, &rules()).unwrap();
         assert_eq!(c.duration, Duration::from_secs(5), "env beats file");
-        assert_eq!(c.thresholds.runq_p99_ms, 9.0, "env beats file");
-        assert_eq!(c.thresholds.syscall_p99_ms, 250.0, "file beats defaults");
+        assert_eq!(c.thresholds.number(&RUNQ_P99), 9.0, "env beats file");
+        assert_eq!(
+            c.thresholds.number(&SYSCALL_P99),
+            250.0,
+            "file beats defaults"
+        );
 
         let e = env(&[("KERNO_CONFIG", file.to_str().unwrap())]);
-        assert_eq!(Config::load(None, &e).unwrap().output, "json");
+        assert_eq!(Config::load(None, &e, &rules()).unwrap().output, "json");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn errors_name_the_key_or_file() {
-        let err = Config::from_yaml("thresholds:\n  nope_ms: 3\n", "x.yaml").unwrap_err();
+        let err = Config::from_yaml("thresholds:\n  nope_ms: 3\n", "x.yaml", &rules()).unwrap_err();
         assert!(
             err.to_string().contains("x.yaml") && err.to_string().contains("nope_ms"),
             "{err}"
         );
-        let err = Config::from_yaml("duration: 10y\n", "x.yaml").unwrap_err();
+        let err = Config::from_yaml("duration: 10y\n", "x.yaml", &rules()).unwrap_err();
         assert!(err.to_string().contains("10y"), "{err}");
-        let err = Config::from_yaml("duration: 10m\n", "x.yaml").unwrap_err();
+        let err = Config::from_yaml("duration: 10m\n", "x.yaml", &rules()).unwrap_err();
         assert!(err.to_string().contains("duration"), "{err}");
-        let err =
-            Config::from_yaml("thresholds:\n  syscall_error_pct: 150\n", "x.yaml").unwrap_err();
+        let err = Config::from_yaml(
+            "thresholds:\n  syscall_error_pct: 150\n",
+            "x.yaml",
+            &rules(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("syscall_error_pct"), "{err}");
-        let err = Config::load(Some(Path::new("/nonexistent/k.yaml")), &env(&[])).unwrap_err();
+        let err =
+            Config::load(Some(Path::new("/nonexistent/k.yaml")), &env(&[]), &rules()).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/k.yaml"), "{err}");
         let mut c = Config::default();
         let err = c
-            .apply_env(&env(&[("KERNO_THRESHOLD_BOGUS", "1")]))
+            .apply_env(&env(&[("KERNO_THRESHOLD_BOGUS", "1")]), &rules())
             .unwrap_err();
         assert!(err.to_string().contains("KERNO_THRESHOLD_BOGUS"), "{err}");
         let err = c
-            .apply_env(&env(&[("KERNO_THRESHOLD_RUNQ_P99_MS", "fast")]))
+            .apply_env(&env(&[("KERNO_THRESHOLD_RUNQ_P99_MS", "fast")]), &rules())
             .unwrap_err();
         assert!(
             err.to_string().contains("KERNO_THRESHOLD_RUNQ_P99_MS"),
             "{err}"
         );
-        let err = c.apply_env(&env(&[("KERNO_DURATON", "1s")])).unwrap_err();
+        let err = c
+            .apply_env(&env(&[("KERNO_DURATON", "1s")]), &rules())
+            .unwrap_err();
         assert!(err.to_string().contains("KERNO_DURATON"), "{err}");
     }
 
@@ -465,10 +478,14 @@ mod tests {
     #[test]
     fn list_threshold_from_text() {
         let mut c = Config::default();
-        c.set_threshold("benign_errnos", "EAGAIN, EINTR").unwrap();
-        c.set_threshold("disk_min_samples", "20").unwrap();
-        assert_eq!(c.thresholds.disk_min_samples, 20);
-        assert!(c.set_threshold("disk_min_samples", "2.5").is_err());
-        assert_eq!(c.thresholds.benign_errnos, vec!["EAGAIN", "EINTR"]);
+        c.set_threshold("benign_errnos", "EAGAIN, EINTR", &rules())
+            .unwrap();
+        c.set_threshold("disk_min_samples", "20", &rules()).unwrap();
+        assert_eq!(c.thresholds.count(&DISK_MIN), 20);
+        assert!(
+            c.set_threshold("disk_min_samples", "2.5", &rules())
+                .is_err()
+        );
+        assert_eq!(c.thresholds.list(&BENIGN), vec!["EAGAIN", "EINTR"]);
     }
 }

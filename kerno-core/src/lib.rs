@@ -37,6 +37,7 @@ mod report;
 mod rule;
 mod signals;
 mod snapshot;
+mod threshold;
 
 pub use collector::{Collector, Sample};
 pub use config::Config;
@@ -45,9 +46,12 @@ pub use error::{CollectorError, ConfigError, CoreError};
 pub use finding::{Finding, Severity, Subject, human_bytes, human_ns, human_secs, rank, thousands};
 pub use histogram::Histogram;
 pub use report::{DomainStatus, Report, Status, Summary, domain_statuses};
-pub use rule::{Rule, Thresholds};
+pub use rule::Rule;
 pub use signals::*;
 pub use snapshot::{load_signals, parse_signals, save_signals};
+pub use threshold::{
+    ThresholdDefault, ThresholdRegistry, ThresholdSpec, ThresholdValue, Thresholds,
+};
 
 /// Unix time now, in milliseconds.
 pub fn unix_ms_now() -> u64 {

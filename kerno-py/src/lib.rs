@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use kerno_core::{Engine, KernelOptions, Thresholds, config::check_window};
+use kerno_core::{Engine, KernelOptions, ThresholdRegistry, config::check_window};
 use pyo3::{
     exceptions::{PyRuntimeError, PyValueError},
     prelude::*,
@@ -72,8 +72,8 @@ fn doctor(
 ) -> PyResult<PyReport> {
     // Everything the caller can get wrong is checked before the probes are loaded.
     let window = window_from(duration)?;
-    let thresholds = thresholds_from(thresholds)?;
     let rule_set = RuleSet::new(true, rules)?;
+    let thresholds = thresholds_from(thresholds, &ThresholdRegistry::of(&rule_set.rules))?;
     let opts = KernelOptions {
         domains: domains.unwrap_or_default(),
         ..KernelOptions::default()
@@ -124,8 +124,8 @@ fn evaluate(
     rules: Option<&Bound<'_, PyAny>>,
     builtin: bool,
 ) -> PyResult<PyReport> {
-    let thresholds = thresholds_from(thresholds)?;
     let rule_set = RuleSet::new(builtin, rules)?;
+    let thresholds = thresholds_from(thresholds, &ThresholdRegistry::of(&rule_set.rules))?;
     let signals = &signals.get().inner;
     let report = guarded(|| kerno_core::evaluate(signals, &rule_set.rules, &thresholds))?;
     rule_set.errors().check()?;
@@ -147,10 +147,33 @@ fn parse_signals(text: &str) -> PyResult<PySignals> {
     signals::parse(text)
 }
 
-/// Every threshold with its default value.
+/// Every threshold of the built-in rules with its default value.
 #[pyfunction]
 fn default_thresholds(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    serde_to_py(py, &Thresholds::default())
+    serde_to_py(py, &kerno_rules::thresholds().defaults())
+}
+
+/// Every threshold the built-in rules declare: key, rule, kind, default, unit, valid range
+/// and what it does, in rule order.
+#[pyfunction]
+fn thresholds(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let list: Vec<serde_json::Value> = kerno_rules::thresholds()
+        .iter()
+        .map(|(rule, s)| {
+            let bounded = s.kind() != "list";
+            serde_json::json!({
+                "key": s.key,
+                "rule": rule,
+                "kind": s.kind(),
+                "default": s.default_value(),
+                "unit": s.unit,
+                "min": bounded.then_some(s.min),
+                "max": (bounded && s.max < 1e300 && s.max < u64::MAX as f64).then_some(s.max),
+                "doc": s.doc,
+            })
+        })
+        .collect();
+    serde_to_py(py, &list)
 }
 
 /// The built-in rules as `(id, description)`, in the order they run.
@@ -173,6 +196,7 @@ fn _kerno(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_signals, m)?)?;
     m.add_function(wrap_pyfunction!(parse_signals, m)?)?;
     m.add_function(wrap_pyfunction!(default_thresholds, m)?)?;
+    m.add_function(wrap_pyfunction!(thresholds, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_rules, m)?)?;
     m.add("ProbeError", m.py().get_type::<errors::ProbeError>())?;
     m.add("SCHEMA_VERSION", kerno_core::SCHEMA_VERSION)?;

@@ -3,7 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use kerno_core::{ConfigError, Finding, Rule, Signals, Thresholds, config::threshold_keys};
+use kerno_core::{
+    ConfigError, Finding, Rule, Signals, ThresholdRegistry, ThresholdValue, Thresholds,
+};
 use pyo3::{
     exceptions::{PyTypeError, PyValueError},
     prelude::*,
@@ -173,9 +175,13 @@ impl RuleErrors {
     }
 }
 
-/// Thresholds from a dict of threshold name -> value, merged onto the defaults. An unknown
-/// name, a value of the wrong type or out of range is a `ValueError` naming the key.
-pub fn thresholds_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Thresholds> {
+/// Thresholds from a dict of threshold name -> value, over the defaults of the rules in
+/// `registry`. An unknown name, a value of the wrong type or out of range is a `ValueError`
+/// naming the key.
+pub fn thresholds_from(
+    obj: Option<&Bound<'_, PyAny>>,
+    registry: &ThresholdRegistry,
+) -> PyResult<Thresholds> {
     let mut thresholds = Thresholds::default();
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(thresholds);
@@ -195,10 +201,6 @@ pub fn thresholds_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Thresholds> {
             .map(|kv| kv.extract())
             .collect::<PyResult<_>>()?
     };
-    let mut map = match serde_json::to_value(&thresholds) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err(PyValueError::new_err("thresholds do not serialise")),
-    };
     for (k, v) in pairs {
         let key: String = k.extract().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -206,32 +208,29 @@ pub fn thresholds_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Thresholds> {
                 type_name(&k)
             ))
         })?;
-        let invalid = |reason: String| {
+        let value: Value = from_py(&v, &format!("thresholds['{key}']"))?;
+        if key == "custom" {
+            // Free-form numbers for custom rules that read them by name.
+            let custom: std::collections::BTreeMap<String, f64> = serde_json::from_value(value)
+                .map_err(|e| {
+                    config_err(ConfigError::Invalid {
+                        key: "thresholds.custom".into(),
+                        reason: e.to_string(),
+                    })
+                })?;
+            thresholds.custom.extend(custom);
+            continue;
+        }
+        let value: ThresholdValue = serde_json::from_value(value).map_err(|e| {
             config_err(ConfigError::Invalid {
                 key: format!("thresholds.{key}"),
-                reason,
+                reason: e.to_string(),
             })
-        };
-        let Some(current) = map.get(&key) else {
-            return Err(invalid(format!(
-                "no such threshold (known: {})",
-                threshold_keys().join(", ")
-            )));
-        };
-        let mut value = from_py(&v, &format!("thresholds['{key}']"))?;
-        // A count given as a whole float (`20.0`) is still a count.
-        if current.is_u64()
-            && let Some(f) = value
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e19)
-        {
-            value = Value::from(f as u64);
-        }
-        map.insert(key.clone(), value);
-        // One key at a time, so a type error names the key that caused it.
-        thresholds = serde_json::from_value(Value::Object(map.clone()))
-            .map_err(|e| invalid(e.to_string()))?;
+        })?;
+        registry
+            .set_value(&mut thresholds, &key, value)
+            .map_err(config_err)?;
     }
-    thresholds.validate().map_err(config_err)?;
+    registry.check(&mut thresholds).map_err(config_err)?;
     Ok(thresholds)
 }

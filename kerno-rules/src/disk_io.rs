@@ -2,8 +2,8 @@
 //! block layer sees it in each device's flush and write latency.
 
 use kerno_core::{
-    DiskDevice, Finding, Histogram, ProcessSlow, Rule, Severity, Signals, Subject, Thresholds,
-    human_bytes, human_ns, thousands,
+    DiskDevice, Finding, Histogram, ProcessSlow, Rule, Severity, Signals, Subject, ThresholdSpec,
+    Thresholds, human_bytes, human_ns, thousands,
 };
 
 use crate::common::{finding, grade, latency_line, ms, percentiles, proc_name, proc_where};
@@ -17,6 +17,48 @@ pub struct DiskIo;
 
 /// The rule's id.
 pub const ID: &str = "disk-io";
+
+/// `disk_sync_p99_ms`: fsync/fdatasync or device flush p99 above this warns (ms).
+pub const DISK_SYNC_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "disk_sync_p99_ms",
+    50.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "fsync/fdatasync or device flush p99 above this warns",
+);
+/// `disk_write_p99_ms`: device write p99 above this warns (ms).
+pub const DISK_WRITE_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "disk_write_p99_ms",
+    200.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "device write p99 above this warns",
+);
+/// `disk_critical_p99_ms`: any of those p99s above this is critical (ms).
+pub const DISK_CRITICAL_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "disk_critical_p99_ms",
+    200.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "any of those p99s above this is critical",
+);
+/// `disk_min_samples`: fewer samples than this in the window and the finding says so.
+pub const DISK_MIN_SAMPLES: ThresholdSpec = ThresholdSpec::count(
+    "disk_min_samples",
+    20,
+    "requests",
+    "fewer samples than this in the window and the finding says so",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] = &[
+    DISK_SYNC_P99_MS,
+    DISK_WRITE_P99_MS,
+    DISK_CRITICAL_P99_MS,
+    DISK_MIN_SAMPLES,
+];
 
 const SYNC_CALLS: [&str; 2] = ["fsync", "fdatasync"];
 
@@ -99,7 +141,8 @@ fn device_label(d: &DiskDevice) -> String {
 
 /// The grade of one breach: severity and the threshold that set it.
 fn grade_of(b: &Breach, t: &Thresholds) -> (Severity, f64) {
-    grade(b.p99_ms(), b.warn_ms, t.disk_critical_p99_ms).unwrap_or((Severity::Warning, b.warn_ms))
+    grade(b.p99_ms(), b.warn_ms, t.number(&DISK_CRITICAL_P99_MS))
+        .unwrap_or((Severity::Warning, b.warn_ms))
 }
 
 /// Severity of a set of breaches, the one to headline, its threshold, and whether every
@@ -107,7 +150,7 @@ fn grade_of(b: &Breach, t: &Thresholds) -> (Severity, f64) {
 fn judge<'a>(breaches: &'a [Breach], t: &Thresholds) -> (Severity, &'a Breach, f64, bool) {
     let enough: Vec<&Breach> = breaches
         .iter()
-        .filter(|b| b.samples >= t.disk_min_samples)
+        .filter(|b| b.samples >= t.count(&DISK_MIN_SAMPLES))
         .collect();
     if enough.is_empty() {
         let b = breaches
@@ -200,11 +243,11 @@ fn strace_sync(sync: &SyncCalls) -> Option<String> {
 
 fn sync_breach(sync: &SyncCalls, t: &Thresholds) -> Option<Breach> {
     let p99 = sync.latency.percentile(99.0)?;
-    (ms(p99) > t.disk_sync_p99_ms).then(|| Breach {
+    (ms(p99) > t.number(&DISK_SYNC_P99_MS)).then(|| Breach {
         kind: Kind::Sync,
         what: sync.names.clone(),
         p99_ns: p99,
-        warn_ms: t.disk_sync_p99_ms,
+        warn_ms: t.number(&DISK_SYNC_P99_MS),
         samples: sync.latency.count(),
         noun: "calls",
     })
@@ -215,8 +258,8 @@ fn device_breaches(d: &DiskDevice, t: &Thresholds) -> Vec<Breach> {
         .iter()
         .filter_map(|op| {
             let (kind, warn) = match op.op.as_str() {
-                "flush" => (Kind::Flush, t.disk_sync_p99_ms),
-                "write" => (Kind::Write, t.disk_write_p99_ms),
+                "flush" => (Kind::Flush, t.number(&DISK_SYNC_P99_MS)),
+                "write" => (Kind::Write, t.number(&DISK_WRITE_P99_MS)),
                 _ => return None,
             };
             let p99 = op.latency.percentile(99.0)?;
@@ -237,7 +280,7 @@ fn headline(b: &Breach, sync: Option<&SyncCalls>, t: &Thresholds) -> String {
         "{} p99 {} over {}{} {}",
         b.what,
         human_ns(b.p99_ns as f64),
-        if b.samples < t.disk_min_samples {
+        if b.samples < t.count(&DISK_MIN_SAMPLES) {
             "only "
         } else {
             ""
@@ -407,6 +450,10 @@ impl Rule for DiskIo {
         "fsync/fdatasync or device flush p99 above disk_sync_p99_ms, or device write p99 above disk_write_p99_ms (critical above disk_critical_p99_ms)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let sync = sync_calls(s);
         let sync_slow = sync.as_ref().and_then(|x| sync_breach(x, t));
@@ -559,19 +606,16 @@ mod tests {
             .latency
             .percentile(99.0)
             .unwrap());
-        let mut t = Thresholds {
-            disk_sync_p99_ms: p99,
-            ..Thresholds::default()
-        };
+        let mut t = Thresholds::default().with(&DISK_SYNC_P99_MS, p99).unwrap();
         assert!(
             run_with(&DiskIo, &s, &t).is_empty(),
             "exactly at the threshold is fine"
         );
-        t.disk_sync_p99_ms = p99 - 0.001;
+        t.set(&DISK_SYNC_P99_MS, p99 - 0.001).unwrap();
         assert_eq!(one(run_with(&DiskIo, &s, &t)).severity, Severity::Warning);
-        t.disk_critical_p99_ms = p99;
+        t.set(&DISK_CRITICAL_P99_MS, p99).unwrap();
         assert_eq!(one(run_with(&DiskIo, &s, &t)).severity, Severity::Warning);
-        t.disk_critical_p99_ms = p99 - 0.001;
+        t.set(&DISK_CRITICAL_P99_MS, p99 - 0.001).unwrap();
         assert_eq!(one(run_with(&DiskIo, &s, &t)).severity, Severity::Critical);
     }
 

@@ -1,7 +1,8 @@
 //! `fd-leak`: a process opens file descriptors faster than it closes them, steadily.
 
 use kerno_core::{
-    FdProcess, Finding, Rule, Severity, Signals, Subject, Thresholds, human_secs, thousands,
+    FdProcess, Finding, Rule, Severity, Signals, Subject, ThresholdSpec, Thresholds, human_secs,
+    thousands,
 };
 
 use crate::common::{finding, fmt_rate, proc_name, proc_where, systemd_unit};
@@ -14,6 +15,37 @@ pub struct FdLeak;
 
 /// The rule's id.
 pub const ID: &str = "fd-leak";
+
+/// `fd_growth_per_sec`: net descriptor growth above this warns (fds/s).
+pub const FD_GROWTH_PER_SEC: ThresholdSpec = ThresholdSpec::number(
+    "fd_growth_per_sec",
+    10.0,
+    "fds/s",
+    0.0,
+    f64::MAX,
+    "net descriptor growth above this warns",
+);
+/// `fd_sustained_ratio`: the share of sample intervals that must grow, so a burst is not a leak (ratio).
+pub const FD_SUSTAINED_RATIO: ThresholdSpec = ThresholdSpec::number(
+    "fd_sustained_ratio",
+    0.75,
+    "ratio",
+    0.0,
+    1.0,
+    "the share of sample intervals that must grow, so a burst is not a leak",
+);
+/// `fd_critical_eta_secs`: critical when the soft limit is this close (s).
+pub const FD_CRITICAL_ETA_SECS: ThresholdSpec = ThresholdSpec::number(
+    "fd_critical_eta_secs",
+    600.0,
+    "s",
+    0.0,
+    f64::MAX,
+    "critical when the soft limit is this close",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] =
+    &[FD_GROWTH_PER_SEC, FD_SUSTAINED_RATIO, FD_CRITICAL_ETA_SECS];
 
 /// The share of sample intervals in which the process grew, or `None` without intervals.
 fn grown_share(p: &FdProcess) -> Option<f64> {
@@ -30,7 +62,7 @@ pub(crate) fn eta_secs(p: &FdProcess, growth: f64) -> Option<f64> {
 fn leak_finding(p: &FdProcess, growth: f64, s: &Signals, t: &Thresholds) -> Finding {
     let eta = eta_secs(p, growth);
     let severity = match eta {
-        Some(e) if e < t.fd_critical_eta_secs => Severity::Critical,
+        Some(e) if e < t.number(&FD_CRITICAL_ETA_SECS) => Severity::Critical,
         _ => Severity::Warning,
     };
     let proc_ = &p.process;
@@ -126,7 +158,7 @@ fn leak_finding(p: &FdProcess, growth: f64, s: &Signals, t: &Thresholds) -> Find
         f.evidence.push(format!("runs in {w}"));
     }
     f.value = growth;
-    f.threshold = t.fd_growth_per_sec;
+    f.threshold = t.number(&FD_GROWTH_PER_SEC);
     f.unit = "fd/s".into();
     f.eta_secs = eta;
     f.fix.push(format!(
@@ -160,6 +192,10 @@ impl Rule for FdLeak {
         "a process's net descriptor growth above fd_growth_per_sec, sustained (critical when its limit is under fd_critical_eta_secs away)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let Some(fds) = &s.fds else {
             return Vec::new();
@@ -170,12 +206,13 @@ impl Rule for FdLeak {
             .filter(|p| p.process.pid != s.collector_pid || s.collector_pid == 0)
             .filter_map(|p| {
                 let growth = p.growth_per_sec(secs);
-                if growth <= t.fd_growth_per_sec || growth <= 0.0 {
+                if growth <= t.number(&FD_GROWTH_PER_SEC) || growth <= 0.0 {
                     return None;
                 }
                 // A burst (a pool warming up, a batch of files) grows in a few intervals
                 // and then stops; a leak grows in most of them.
-                let sustained = grown_share(p).is_none_or(|share| share >= t.fd_sustained_ratio);
+                let sustained =
+                    grown_share(p).is_none_or(|share| share >= t.number(&FD_SUSTAINED_RATIO));
                 sustained.then(|| leak_finding(p, growth, s, t))
             })
             .collect()
@@ -285,10 +322,7 @@ mod tests {
     #[test]
     fn eta_boundary() {
         // 6,000 left at 10/s is 600 s: not under 600. One fewer left is.
-        let t = Thresholds {
-            fd_growth_per_sec: 9.0,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default().with(&FD_GROWTH_PER_SEC, 9.0).unwrap();
         let s = with_fds(vec![leaky(100, 0, Some(4_000), Some(10_000), vec![10; 10])]);
         let f = one(run_with(&FdLeak, &s, &t));
         assert_eq!(f.eta_secs, Some(600.0));

@@ -14,53 +14,49 @@
 //! ```
 #![deny(missing_docs)]
 
-use kerno_core::Rule;
+use kerno_core::{Rule, ThresholdRegistry};
 
 mod common;
-pub mod disk_io;
-pub mod fd_leak;
-pub mod memory_pressure;
-pub mod network_latency;
-pub mod oom_imminent;
-pub mod oom_kill;
-pub mod sched_contention;
-pub mod syscall_errors;
-pub mod syscall_latency;
-pub mod tcp_retransmits;
-pub mod tcp_rtt;
 #[cfg(test)]
 mod testutil;
 
-pub use disk_io::DiskIo;
-pub use fd_leak::FdLeak;
-pub use memory_pressure::MemoryPressure;
-pub use network_latency::NetworkLatency;
-pub use oom_imminent::OomImminent;
-pub use oom_kill::OomKills;
-pub use sched_contention::SchedContention;
-pub use syscall_errors::SyscallErrors;
-pub use syscall_latency::SyscallLatency;
-pub use tcp_retransmits::TcpRetransmits;
-pub use tcp_rtt::TcpRtt;
+/// Declares the built-in rules: each line is a rule's module (one file in `src/`) and its
+/// type. The module becomes public, the type is re-exported, and [`builtin`] returns the rules
+/// in this order. Adding a rule is its file plus one line here; its thresholds come with it
+/// (`Rule::thresholds`).
+macro_rules! builtin_rules {
+    ($($module:ident => $rule:ident,)+) => {
+        $(pub mod $module;)+
+        $(pub use $module::$rule;)+
 
-/// Every built-in rule, in a stable order (the order of their ids below).
-///
-/// `disk-io`, `oom-kill`, `tcp-retransmits`, `tcp-rtt`, `sched-contention`, `fd-leak`,
-/// `syscall-latency`, `oom-imminent`, `syscall-errors`, `memory-pressure`, `network-latency`.
-pub fn builtin() -> Vec<Box<dyn Rule>> {
-    vec![
-        Box::new(DiskIo),
-        Box::new(OomKills),
-        Box::new(TcpRetransmits),
-        Box::new(TcpRtt),
-        Box::new(SchedContention),
-        Box::new(FdLeak),
-        Box::new(SyscallLatency),
-        Box::new(OomImminent),
-        Box::new(SyscallErrors),
-        Box::new(MemoryPressure),
-        Box::new(NetworkLatency),
-    ]
+        /// Every built-in rule, in a stable order (the order of their ids below).
+        ///
+        /// `disk-io`, `oom-kill`, `tcp-retransmits`, `tcp-rtt`, `sched-contention`, `fd-leak`,
+        /// `syscall-latency`, `oom-imminent`, `syscall-errors`, `memory-pressure`,
+        /// `network-latency`.
+        pub fn builtin() -> Vec<Box<dyn Rule>> {
+            vec![$(Box::new($rule)),+]
+        }
+    };
+}
+
+builtin_rules! {
+    disk_io => DiskIo,
+    oom_kill => OomKills,
+    tcp_retransmits => TcpRetransmits,
+    tcp_rtt => TcpRtt,
+    sched_contention => SchedContention,
+    fd_leak => FdLeak,
+    syscall_latency => SyscallLatency,
+    oom_imminent => OomImminent,
+    syscall_errors => SyscallErrors,
+    memory_pressure => MemoryPressure,
+    network_latency => NetworkLatency,
+}
+
+/// The thresholds of the built-in rules, for checking configuration and listing them.
+pub fn thresholds() -> ThresholdRegistry {
+    ThresholdRegistry::of(&builtin())
 }
 
 #[cfg(test)]
@@ -92,6 +88,31 @@ mod tests {
         for r in super::builtin() {
             assert!(r.id().chars().all(|c| c.is_ascii_lowercase() || c == '-'));
             assert!(!r.description().is_empty());
+        }
+    }
+
+    #[test]
+    fn every_threshold_is_declared_once_with_a_valid_default() {
+        let reg = super::thresholds();
+        assert!(reg.conflicts().is_empty(), "{:?}", reg.conflicts());
+        let keys = reg.keys();
+        assert_eq!(keys.len(), 27, "{keys:?}");
+        for (rule, spec) in reg.iter() {
+            assert!(super::builtin().iter().any(|r| r.id() == rule));
+            assert!(
+                spec.key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}",
+                spec.key
+            );
+            assert!(!spec.doc.is_empty(), "{}", spec.key);
+            assert_eq!(
+                spec.check(spec.default_value()),
+                Ok(spec.default_value()),
+                "{}: default outside its own range",
+                spec.key
+            );
         }
     }
 

@@ -1,6 +1,8 @@
 //! `memory-pressure`: memory sits close to its limit, so allocations reclaim first.
 
-use kerno_core::{Finding, Rule, Severity, Signals, Thresholds, human_bytes, human_secs};
+use kerno_core::{
+    Finding, Rule, Severity, Signals, ThresholdSpec, Thresholds, human_bytes, human_secs,
+};
 
 use crate::common::{
     MemTarget, cgroup_dir, cgroup_processes_line, finding, fmt_byte_rate, fmt_pct, memory_targets,
@@ -14,6 +16,18 @@ pub struct MemoryPressure;
 
 /// The rule's id.
 pub const ID: &str = "memory-pressure";
+
+/// `memory_pressure_pct`: a cgroup's usage above this share of its limit warns (%).
+pub const MEMORY_PRESSURE_PCT: ThresholdSpec = ThresholdSpec::number(
+    "memory_pressure_pct",
+    90.0,
+    "%",
+    0.0,
+    100.0,
+    "a cgroup's usage above this share of its limit warns",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] = &[MEMORY_PRESSURE_PCT];
 
 fn pressure(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
     let name = m.name(s);
@@ -74,7 +88,7 @@ fn pressure(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
         }
     }
     f.value = m.fill_pct();
-    f.threshold = t.memory_pressure_pct;
+    f.threshold = t.number(&MEMORY_PRESSURE_PCT);
     f.unit = "%".into();
     match m.cg {
         Some(c) if c.version == 1 => {
@@ -123,11 +137,17 @@ impl Rule for MemoryPressure {
         "a memory cgroup (or the host) above memory_pressure_pct of its limit (warning)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
-        memory_targets(s, |m| m.limit > 0 && m.fill_pct() > t.memory_pressure_pct)
-            .iter()
-            .map(|m| pressure(m, s, t))
-            .collect()
+        memory_targets(s, |m| {
+            m.limit > 0 && m.fill_pct() > t.number(&MEMORY_PRESSURE_PCT)
+        })
+        .iter()
+        .map(|m| pressure(m, s, t))
+        .collect()
     }
 }
 

@@ -1,6 +1,8 @@
 //! `network-latency`: new TCP connections take long to establish.
 
-use kerno_core::{Finding, Rule, Severity, Signals, Subject, Thresholds, human_ns, thousands};
+use kerno_core::{
+    Finding, Rule, Severity, Signals, Subject, ThresholdSpec, Thresholds, human_ns, thousands,
+};
 
 use crate::common::{finding, fmt_pct, latency_line, ms, pct};
 
@@ -10,6 +12,25 @@ pub struct NetworkLatency;
 
 /// The rule's id.
 pub const ID: &str = "network-latency";
+
+/// `connect_p99_ms`: connect latency p99 above this warns (ms).
+pub const CONNECT_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "connect_p99_ms",
+    100.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "connect latency p99 above this warns",
+);
+/// `connect_min_samples`: fewer connects than this and the finding says so.
+pub const CONNECT_MIN_SAMPLES: ThresholdSpec = ThresholdSpec::count(
+    "connect_min_samples",
+    5,
+    "connects",
+    "fewer connects than this and the finding says so",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] = &[CONNECT_P99_MS, CONNECT_MIN_SAMPLES];
 
 /// The SYN retransmission timeout starts at 1 s: a connect this slow lost a SYN.
 const SYN_RTO_NS: u64 = 900_000_000;
@@ -23,6 +44,10 @@ impl Rule for NetworkLatency {
         "TCP connect latency p99 above connect_p99_ms (warning)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let Some(tcp) = &s.tcp else {
             return Vec::new();
@@ -31,11 +56,11 @@ impl Rule for NetworkLatency {
         let Some(p99) = h.percentile(99.0) else {
             return Vec::new();
         };
-        if ms(p99) <= t.connect_p99_ms {
+        if ms(p99) <= t.number(&CONNECT_P99_MS) {
             return Vec::new();
         }
         let n = h.count();
-        let low = n < t.connect_min_samples;
+        let low = n < t.count(&CONNECT_MIN_SAMPLES);
         let severity = if low {
             Severity::Info
         } else {
@@ -110,7 +135,7 @@ impl Rule for NetworkLatency {
             ));
         }
         f.value = ms(p99);
-        f.threshold = t.connect_p99_ms;
+        f.threshold = t.number(&CONNECT_P99_MS);
         f.unit = "ms".into();
         f.fix.push(
             "ss -tnp state syn-sent  # connects in flight right now: to whom, from which process"
@@ -235,15 +260,11 @@ mod tests {
             .connect_latency
             .percentile(99.0)
             .unwrap());
-        let t = Thresholds {
-            connect_p99_ms: p99,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default().with(&CONNECT_P99_MS, p99).unwrap();
         assert!(run_with(&NetworkLatency, &s, &t).is_empty());
-        let t = Thresholds {
-            connect_p99_ms: p99 - 0.001,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default()
+            .with(&CONNECT_P99_MS, p99 - 0.001)
+            .unwrap();
         assert_eq!(run_with(&NetworkLatency, &s, &t).len(), 1);
     }
 }

@@ -1,7 +1,7 @@
 //! `oom-imminent`: memory is close to its limit and still growing; the OOM killer is next.
 
 use kerno_core::{
-    Finding, Rule, Severity, Signals, Thresholds, human_bytes, human_secs, thousands,
+    Finding, Rule, Severity, Signals, ThresholdSpec, Thresholds, human_bytes, human_secs, thousands,
 };
 
 use crate::common::{
@@ -17,6 +17,27 @@ pub struct OomImminent;
 /// The rule's id.
 pub const ID: &str = "oom-imminent";
 
+/// `oom_imminent_pct`: memory use above this share of the limit, and growing, warns (%).
+pub const OOM_IMMINENT_PCT: ThresholdSpec = ThresholdSpec::number(
+    "oom_imminent_pct",
+    90.0,
+    "%",
+    0.0,
+    100.0,
+    "memory use above this share of the limit, and growing, warns",
+);
+/// `oom_critical_eta_secs`: critical when the limit is this close (s).
+pub const OOM_CRITICAL_ETA_SECS: ThresholdSpec = ThresholdSpec::number(
+    "oom_critical_eta_secs",
+    300.0,
+    "s",
+    0.0,
+    f64::MAX,
+    "critical when the limit is this close",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] = &[OOM_IMMINENT_PCT, OOM_CRITICAL_ETA_SECS];
+
 /// Seconds until `usage` reaches `limit` at `growth` bytes per second.
 pub(crate) fn eta_secs(usage: u64, limit: u64, growth: f64) -> Option<f64> {
     (growth > 0.0).then(|| limit.saturating_sub(usage) as f64 / growth)
@@ -26,7 +47,7 @@ fn imminent(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
     let secs = s.window_secs();
     let growth = m.growth_per_sec(secs);
     let eta = eta_secs(m.usage, m.limit, growth).unwrap_or(0.0);
-    let severity = if eta < t.oom_critical_eta_secs {
+    let severity = if eta < t.number(&OOM_CRITICAL_ETA_SECS) {
         Severity::Critical
     } else {
         Severity::Warning
@@ -98,7 +119,7 @@ fn imminent(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
         f.evidence.push(line);
     }
     f.value = m.fill_pct();
-    f.threshold = t.oom_imminent_pct;
+    f.threshold = t.number(&OOM_IMMINENT_PCT);
     f.unit = "%".into();
     f.eta_secs = Some(eta);
     match m.cg {
@@ -165,9 +186,13 @@ impl Rule for OomImminent {
         "memory above oom_imminent_pct of its limit and growing (critical when the limit is under oom_critical_eta_secs away)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         memory_targets(s, |m| {
-            m.limit > 0 && m.usage > m.start && m.fill_pct() > t.oom_imminent_pct
+            m.limit > 0 && m.usage > m.start && m.fill_pct() > t.number(&OOM_IMMINENT_PCT)
         })
         .iter()
         .map(|m| imminent(m, s, t))

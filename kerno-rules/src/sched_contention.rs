@@ -1,7 +1,7 @@
 //! `sched-contention`: runnable threads wait for a CPU.
 
 use kerno_core::{
-    DelayedProcess, Finding, Rule, Signals, Subject, Thresholds, human_ns, thousands,
+    DelayedProcess, Finding, Rule, Signals, Subject, ThresholdSpec, Thresholds, human_ns, thousands,
 };
 
 use crate::common::{finding, fmt_pct, grade, latency_line, ms, proc_name, proc_where};
@@ -13,6 +13,34 @@ pub struct SchedContention;
 
 /// The rule's id.
 pub const ID: &str = "sched-contention";
+
+/// `runq_p99_ms`: run-queue delay p99 above this warns (ms).
+pub const RUNQ_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "runq_p99_ms",
+    5.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "run-queue delay p99 above this warns",
+);
+/// `runq_critical_p99_ms`: run-queue delay p99 above this is critical (ms).
+pub const RUNQ_CRITICAL_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "runq_critical_p99_ms",
+    20.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "run-queue delay p99 above this is critical",
+);
+/// `runq_min_samples`: fewer wakeups than this and the rule stays quiet.
+pub const RUNQ_MIN_SAMPLES: ThresholdSpec = ThresholdSpec::count(
+    "runq_min_samples",
+    200,
+    "wakeups",
+    "fewer wakeups than this and the rule stays quiet",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] = &[RUNQ_P99_MS, RUNQ_CRITICAL_P99_MS, RUNQ_MIN_SAMPLES];
 
 fn delayed_line(d: &DelayedProcess) -> String {
     format!(
@@ -33,19 +61,26 @@ impl Rule for SchedContention {
         "run-queue delay p99 above runq_p99_ms (critical above runq_critical_p99_ms)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let Some(sched) = &s.sched else {
             return Vec::new();
         };
         let n = sched.runq_delay.count();
-        if n == 0 || n < t.runq_min_samples {
+        if n == 0 || n < t.count(&RUNQ_MIN_SAMPLES) {
             return Vec::new();
         }
         let Some(p99) = sched.runq_delay.percentile(99.0) else {
             return Vec::new();
         };
-        let Some((severity, threshold)) = grade(ms(p99), t.runq_p99_ms, t.runq_critical_p99_ms)
-        else {
+        let Some((severity, threshold)) = grade(
+            ms(p99),
+            t.number(&RUNQ_P99_MS),
+            t.number(&RUNQ_CRITICAL_P99_MS),
+        ) else {
             return Vec::new();
         };
         let mut delayed: Vec<&DelayedProcess> = sched
@@ -217,31 +252,25 @@ mod tests {
             .runq_delay
             .percentile(99.0)
             .unwrap());
-        let t = Thresholds {
-            runq_p99_ms: p99,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default().with(&RUNQ_P99_MS, p99).unwrap();
         assert!(run_with(&SchedContention, &s, &t).is_empty());
-        let t = Thresholds {
-            runq_p99_ms: p99 - 0.001,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default()
+            .with(&RUNQ_P99_MS, p99 - 0.001)
+            .unwrap();
         assert_eq!(
             one(run_with(&SchedContention, &s, &t)).severity,
             Severity::Warning
         );
-        let t = Thresholds {
-            runq_critical_p99_ms: p99,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default()
+            .with(&RUNQ_CRITICAL_P99_MS, p99)
+            .unwrap();
         assert_eq!(
             one(run_with(&SchedContention, &s, &t)).severity,
             Severity::Warning
         );
-        let t = Thresholds {
-            runq_critical_p99_ms: p99 - 0.001,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default()
+            .with(&RUNQ_CRITICAL_P99_MS, p99 - 0.001)
+            .unwrap();
         assert_eq!(
             one(run_with(&SchedContention, &s, &t)).severity,
             Severity::Critical

@@ -1,7 +1,8 @@
 //! `syscall-errors`: a syscall fails often, with errnos that mean something is wrong.
 
 use kerno_core::{
-    Finding, ProcessErrors, Rule, Signals, Subject, SyscallStat, Thresholds, thousands,
+    Finding, ProcessErrors, Rule, Signals, Subject, SyscallStat, ThresholdSpec, Thresholds,
+    thousands,
 };
 
 use crate::common::{finding, fmt_pct, grade, pct, proc_name, proc_where};
@@ -15,6 +16,74 @@ pub struct SyscallErrors;
 
 /// The rule's id.
 pub const ID: &str = "syscall-errors";
+
+/// `syscall_error_pct`: a syscall's error rate above this warns (%).
+pub const SYSCALL_ERROR_PCT: ThresholdSpec = ThresholdSpec::number(
+    "syscall_error_pct",
+    1.0,
+    "%",
+    0.0,
+    100.0,
+    "a syscall's error rate above this warns",
+);
+/// `syscall_error_critical_pct`: a syscall's error rate above this is critical (%).
+pub const SYSCALL_ERROR_CRITICAL_PCT: ThresholdSpec = ThresholdSpec::number(
+    "syscall_error_critical_pct",
+    10.0,
+    "%",
+    0.0,
+    100.0,
+    "a syscall's error rate above this is critical",
+);
+/// `syscall_error_min_calls`: fewer calls than this and the rule stays quiet.
+pub const SYSCALL_ERROR_MIN_CALLS: ThresholdSpec = ThresholdSpec::count(
+    "syscall_error_min_calls",
+    100,
+    "calls",
+    "fewer calls than this and the rule stays quiet",
+);
+/// `syscall_error_min_errors`: fewer failures (not counting benign errnos) than this and the rule stays quiet, whatever the rate.
+pub const SYSCALL_ERROR_MIN_ERRORS: ThresholdSpec = ThresholdSpec::count(
+    "syscall_error_min_errors",
+    10,
+    "errors",
+    "fewer failures (not counting benign errnos) than this and the rule stays quiet, whatever the rate",
+);
+/// `benign_errnos` by default.
+const BENIGN_DEFAULT: &[&str] = &[
+    "EAGAIN",
+    "EINTR",
+    "EINPROGRESS",
+    "EALREADY",
+    "ETIMEDOUT",
+    "ERESTARTSYS",
+    "ERESTARTNOINTR",
+    "ERESTARTNOHAND",
+    "ERESTART_RESTARTBLOCK",
+    "ENOENT",
+    "ENOTTY",
+    "ECHILD",
+    "ENODATA",
+    "ESRCH",
+    "EEXIST",
+    "ENOSYS",
+    "EOPNOTSUPP",
+    "ENOTSUPP",
+];
+/// `benign_errnos`: errnos healthy programs return all day, not counted; `syscall:ERRNO` (e.g. `close:EBADF`) makes one routine for that syscall only.
+pub const BENIGN_ERRNOS: ThresholdSpec = ThresholdSpec::list(
+    "benign_errnos",
+    BENIGN_DEFAULT,
+    "errnos healthy programs return all day, not counted; `syscall:ERRNO` (e.g. `close:EBADF`) makes one routine for that syscall only",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] = &[
+    SYSCALL_ERROR_PCT,
+    SYSCALL_ERROR_CRITICAL_PCT,
+    SYSCALL_ERROR_MIN_CALLS,
+    SYSCALL_ERROR_MIN_ERRORS,
+    BENIGN_ERRNOS,
+];
 
 /// What an errno means when a syscall returns it (a clause that follows "`connect`
 /// returns ECONNREFUSED:"), and, for some, what it does to the program.
@@ -160,10 +229,13 @@ const ROUTINE: &[(&str, &str)] = &[
 /// Whether `errno` from `syscall` is routine: in `benign_errnos` (an entry is an errno, or
 /// `syscall:ERRNO` for one syscall only) or in [`ROUTINE`].
 fn is_benign(syscall: &str, errno: &str, t: &Thresholds) -> bool {
-    let listed = t.benign_errnos.iter().any(|b| match b.split_once(':') {
-        Some((sc, e)) => sc == syscall && e.eq_ignore_ascii_case(errno),
-        None => b.eq_ignore_ascii_case(errno),
-    });
+    let listed = t
+        .list(&BENIGN_ERRNOS)
+        .iter()
+        .any(|b| match b.split_once(':') {
+            Some((sc, e)) => sc == syscall && e.eq_ignore_ascii_case(errno),
+            None => b.eq_ignore_ascii_case(errno),
+        });
     listed || ROUTINE.iter().any(|(sc, e)| *sc == syscall && *e == errno)
 }
 
@@ -241,11 +313,15 @@ fn failures<'a>(st: &'a SyscallStat, s: &Signals, t: &Thresholds) -> Failures<'a
 fn judge(st: &SyscallStat, s: &Signals, t: &Thresholds) -> Option<Finding> {
     let fl = failures(st, s, t);
     // A handful of failures is not a rate: two failed closes in 190 calls is 1%, and noise.
-    if fl.bad < t.syscall_error_min_errors {
+    if fl.bad < t.count(&SYSCALL_ERROR_MIN_ERRORS) {
         return None;
     }
     let rate = pct(fl.bad, st.count);
-    let (severity, threshold) = grade(rate, t.syscall_error_pct, t.syscall_error_critical_pct)?;
+    let (severity, threshold) = grade(
+        rate,
+        t.number(&SYSCALL_ERROR_PCT),
+        t.number(&SYSCALL_ERROR_CRITICAL_PCT),
+    )?;
     let top = fl.procs.first().map(|p| &p.process);
     let name = &st.name;
     let subject = match top {
@@ -368,13 +444,19 @@ impl Rule for SyscallErrors {
         "a syscall failing with non-benign errnos above syscall_error_pct of calls (critical above syscall_error_critical_pct)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let Some(sc) = &s.syscalls else {
             return Vec::new();
         };
         sc.syscalls
             .iter()
-            .filter(|st| st.errors > 0 && st.count > 0 && st.count >= t.syscall_error_min_calls)
+            .filter(|st| {
+                st.errors > 0 && st.count > 0 && st.count >= t.count(&SYSCALL_ERROR_MIN_CALLS)
+            })
             .filter_map(|st| judge(st, s, t))
             .collect()
     }
@@ -573,7 +655,13 @@ mod tests {
         assert_eq!(one(run(&SyscallErrors, &s)).severity, Severity::Warning);
         // `syscall:ERRNO` in benign_errnos silences one pair only.
         let mut t = Thresholds::default();
-        t.benign_errnos.push("close:EBADF".into());
+        let mut benign: Vec<String> = t
+            .list(&BENIGN_ERRNOS)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        benign.push("close:EBADF".into());
+        t.set(&BENIGN_ERRNOS, benign).unwrap();
         assert!(run_with(&SyscallErrors, &s, &t).is_empty());
         let s = with(vec![stat("dup2", 482, &[("EBADF", 19)], vec![])]);
         assert_eq!(run_with(&SyscallErrors, &s, &t).len(), 1);
@@ -618,7 +706,13 @@ mod tests {
             vec![],
         )]);
         let mut t = Thresholds::default();
-        t.benign_errnos.push("ECONNREFUSED".into());
+        let mut benign: Vec<String> = t
+            .list(&BENIGN_ERRNOS)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        benign.push("ECONNREFUSED".into());
+        t.set(&BENIGN_ERRNOS, benign).unwrap();
         assert!(run_with(&SyscallErrors, &s, &t).is_empty());
     }
 

@@ -1,7 +1,8 @@
 //! `syscall-latency`: syscalls that should be quick take long.
 
 use kerno_core::{
-    Finding, ProcessSlow, Rule, Signals, Subject, SyscallStat, Thresholds, human_ns, thousands,
+    Finding, ProcessSlow, Rule, Signals, Subject, SyscallStat, ThresholdSpec, Thresholds, human_ns,
+    thousands,
 };
 
 use crate::common::{finding, fmt_rate, grade, latency_line, ms, proc_name, proc_where};
@@ -14,6 +15,35 @@ pub struct SyscallLatency;
 
 /// The rule's id.
 pub const ID: &str = "syscall-latency";
+
+/// `syscall_p99_ms`: a syscall's p99 above this warns; waits are excluded (ms).
+pub const SYSCALL_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "syscall_p99_ms",
+    100.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "a syscall's p99 above this warns; waits are excluded",
+);
+/// `syscall_critical_p99_ms`: a syscall p99 above this is critical (ms).
+pub const SYSCALL_CRITICAL_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "syscall_critical_p99_ms",
+    500.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "a syscall p99 above this is critical",
+);
+/// `syscall_min_calls`: fewer calls than this and the rule stays quiet.
+pub const SYSCALL_MIN_CALLS: ThresholdSpec = ThresholdSpec::count(
+    "syscall_min_calls",
+    20,
+    "calls",
+    "fewer calls than this and the rule stays quiet",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] =
+    &[SYSCALL_P99_MS, SYSCALL_CRITICAL_P99_MS, SYSCALL_MIN_CALLS];
 
 /// Syscalls another rule judges.
 const ELSEWHERE: [&str; 2] = ["fsync", "fdatasync"];
@@ -100,7 +130,11 @@ fn slow_line(ps: &ProcessSlow) -> String {
 
 fn judge(st: &SyscallStat, s: &Signals, t: &Thresholds) -> Option<Finding> {
     let p99 = st.latency.percentile(99.0)?;
-    let (severity, threshold) = grade(ms(p99), t.syscall_p99_ms, t.syscall_critical_p99_ms)?;
+    let (severity, threshold) = grade(
+        ms(p99),
+        t.number(&SYSCALL_P99_MS),
+        t.number(&SYSCALL_CRITICAL_P99_MS),
+    )?;
     let slow: Vec<&ProcessSlow> = st
         .top_slow
         .iter()
@@ -157,7 +191,7 @@ fn judge(st: &SyscallStat, s: &Signals, t: &Thresholds) -> Option<Finding> {
         }
         None => f.fix.push(format!(
             "perf trace -a --duration {} -e {name} -- sleep 10  # (root) every {name} slower than the threshold, with its process and arguments",
-            t.syscall_p99_ms
+            t.number(&SYSCALL_P99_MS)
         )),
     }
     if let Some(check) = class_check(class(name)) {
@@ -175,6 +209,10 @@ impl Rule for SyscallLatency {
         "a non-waiting syscall's p99 above syscall_p99_ms (critical above syscall_critical_p99_ms)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let Some(sc) = &s.syscalls else {
             return Vec::new();
@@ -182,7 +220,7 @@ impl Rule for SyscallLatency {
         sc.syscalls
             .iter()
             .filter(|st| !st.wait && !ELSEWHERE.contains(&st.name.as_str()))
-            .filter(|st| st.count > 0 && st.count >= t.syscall_min_calls)
+            .filter(|st| st.count > 0 && st.count >= t.count(&SYSCALL_MIN_CALLS))
             .filter_map(|st| judge(st, s, t))
             .collect()
     }
@@ -314,31 +352,25 @@ mod tests {
             .latency
             .percentile(99.0)
             .unwrap());
-        let t = Thresholds {
-            syscall_p99_ms: p99,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default().with(&SYSCALL_P99_MS, p99).unwrap();
         assert!(run_with(&SyscallLatency, &s, &t).is_empty());
-        let t = Thresholds {
-            syscall_p99_ms: p99 - 0.001,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default()
+            .with(&SYSCALL_P99_MS, p99 - 0.001)
+            .unwrap();
         assert_eq!(
             one(run_with(&SyscallLatency, &s, &t)).severity,
             Severity::Warning
         );
-        let t = Thresholds {
-            syscall_critical_p99_ms: p99,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default()
+            .with(&SYSCALL_CRITICAL_P99_MS, p99)
+            .unwrap();
         assert_eq!(
             one(run_with(&SyscallLatency, &s, &t)).severity,
             Severity::Warning
         );
-        let t = Thresholds {
-            syscall_critical_p99_ms: p99 - 0.001,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default()
+            .with(&SYSCALL_CRITICAL_P99_MS, p99 - 0.001)
+            .unwrap();
         assert_eq!(
             one(run_with(&SyscallLatency, &s, &t)).severity,
             Severity::Critical

@@ -1,7 +1,8 @@
 //! `tcp-retransmits`: too many TCP segments have to be sent again.
 
 use kerno_core::{
-    Finding, Rule, Severity, Signals, Subject, TcpFlow, TcpSignals, Thresholds, thousands,
+    Finding, Rule, Severity, Signals, Subject, TcpFlow, TcpSignals, ThresholdSpec, Thresholds,
+    thousands,
 };
 
 use crate::common::{addr_host, finding, fmt_pct, pct, proc_name};
@@ -13,6 +14,25 @@ pub struct TcpRetransmits;
 
 /// The rule's id.
 pub const ID: &str = "tcp-retransmits";
+
+/// `tcp_retransmit_pct`: retransmitted / sent segments above this is critical (%).
+pub const TCP_RETRANSMIT_PCT: ThresholdSpec = ThresholdSpec::number(
+    "tcp_retransmit_pct",
+    2.0,
+    "%",
+    0.0,
+    100.0,
+    "retransmitted / sent segments above this is critical",
+);
+/// `tcp_min_segments`: fewer segments sent than this and the rule stays quiet.
+pub const TCP_MIN_SEGMENTS: ThresholdSpec = ThresholdSpec::count(
+    "tcp_min_segments",
+    500,
+    "segments",
+    "fewer segments sent than this and the rule stays quiet",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] = &[TCP_RETRANSMIT_PCT, TCP_MIN_SEGMENTS];
 
 fn flow_name(f: &TcpFlow) -> String {
     format!("{} → {}", f.local, f.remote)
@@ -51,15 +71,19 @@ impl Rule for TcpRetransmits {
         "TCP retransmitted / sent segments above tcp_retransmit_pct (critical)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let Some(tcp) = &s.tcp else {
             return Vec::new();
         };
-        if tcp.segments_out == 0 || tcp.segments_out < t.tcp_min_segments {
+        if tcp.segments_out == 0 || tcp.segments_out < t.count(&TCP_MIN_SEGMENTS) {
             return Vec::new();
         }
         let rate = pct(tcp.retrans_segs, tcp.segments_out);
-        if rate <= t.tcp_retransmit_pct {
+        if rate <= t.number(&TCP_RETRANSMIT_PCT) {
             return Vec::new();
         }
         let mut f = finding(ID, Severity::Critical, subject(tcp, s));
@@ -114,7 +138,7 @@ impl Rule for TcpRetransmits {
             thousands(tcp.closes)
         ));
         f.value = rate;
-        f.threshold = t.tcp_retransmit_pct;
+        f.threshold = t.number(&TCP_RETRANSMIT_PCT);
         f.unit = "%".into();
         match top {
             Some(fl) => {

@@ -1,6 +1,8 @@
 //! `tcp-rtt`: TCP round trips are slow.
 
-use kerno_core::{Finding, Rule, Severity, Signals, Subject, Thresholds, human_ns, thousands};
+use kerno_core::{
+    Finding, Rule, Severity, Signals, Subject, ThresholdSpec, Thresholds, human_ns, thousands,
+};
 
 use crate::common::{addr_host, finding, fmt_pct, latency_line, ms, pct};
 
@@ -11,6 +13,25 @@ pub struct TcpRtt;
 /// The rule's id.
 pub const ID: &str = "tcp-rtt";
 
+/// `tcp_rtt_p99_ms`: smoothed RTT p99 above this warns (ms).
+pub const TCP_RTT_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "tcp_rtt_p99_ms",
+    10.0,
+    "ms",
+    0.0,
+    f64::MAX,
+    "smoothed RTT p99 above this warns",
+);
+/// `tcp_rtt_min_samples`: fewer RTT samples than this and the rule stays quiet.
+pub const TCP_RTT_MIN_SAMPLES: ThresholdSpec = ThresholdSpec::count(
+    "tcp_rtt_min_samples",
+    50,
+    "samples",
+    "fewer RTT samples than this and the rule stays quiet",
+);
+/// The thresholds this rule reads.
+pub const THRESHOLDS: &[ThresholdSpec] = &[TCP_RTT_P99_MS, TCP_RTT_MIN_SAMPLES];
+
 impl Rule for TcpRtt {
     fn id(&self) -> &str {
         ID
@@ -20,18 +41,22 @@ impl Rule for TcpRtt {
         "TCP smoothed RTT p99 above tcp_rtt_p99_ms (warning)"
     }
 
+    fn thresholds(&self) -> &[ThresholdSpec] {
+        THRESHOLDS
+    }
+
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let Some(tcp) = &s.tcp else {
             return Vec::new();
         };
         let n = tcp.rtt.count();
-        if n == 0 || n < t.tcp_rtt_min_samples {
+        if n == 0 || n < t.count(&TCP_RTT_MIN_SAMPLES) {
             return Vec::new();
         }
         let (Some(p99), Some(p50)) = (tcp.rtt.percentile(99.0), tcp.rtt.percentile(50.0)) else {
             return Vec::new();
         };
-        if ms(p99) <= t.tcp_rtt_p99_ms {
+        if ms(p99) <= t.number(&TCP_RTT_P99_MS) {
             return Vec::new();
         }
         // The slowest flows (recorded in the kernel) and the processes owning them.
@@ -60,7 +85,7 @@ impl Rule for TcpRtt {
                 f.title += &format!(" from `{}` (pid {})", p.comm, p.pid);
             }
         }
-        f.cause = if ms(p50) > t.tcp_rtt_p99_ms {
+        f.cause = if ms(p50) > t.number(&TCP_RTT_P99_MS) {
             format!(
                 "Even the median round trip takes {}: the peers are far away (another region or continent), or every path out of this host is congested.",
                 human_ns(p50 as f64)
@@ -107,7 +132,7 @@ impl Rule for TcpRtt {
             ));
         }
         f.value = ms(p99);
-        f.threshold = t.tcp_rtt_p99_ms;
+        f.threshold = t.number(&TCP_RTT_P99_MS);
         f.unit = "ms".into();
         f.fix.push("ss -tin state established  # rtt:<smoothed>/<variance> per connection: which peers are slow".into());
         let peer = tcp
@@ -213,15 +238,11 @@ mod tests {
     fn boundary_is_strict() {
         let s = with_rtt(hist(12 * MS, 1_000));
         let p99 = ms(s.tcp.as_ref().unwrap().rtt.percentile(99.0).unwrap());
-        let t = Thresholds {
-            tcp_rtt_p99_ms: p99,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default().with(&TCP_RTT_P99_MS, p99).unwrap();
         assert!(run_with(&TcpRtt, &s, &t).is_empty());
-        let t = Thresholds {
-            tcp_rtt_p99_ms: p99 - 0.001,
-            ..Thresholds::default()
-        };
+        let t = Thresholds::default()
+            .with(&TCP_RTT_P99_MS, p99 - 0.001)
+            .unwrap();
         assert_eq!(run_with(&TcpRtt, &s, &t).len(), 1);
     }
 }

@@ -155,20 +155,43 @@ def test_quiet_window_has_no_findings() -> None:
 def test_default_thresholds() -> None:
     t = kerno.default_thresholds()
     assert t["syscall_p99_ms"] == 100.0 and t["disk_min_samples"] == 20
-    assert "EAGAIN" in t["benign_errnos"] and t["custom"] == {}
+    assert "EAGAIN" in t["benign_errnos"]
+    assert set(t) == {d["key"] for d in kerno.thresholds()}
+
+
+def test_thresholds_are_declared_by_the_rules() -> None:
+    specs = {d["key"]: d for d in kerno.thresholds()}
+    rule_ids = {i for i, _ in kerno.builtin_rules()}
+    assert all(d["rule"] in rule_ids for d in specs.values())
+    pct = specs["syscall_error_pct"]
+    assert (pct["rule"], pct["kind"], pct["default"], pct["unit"], pct["min"], pct["max"]) == (
+        "syscall-errors", "number", 1.0, "%", 0.0, 100.0,
+    )
+    assert specs["disk_min_samples"]["kind"] == "count" and specs["disk_min_samples"]["max"] is None
+    assert specs["benign_errnos"]["kind"] == "list" and specs["benign_errnos"]["min"] is None
+    assert all(d["doc"] for d in specs.values())
 
 
 def test_thresholds_accepted(incident: kerno.Signals) -> None:
-    kerno.evaluate(incident, thresholds={})
-    kerno.evaluate(incident, thresholds=None)
-    kerno.evaluate(
+    def by_rule(report: kerno.Report) -> dict[str, float]:
+        return {f.rule: f.threshold for f in report.findings}
+
+    default = by_rule(kerno.evaluate(incident))
+    assert default == {"fd-leak": 10.0, "disk-io": 200.0}, default
+    assert by_rule(kerno.evaluate(incident, thresholds={})) == default
+    assert by_rule(kerno.evaluate(incident, thresholds=None)) == default
+    # Keys the incident's findings do not read change nothing; the ones they read show up
+    # in the findings' thresholds (a whole float is a count; a custom section is kept).
+    changed = kerno.evaluate(
         incident,
         thresholds={
             "syscall_p99_ms": 50, "runq_p99_ms": 2.5, "disk_min_samples": 20.0,
             "benign_errnos": ["EAGAIN"], "custom": {"my_rule_ms": 3.0},
+            "fd_growth_per_sec": 12, "disk_critical_p99_ms": 150.5,
         },
     )
-    kerno.evaluate(incident, thresholds=lenient())
+    assert by_rule(changed) == {"fd-leak": 12.0, "disk-io": 150.5}, by_rule(changed)
+    assert by_rule(kerno.evaluate(incident, thresholds=lenient())) == {}
 
 
 @pytest.mark.parametrize(
@@ -176,11 +199,11 @@ def test_thresholds_accepted(incident: kerno.Signals) -> None:
     [
         ({"syscall_p99": 5}, r"thresholds\.syscall_p99: no such threshold \(known: .*syscall_p99_ms"),
         ({"syscall_p99_ms": "fast"}, r"thresholds\.syscall_p99_ms: invalid type: string"),
-        ({"syscall_p99_ms": -1}, r"thresholds\.syscall_p99_ms: must be a non-negative number"),
+        ({"syscall_p99_ms": -1}, r"thresholds\.syscall_p99_ms: out of range: use 0 or more, got -1"),
         ({"syscall_p99_ms": float("inf")}, r"syscall_p99_ms.*not a finite number"),
-        ({"syscall_error_pct": 150}, r"thresholds\.syscall_error_pct: is a percentage"),
-        ({"fd_sustained_ratio": 2}, r"thresholds\.fd_sustained_ratio: is a ratio"),
-        ({"disk_min_samples": 20.5}, r"thresholds\.disk_min_samples: invalid type: floating point"),
+        ({"syscall_error_pct": 150}, r"thresholds\.syscall_error_pct: out of range: use 0 to 100, got 150"),
+        ({"fd_sustained_ratio": 2}, r"thresholds\.fd_sustained_ratio: out of range: use 0 to 1, got 2"),
+        ({"disk_min_samples": 20.5}, r"thresholds\.disk_min_samples: expected a whole number, got 20.5"),
         ({"runq_p99_ms": True}, r"thresholds\.runq_p99_ms: invalid type: boolean"),
         ({"benign_errnos": "EAGAIN"}, r"thresholds\.benign_errnos: invalid type: string"),
         ({"custom": {"x": "1"}}, r"thresholds\.custom"),
