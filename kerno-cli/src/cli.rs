@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kerno_core::Domain;
 
 /// Kerno watches the kernel, not the app, and tells you what is wrong.
 #[derive(Parser, Debug)]
@@ -89,8 +90,8 @@ pub struct DoctorArgs {
     pub thresholds: Vec<String>,
 
     /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub domains: Option<Vec<String>>,
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
+    pub domains: Option<Vec<Domain>>,
 
     /// Load probes and collect here even when a `kerno start` agent runs (by default the
     /// agent answers from its window at once).
@@ -121,8 +122,8 @@ pub struct StartArgs {
     pub thresholds: Vec<String>,
 
     /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub domains: Option<Vec<String>>,
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
+    pub domains: Option<Vec<Domain>>,
 }
 
 #[derive(Args, Debug)]

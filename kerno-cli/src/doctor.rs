@@ -6,7 +6,7 @@ use std::{
 use anyhow::Context as _;
 use kerno_core::{
     Config, CoreError, Engine, KernelOptions, Severity, ThresholdRegistry,
-    config::{check_window, parse_duration},
+    config::{check_window, parse_domains, parse_duration},
     render::{PrettyOptions, json, pretty},
 };
 
@@ -39,20 +39,18 @@ pub fn config(
 
 /// Probe options from the configuration, and `KERNO_FAIL_PROBES` (domains to fail on
 /// purpose, to exercise degradation).
-pub fn kernel_options(cfg: &Config) -> KernelOptions {
-    KernelOptions {
+pub fn kernel_options(cfg: &Config) -> Result<KernelOptions, Failure> {
+    let fail_on_purpose = match std::env::var("KERNO_FAIL_PROBES") {
+        Ok(v) => parse_domains(&v)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("KERNO_FAIL_PROBES: {e}")))?,
+        Err(_) => Vec::new(),
+    };
+    Ok(KernelOptions {
         domains: cfg.probes.domains.clone(),
         slow_syscall_ms: cfg.probes.slow_syscall_ms,
         slow_runq_ms: cfg.probes.slow_runq_ms,
-        fail_on_purpose: std::env::var("KERNO_FAIL_PROBES")
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
+        fail_on_purpose,
+    })
 }
 
 /// The window from a running `kerno start` agent; `None` when none runs or it could not
@@ -155,7 +153,7 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
         (Some(path), _) => kerno_core::load_signals(path)?,
         (None, Some(signals)) => signals,
         (None, None) => {
-            let opts = kernel_options(&cfg);
+            let opts = kernel_options(&cfg)?;
             let mut kernel = Engine::kernel(&opts).map_err(|e| match e {
                 CoreError::Config(c) => Failure::usage(c),
                 other => {

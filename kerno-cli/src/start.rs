@@ -33,7 +33,7 @@ pub fn run(args: StartArgs, rules: RuleSet) -> Result<u8, Failure> {
         listen,
         socket: cfg.agent.socket.clone(),
         window: cfg.agent.window,
-        kernel: doctor::kernel_options(&cfg),
+        kernel: doctor::kernel_options(&cfg)?,
         rules,
         thresholds: cfg.thresholds.clone(),
         findings_window: Duration::from_secs(30).min(cfg.agent.window),

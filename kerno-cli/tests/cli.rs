@@ -51,7 +51,12 @@ fn output_to_a_closed_pipe_ends_quietly() {
         .unwrap();
     drop(child.stdout.take()); // the reader goes away before kerno writes
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     child.wait().unwrap();
     assert!(!err.contains("panicked"), "{err}");
 }

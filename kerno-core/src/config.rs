@@ -12,7 +12,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConfigError, ThresholdRegistry, Thresholds};
+use crate::{ConfigError, Domain, ThresholdRegistry, Thresholds};
 
 /// Everything configurable.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ProbeConfig {
     /// Domains to observe; all when empty.
-    pub domains: Vec<String>,
+    pub domains: Vec<Domain>,
     /// Successful syscalls at least this slow (ms) are attributed to their process.
     pub slow_syscall_ms: f64,
     /// Run-queue delays at least this long (ms) are attributed to their process.
@@ -202,11 +202,7 @@ impl Config {
                 "KERNO_LISTEN" => self.agent.listen = v.clone(),
                 "KERNO_SOCKET" => self.agent.socket = PathBuf::from(v),
                 "KERNO_DOMAINS" => {
-                    self.probes.domains = v
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
+                    self.probes.domains = parse_domains(v).map_err(|r| invalid(k, r))?
                 }
                 _ => {
                     return Err(ConfigError::UnknownEnv {
@@ -250,17 +246,6 @@ impl Config {
                 ),
             ));
         }
-        for d in &self.probes.domains {
-            if !crate::DOMAINS.contains(&d.as_str()) {
-                return Err(invalid(
-                    "probes.domains",
-                    format!(
-                        "unknown domain {d:?} (known: {})",
-                        crate::DOMAINS.join(", ")
-                    ),
-                ));
-            }
-        }
         for (k, v) in [
             ("probes.slow_syscall_ms", self.probes.slow_syscall_ms),
             ("probes.slow_runq_ms", self.probes.slow_runq_ms),
@@ -281,6 +266,15 @@ fn invalid(key: &str, reason: String) -> ConfigError {
         key: key.into(),
         reason,
     }
+}
+
+/// Parse a comma-separated list of domains (`syscalls,tcp`); empty entries are skipped.
+pub fn parse_domains(s: &str) -> Result<Vec<Domain>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::parse)
+        .collect()
 }
 
 /// A `doctor` window must be between 1 s and 5 min.

@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kerno_probes::{Domain, LoadOptions, Probes};
+use kerno_probes::{Domain as ProbeDomain, LoadOptions, Probes};
 
 use crate::{
-    Collector, CollectorError, CoreError, Degraded, Finding, Report, Rule, Sample, Signals,
+    Collector, CollectorError, CoreError, Degraded, Domain, Finding, Report, Rule, Sample, Signals,
     Thresholds,
     collectors::{
         DiskCollector, FdCollector, LostCollector, MemoryCollector, OomCollector, SchedCollector,
@@ -21,20 +21,18 @@ use crate::{
     host::detect_host,
 };
 
-/// The domains a report can speak about, in report order.
-pub const DOMAINS: [&str; 7] = ["syscalls", "fds", "sched", "disk", "tcp", "oom", "memory"];
-
 /// Which kernel probes to load, and their in-kernel thresholds.
 #[derive(Clone, Debug)]
 pub struct KernelOptions {
-    /// Domains to observe (names from [`DOMAINS`]); all when empty.
-    pub domains: Vec<String>,
+    /// Domains to observe; all when empty.
+    pub domains: Vec<Domain>,
     /// A successful syscall at least this slow (ms) is attributed to its process.
     pub slow_syscall_ms: f64,
     /// A run-queue delay at least this long (ms) is attributed to its process.
     pub slow_runq_ms: f64,
-    /// Probe domains to fail on purpose (`tcp`, `sched`, ...), to exercise degradation.
-    pub fail_on_purpose: Vec<String>,
+    /// Domains whose probes fail on purpose (`fds` fails the syscall probes it shares with
+    /// `syscalls`), to exercise degradation.
+    pub fail_on_purpose: Vec<Domain>,
 }
 
 impl Default for KernelOptions {
@@ -90,40 +88,18 @@ impl Engine {
     /// An engine with the kernel probes loaded and the built-in collectors for the
     /// requested domains. Domains whose probes fail are recorded as degraded.
     pub fn kernel(opts: &KernelOptions) -> Result<Engine, CoreError> {
-        let wanted = |d: &str| opts.domains.is_empty() || opts.domains.iter().any(|x| x == d);
-        for d in &opts.domains {
-            if !DOMAINS.contains(&d.as_str()) {
-                return Err(crate::ConfigError::Invalid {
-                    key: "probes.domains".into(),
-                    reason: format!("unknown domain {d:?} (known: {})", DOMAINS.join(", ")),
-                }
-                .into());
+        let wanted = |d: Domain| opts.domains.is_empty() || opts.domains.contains(&d);
+        let mut probe_domains: Vec<ProbeDomain> = Vec::new();
+        for d in Domain::ALL.into_iter().filter(|d| wanted(*d)) {
+            if let Some(p) = d.probe().filter(|p| !probe_domains.contains(p)) {
+                probe_domains.push(p);
             }
         }
-        let mut probe_domains = Vec::new();
-        if wanted("syscalls") || wanted("fds") {
-            probe_domains.push(Domain::Syscalls);
-        }
-        for (name, d) in [
-            ("sched", Domain::Sched),
-            ("disk", Domain::Disk),
-            ("tcp", Domain::Tcp),
-            ("oom", Domain::Oom),
-        ] {
-            if wanted(name) {
-                probe_domains.push(d);
+        let mut fail: Vec<ProbeDomain> = Vec::new();
+        for p in opts.fail_on_purpose.iter().filter_map(|d| d.probe()) {
+            if !fail.contains(&p) {
+                fail.push(p);
             }
-        }
-        let mut fail = Vec::new();
-        for f in &opts.fail_on_purpose {
-            let d = match f.as_str() {
-                "fds" => Domain::Syscalls,
-                other => Domain::from_name(other).ok_or_else(|| crate::ConfigError::Invalid {
-                    key: "fail_on_purpose".into(),
-                    reason: format!("unknown probe domain {other:?}"),
-                })?,
-            };
-            fail.push(d);
         }
         let ms = |v: f64| (v.max(0.0) * 1e6) as u64;
         let mut probes = Probes::load(&LoadOptions {
@@ -138,11 +114,11 @@ impl Engine {
         for s in probes.status() {
             if let Some(err) = &s.error {
                 let reason = format!("{} probe not attached: {err}", s.domain);
-                if s.domain == Domain::Syscalls {
-                    for d in ["syscalls", "fds"] {
+                if s.domain == ProbeDomain::Syscalls {
+                    for d in [Domain::Syscalls, Domain::Fds] {
                         if wanted(d) {
                             engine.degraded.push(Degraded {
-                                domain: d.into(),
+                                domain: d.to_string(),
                                 reason: reason.clone(),
                             });
                         }
@@ -157,10 +133,10 @@ impl Engine {
         }
         if let Some(r) = probes.take_syscalls() {
             let r = Arc::new(r);
-            if wanted("syscalls") {
+            if wanted(Domain::Syscalls) {
                 engine.add_collector(Box::new(SyscallCollector::new(r.clone())));
             }
-            if wanted("fds") {
+            if wanted(Domain::Fds) {
                 engine.add_collector(Box::new(FdCollector::new(r)));
             }
         }
@@ -179,7 +155,7 @@ impl Engine {
         if let Some(r) = probes.take_lost() {
             engine.add_collector(Box::new(LostCollector::new(r)));
         }
-        if wanted("memory") {
+        if wanted(Domain::Memory) {
             engine.add_collector(Box::new(MemoryCollector::new()));
         }
         Ok(engine)

@@ -26,6 +26,7 @@ pub mod chaos;
 mod collector;
 pub mod collectors;
 pub mod config;
+mod domain;
 mod engine;
 mod error;
 mod finding;
@@ -41,7 +42,8 @@ mod threshold;
 
 pub use collector::{Collector, Sample};
 pub use config::Config;
-pub use engine::{DOMAINS, Engine, KernelOptions, check_privileges, evaluate};
+pub use domain::Domain;
+pub use engine::{Engine, KernelOptions, check_privileges, evaluate};
 pub use error::{CollectorError, ConfigError, CoreError};
 pub use finding::{Finding, Severity, Subject, human_bytes, human_ns, human_secs, rank, thousands};
 pub use histogram::Histogram;

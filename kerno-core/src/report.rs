@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Degraded, Finding, Host, Lost, Severity, Signals, Window,
-    engine::DOMAINS,
+    Degraded, Domain, Finding, Host, Lost, Severity, Signals, Window,
     finding::{counted, human_bytes, human_ns, thousands},
 };
 
@@ -36,8 +35,8 @@ pub struct Summary {
 /// One domain's one-line state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainStatus {
-    /// `syscalls`, `tcp`, ...
-    pub domain: String,
+    /// The domain.
+    pub domain: Domain,
     /// Whether it was observed in this window.
     pub observed: bool,
     /// What was seen (or why it was not).
@@ -123,11 +122,11 @@ fn pct(n: u64, d: u64) -> f64 {
 /// The one-line state of every domain, observed or not.
 pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
     let secs = s.window_secs();
-    DOMAINS
-        .iter()
+    Domain::ALL
+        .into_iter()
         .map(|d| {
-            let detail = match *d {
-                "syscalls" => s.syscalls.as_ref().map(|x| {
+            let detail = match d {
+                Domain::Syscalls => s.syscalls.as_ref().map(|x| {
                     let slowest = x
                         .syscalls
                         .iter()
@@ -146,7 +145,7 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                     }
                     line
                 }),
-                "fds" => s.fds.as_ref().map(|x| match x.processes.first() {
+                Domain::Fds => s.fds.as_ref().map(|x| match x.processes.first() {
                     None => "no process opened more descriptors than it closed".into(),
                     Some(p) => format!(
                         "{} opened more than {} closed; most: {} (pid {}) +{}",
@@ -157,7 +156,7 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                         p.opens.saturating_sub(p.closes)
                     ),
                 }),
-                "sched" => s.sched.as_ref().map(|x| {
+                Domain::Sched => s.sched.as_ref().map(|x| {
                     format!(
                         "{} wakeups, run-queue delay p50 {} p99 {}",
                         thousands(x.runq_delay.count()),
@@ -171,7 +170,7 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                             .unwrap_or("-".into()),
                     )
                 }),
-                "disk" => s.disk.as_ref().map(|x| {
+                Domain::Disk => s.disk.as_ref().map(|x| {
                     let reqs: u64 = x.devices.iter().flat_map(|d| &d.ops).map(|o| o.count).sum();
                     let worst = x
                         .devices
@@ -191,7 +190,7 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                         ),
                     }
                 }),
-                "tcp" => s.tcp.as_ref().map(|x| {
+                Domain::Tcp => s.tcp.as_ref().map(|x| {
                     format!(
                         "{} segments sent, {} retransmitted ({:.2}%), RTT p99 {}, {} connects",
                         thousands(x.segments_out),
@@ -204,12 +203,12 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                         thousands(x.active_opens),
                     )
                 }),
-                "oom" => s.oom.as_ref().map(|x| match x.kills.len() {
+                Domain::Oom => s.oom.as_ref().map(|x| match x.kills.len() {
                     0 => "no OOM kills".into(),
                     1 => "1 OOM kill".into(),
                     n => format!("{n} OOM kills"),
                 }),
-                "memory" => s.memory.as_ref().map(|m| {
+                Domain::Memory => s.memory.as_ref().map(|m| {
                     let limited = m.cgroups.len();
                     format!(
                         "{} of {} used ({:.0}%), {} with limits, PSI some {}",
@@ -222,21 +221,20 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                             .unwrap_or("n/a".into())
                     )
                 }),
-                _ => None,
             };
             match detail {
                 Some(detail) => DomainStatus {
-                    domain: (*d).into(),
+                    domain: d,
                     observed: true,
                     detail,
                 },
                 None => DomainStatus {
-                    domain: (*d).into(),
+                    domain: d,
                     observed: false,
                     detail: s
                         .degraded
                         .iter()
-                        .find(|g| g.domain == *d)
+                        .find(|g| g.domain == d)
                         .map(|g| format!("not observed: {}", g.reason))
                         .unwrap_or_else(|| "not observed".into()),
                 },

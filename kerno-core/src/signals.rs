@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Histogram;
+use crate::{Domain, Histogram};
 
 /// The schema version of [`Signals`] and of the JSON report. Bumped on incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -65,58 +65,55 @@ impl Signals {
     }
 
     /// Whether a domain was observed.
-    pub fn observed(&self, domain: &str) -> bool {
+    pub fn observed(&self, domain: Domain) -> bool {
         match domain {
-            "syscalls" => self.syscalls.is_some(),
-            "tcp" => self.tcp.is_some(),
-            "oom" => self.oom.is_some(),
-            "disk" => self.disk.is_some(),
-            "sched" => self.sched.is_some(),
-            "fds" => self.fds.is_some(),
-            "memory" => self.memory.is_some(),
-            other => self.custom.contains_key(other),
+            Domain::Syscalls => self.syscalls.is_some(),
+            Domain::Tcp => self.tcp.is_some(),
+            Domain::Oom => self.oom.is_some(),
+            Domain::Disk => self.disk.is_some(),
+            Domain::Sched => self.sched.is_some(),
+            Domain::Fds => self.fds.is_some(),
+            Domain::Memory => self.memory.is_some(),
         }
     }
 
-    /// Keep only the `domains` named (all when empty), as a window collected with only those
-    /// probes would look: the others become unobserved. Unknown names are ignored.
-    pub fn keep_domains(&mut self, domains: &[String]) {
+    /// Whether a domain, or a custom collector's part, was observed, by name.
+    pub fn observed_name(&self, name: &str) -> bool {
+        match name.parse::<Domain>() {
+            Ok(d) => self.observed(d),
+            Err(_) => self.custom.contains_key(name),
+        }
+    }
+
+    /// Keep only the `domains` given (all when empty), as a window collected with only those
+    /// probes would look: the others become unobserved.
+    pub fn keep_domains(&mut self, domains: &[Domain]) {
         if domains.is_empty() {
             return;
         }
-        let keep = |d: &str| domains.iter().any(|x| x == d);
-        if !keep("syscalls") {
-            self.syscalls = None;
+        for d in Domain::ALL.into_iter().filter(|d| !domains.contains(d)) {
+            match d {
+                Domain::Syscalls => self.syscalls = None,
+                Domain::Tcp => self.tcp = None,
+                Domain::Oom => self.oom = None,
+                Domain::Disk => self.disk = None,
+                Domain::Sched => self.sched = None,
+                Domain::Fds => self.fds = None,
+                Domain::Memory => self.memory = None,
+            }
         }
-        if !keep("tcp") {
-            self.tcp = None;
-        }
-        if !keep("oom") {
-            self.oom = None;
-        }
-        if !keep("disk") {
-            self.disk = None;
-        }
-        if !keep("sched") {
-            self.sched = None;
-        }
-        if !keep("fds") {
-            self.fds = None;
-        }
-        if !keep("memory") {
-            self.memory = None;
-        }
-        self.degraded.retain(|d| keep(&d.domain));
+        self.degraded
+            .retain(|g| domains.iter().any(|d| g.domain == *d));
     }
 
     /// The kernel events behind each observed probe domain in the window: syscalls
     /// completed, descriptor opens and closes, run-queue delays measured, block requests
     /// completed, TCP events (retransmits, RTT samples, connection state changes) and OOM
     /// kills. Domains read from procfs alone (memory) have none.
-    pub fn events(&self) -> Vec<(&'static str, u64)> {
+    pub fn events(&self) -> Vec<(Domain, u64)> {
         let mut out = Vec::new();
         if let Some(s) = &self.syscalls {
-            out.push(("syscalls", s.total_calls));
+            out.push((Domain::Syscalls, s.total_calls));
         }
         if self.fds.is_some() {
             let (o, c) = self
@@ -124,20 +121,20 @@ impl Signals {
                 .as_ref()
                 .map(|s| (s.fd_opens(), s.fd_closes()))
                 .unwrap_or((0, 0));
-            out.push(("fds", o + c));
+            out.push((Domain::Fds, o + c));
         }
         if let Some(s) = &self.sched {
-            out.push(("sched", s.runq_delay.count()));
+            out.push((Domain::Sched, s.runq_delay.count()));
         }
         if let Some(d) = &self.disk {
             out.push((
-                "disk",
+                Domain::Disk,
                 d.devices.iter().flat_map(|d| &d.ops).map(|o| o.count).sum(),
             ));
         }
         if let Some(t) = &self.tcp {
             out.push((
-                "tcp",
+                Domain::Tcp,
                 t.retransmits
                     + t.rtt.count()
                     + t.active_opens
@@ -147,7 +144,7 @@ impl Signals {
             ));
         }
         if let Some(o) = &self.oom {
-            out.push(("oom", o.kills.len() as u64 + self.lost.oom_kills));
+            out.push((Domain::Oom, o.kills.len() as u64 + self.lost.oom_kills));
         }
         out
     }
@@ -180,7 +177,8 @@ pub struct Window {
 /// A domain that could not be observed.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Degraded {
-    /// The domain (`syscalls`, `tcp`, ...).
+    /// The domain (a [`Domain`]'s name: `syscalls`, `tcp`, ...), or a custom collector's
+    /// name.
     pub domain: String,
     /// Why.
     pub reason: String,
@@ -592,9 +590,10 @@ mod tests {
             ..Signals::default()
         };
         s.keep_domains(&[]);
-        assert!(s.observed("tcp"));
-        s.keep_domains(&["syscalls".into()]);
-        assert!(s.observed("syscalls") && !s.observed("tcp"));
+        assert!(s.observed(Domain::Tcp));
+        s.keep_domains(&[Domain::Syscalls]);
+        assert!(s.observed(Domain::Syscalls) && !s.observed(Domain::Tcp));
+        assert!(s.observed_name("syscalls") && !s.observed_name("nope"));
         assert!(s.degraded.is_empty());
     }
 
@@ -624,7 +623,7 @@ mod tests {
         if cfg!(target_arch = "x86_64") {
             let sys = s.syscalls.as_ref().unwrap();
             assert_eq!((sys.fd_opens(), sys.fd_closes()), (7, 5));
-            assert_eq!(s.events(), vec![("syscalls", 17), ("fds", 12)]);
+            assert_eq!(s.events(), vec![(Domain::Syscalls, 17), (Domain::Fds, 12)]);
         }
     }
 }

@@ -10,7 +10,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn engine(domains: &[&str], slow_runq_ms: f64) -> Engine {
     let e = Engine::kernel(&KernelOptions {
-        domains: domains.iter().map(|s| s.to_string()).collect(),
+        domains: domains.iter().map(|s| s.parse().unwrap()).collect(),
         slow_runq_ms,
         ..KernelOptions::default()
     })

@@ -146,7 +146,7 @@ pub fn report(r: &Report) -> String {
         let _ = write!(
             o,
             "<tr><td><code>{}</code></td><td style=\"text-align:left\">{detail}</td></tr>",
-            esc(&d.domain)
+            esc(d.domain.as_str())
         );
     }
     o.push_str("</table></div>");

@@ -75,7 +75,17 @@ fn doctor(
     let rule_set = RuleSet::new(true, rules)?;
     let thresholds = thresholds_from(thresholds, &ThresholdRegistry::of(&rule_set.rules))?;
     let opts = KernelOptions {
-        domains: domains.unwrap_or_default(),
+        domains: domains
+            .unwrap_or_default()
+            .iter()
+            .map(|d| d.parse())
+            .collect::<Result<_, String>>()
+            .map_err(|reason| {
+                config_err(kerno_core::ConfigError::Invalid {
+                    key: "domains".into(),
+                    reason,
+                })
+            })?,
         ..KernelOptions::default()
     };
     let mut engine = py

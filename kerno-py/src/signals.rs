@@ -139,7 +139,7 @@ impl PySignals {
 
     /// Whether a domain (`syscalls`, `tcp`, ...) was observed in this window.
     fn observed(&self, domain: &str) -> bool {
-        self.inner.observed(domain)
+        self.inner.observed_name(domain)
     }
 
     /// One syscall's stats by name (`openat`), or None when it did not run in the window.
@@ -197,10 +197,10 @@ impl PySignals {
 
     fn __repr__(&self) -> String {
         let s = &self.inner;
-        let observed: Vec<&str> = kerno_core::DOMAINS
-            .iter()
-            .copied()
-            .filter(|d| s.observed(d))
+        let observed: Vec<&str> = kerno_core::Domain::ALL
+            .into_iter()
+            .filter(|d| s.observed(*d))
+            .map(|d| d.as_str())
             .collect();
         format!(
             "<kerno.Signals host={:?} window={:.1}s observed=[{}] degraded={}>",
