@@ -358,3 +358,126 @@ pub fn evaluate(signals: &Signals, rules: &[Box<dyn Rule>], thresholds: &Thresho
     rank(&mut findings);
     Report::new(signals.clone(), findings)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    };
+
+    use super::*;
+
+    /// Counts up by one on every sample; fills `custom[name]` with last − first and the
+    /// number of samples it saw. Fails its sample when `fail_after` samples were taken.
+    struct Counter {
+        name: &'static str,
+        n: Arc<AtomicU64>,
+        fail_after: Option<u64>,
+    }
+
+    impl Collector for Counter {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn sample(&mut self) -> Result<Sample, CollectorError> {
+            let n = self.n.fetch_add(1, Ordering::SeqCst);
+            if self.fail_after.is_some_and(|k| n >= k) {
+                return Err(CollectorError::Source {
+                    source_name: "/proc/test".into(),
+                    reason: "gone".into(),
+                });
+            }
+            Ok(Sample::now(n))
+        }
+        fn fill(&self, samples: &[&Sample], s: &mut Signals) -> Result<(), CollectorError> {
+            let first = *samples[0].get::<u64>().unwrap();
+            let last = *samples[samples.len() - 1].get::<u64>().unwrap();
+            s.custom.insert(
+                self.name.into(),
+                serde_json::json!({"delta": last - first, "samples": samples.len()}),
+            );
+            Ok(())
+        }
+    }
+
+    fn engine_with(fail_after: Option<u64>) -> (Engine, Arc<AtomicU64>, Arc<AtomicU64>) {
+        let (a, b) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut e = Engine::new();
+        e.add_collector(Box::new(Counter {
+            name: "steady",
+            n: a.clone(),
+            fail_after: None,
+        }))
+        .add_collector(Box::new(Counter {
+            name: "flaky",
+            n: b.clone(),
+            fail_after,
+        }));
+        (e, a, b)
+    }
+
+    #[test]
+    fn collect_samples_at_start_each_second_and_end_and_fills_every_collector() {
+        let (mut e, steady, _) = engine_with(None);
+        let mut ticks = 0;
+        let s = e
+            .collect(Duration::from_secs(2), None, &mut |_, _| ticks += 1)
+            .unwrap();
+        // Start, once a second while at least half a second is left, and the end.
+        assert_eq!(steady.load(Ordering::SeqCst), 3);
+        assert_eq!(s.custom["steady"], serde_json::json!({"delta": 2, "samples": 3}));
+        assert_eq!(s.custom["flaky"]["samples"], 3);
+        assert!(s.degraded.is_empty(), "{:?}", s.degraded);
+        assert!((2000..2500).contains(&s.window.duration_ms), "{}", s.window.duration_ms);
+        assert!(ticks >= 15, "progress about ten times a second, got {ticks}");
+        assert_eq!(s.collector_pid, std::process::id());
+        assert_eq!(s.schema, crate::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_failing_collector_degrades_its_domain_only_and_says_why() {
+        let (mut e, _, flaky) = engine_with(Some(1));
+        let s = e.collect(Duration::from_secs(1), None, &mut |_, _| {}).unwrap();
+        assert!(s.custom.contains_key("steady"));
+        assert!(!s.custom.contains_key("flaky"));
+        assert_eq!(s.degraded.len(), 1, "{:?}", s.degraded);
+        assert_eq!(s.degraded[0].domain, "flaky");
+        assert_eq!(s.degraded[0].reason, "collector failed: /proc/test: gone");
+        // Once failed, it is not asked again in the same window.
+        assert_eq!(flaky.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn too_few_samples_is_degraded_not_empty() {
+        let (e, _, _) = engine_with(None);
+        let one = Sample::now(0u64);
+        let s = e.signals_from(&[vec![&one], vec![]], 0, Duration::from_secs(1));
+        assert_eq!(s.degraded.len(), 2);
+        assert!(
+            s.degraded
+                .iter()
+                .all(|d| d.reason == "not enough samples in the window")
+        );
+    }
+
+    #[test]
+    fn collect_refuses_bad_windows_and_stops_when_cancelled() {
+        let (mut e, _, _) = engine_with(None);
+        for d in [Duration::from_millis(999), Duration::from_secs(301)] {
+            assert!(matches!(
+                e.collect(d, None, &mut |_, _| {}),
+                Err(CoreError::Window(_))
+            ));
+        }
+        let cancel = AtomicBool::new(false);
+        let started = Instant::now();
+        let r = e.collect(Duration::from_secs(30), Some(&cancel), &mut |elapsed, _| {
+            if elapsed >= Duration::from_millis(200) {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        });
+        assert!(matches!(r, Err(CoreError::Interrupted)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
