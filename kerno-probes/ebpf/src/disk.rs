@@ -2,14 +2,13 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
-    helpers::bpf_ktime_get_ns,
     macros::{map, tracepoint},
     maps::{LruHashMap, PerCpuArray, PerCpuHashMap},
     programs::TracePointContext,
 };
 use kerno_probes_common::{BlkStartKey, BlkStartVal, BlkStat, BlkStatKey, blk_op, lost};
 
-use crate::shared::{Record, count_lost, hist_add, o, off};
+use crate::shared::{Record, count_lost, hist_add, now, o, off};
 
 #[map]
 static BLK_START: LruHashMap<BlkStartKey, BlkStartVal> = LruHashMap::with_max_entries(16384, 0);
@@ -72,7 +71,7 @@ fn try_block_rq_issue(ctx: &TracePointContext) -> Result<(), i64> {
         sector,
     };
     let val = BlkStartVal {
-        ts: unsafe { bpf_ktime_get_ns() },
+        ts: now(),
         bytes: bytes as u64,
     };
     let _ = BLK_START.insert(&key, &val, 0);
@@ -105,22 +104,26 @@ fn try_block_rq_complete(ctx: &TracePointContext) -> Result<(), i64> {
     let rwbs: [u8; 8] = rec.get(o_rwbs).ok_or(0i64)?;
     let op = rwbs_op(&rwbs);
     let key = BlkStartKey { dev, op, sector };
+    // SAFETY: a map value (see `shared`'s safety patterns), copied out before the entry is
+    // removed.
     let Some(start) = (unsafe { BLK_START.get(&key) }) else {
         count_lost(lost::BLK_UNMATCHED);
         return Ok(());
     };
     let (ts, bytes) = (start.ts, start.bytes);
     let _ = BLK_START.remove(&key);
-    let lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
+    let lat = now().wrapping_sub(ts);
     let skey = BlkStatKey { dev, op };
     let mut st = BLK_STATS.get_ptr_mut(&skey);
     if st.is_none() {
         if let Some(z) = BLK_ZERO.get_ptr(0) {
+            // SAFETY: a map value (see `shared`'s safety patterns), never written.
             let _ = BLK_STATS.insert(&skey, unsafe { &*z }, BPF_NOEXIST as u64);
         }
         st = BLK_STATS.get_ptr_mut(&skey);
     }
     if let Some(s) = st {
+        // SAFETY: a map value (see `shared`'s safety patterns), this CPU's own.
         unsafe {
             (*s).count += 1;
             (*s).bytes += bytes;

@@ -3,14 +3,13 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::bpf_ktime_get_ns,
     macros::{map, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
 use kerno_probes_common::{Hist, SchedDelayVal, THREAD_SLOTS, ThreadSlot, lost};
 
-use crate::shared::{Record, atomic_add, cfg, count_lost, hist_add, o, off};
+use crate::shared::{Record, atomic_add, cfg, count_lost, hist_add, now, o, off, tp_read};
 
 #[map]
 static RUNQ_SLOTS: Array<ThreadSlot> = Array::with_max_entries(THREAD_SLOTS, 0);
@@ -28,23 +27,24 @@ fn runq_mark(tid: u32) {
         return;
     }
     if let Some(slot) = RUNQ_SLOTS.get_ptr_mut(tid % THREAD_SLOTS) {
+        // SAFETY: a map value (see `shared`'s safety patterns).
         unsafe {
             (*slot).tid = tid;
-            (*slot).ts = bpf_ktime_get_ns();
+            (*slot).ts = now();
         }
     }
 }
 
 #[tracepoint]
 pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
-    let pid: i32 = unsafe { ctx.read_at(o(&off().wakeup_pid)).unwrap_or(0) };
+    let pid: i32 = tp_read(&ctx, o(&off().wakeup_pid)).unwrap_or(0);
     runq_mark(pid as u32);
     0
 }
 
 #[tracepoint]
 pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
-    let pid: i32 = unsafe { ctx.read_at(o(&off().wakeup_pid)).unwrap_or(0) };
+    let pid: i32 = tp_read(&ctx, o(&off().wakeup_pid)).unwrap_or(0);
     runq_mark(pid as u32);
     0
 }
@@ -78,6 +78,7 @@ fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i64> {
     let Some(slot) = RUNQ_SLOTS.get_ptr_mut(next % THREAD_SLOTS) else {
         return Ok(());
     };
+    // SAFETY: a map value (see `shared`'s safety patterns), as below.
     let (stid, ts) = unsafe { ((*slot).tid, (*slot).ts) };
     if ts == 0 {
         return Ok(());
@@ -86,13 +87,15 @@ fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i64> {
         count_lost(lost::SCHED_SLOT);
         return Ok(());
     }
+    // SAFETY: as above.
     unsafe { (*slot).ts = 0 };
-    let delay = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
+    let delay = now().wrapping_sub(ts);
     if let Some(h) = RUNQ_HIST.get_ptr_mut(0) {
         hist_add(h, delay);
     }
     if delay >= cfg().slow_runq_ns {
         if let Some(v) = RUNQ_SLOW.get_ptr_mut(&next) {
+            // SAFETY: a map value (see `shared`'s safety patterns).
             unsafe {
                 atomic_add(&mut (*v).count, 1);
                 atomic_add(&mut (*v).total_ns, delay);
@@ -101,8 +104,7 @@ fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i64> {
                 }
             }
         } else {
-            let comm: [u8; 16] =
-                unsafe { ctx.read_at(o(&off().switch_next_comm)).unwrap_or([0; 16]) };
+            let comm: [u8; 16] = tp_read(ctx, o(&off().switch_next_comm)).unwrap_or([0; 16]);
             let v = SchedDelayVal {
                 count: 1,
                 total_ns: delay,

@@ -11,9 +11,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, pt_regs},
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
-    },
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
     macros::{btf_tracepoint, map},
     maps::{Array, LruHashMap, PerCpuArray},
     programs::BtfTracePointContext,
@@ -23,11 +21,18 @@ use kerno_probes_common::{
     SyscallCounts, SyscallSampler, SyscallSlot, THREAD_SLOTS, class, lost, sampling, syscall_slot,
 };
 
-use crate::shared::{CONFIG, atomic_add, cfg, count_lost, hist_add_shared};
+use crate::shared::{CONFIG, atomic_add, cfg, cgroup_id, count_lost, hist_add_shared, now};
 
 /// Class flags per syscall number ([`class`]), set by the loader.
 #[unsafe(no_mangle)]
 static SYSCALL_CLASS: [u8; MAX_SYSCALLS] = [0; MAX_SYSCALLS];
+
+#[inline(always)]
+fn syscall_class(idx: usize) -> u8 {
+    // SAFETY: a volatile read through a reference to an element of a static (valid and
+    // aligned), so the compiler does not fold the zeros above: the loader rewrites them.
+    unsafe { core::ptr::read_volatile(&SYSCALL_CLASS[idx]) }
+}
 
 #[map]
 static SYSCALL_SLOTS: Array<SyscallSlot> = Array::with_max_entries(THREAD_SLOTS, 0);
@@ -88,12 +93,14 @@ pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
         return 0;
     };
     // Calls of this syscall seen on this CPU in the current period, this one included.
+    // SAFETY: a map value (see `shared`'s safety patterns), this CPU's own; as below.
     let (epoch, seen) = unsafe { ((*s).epoch, (*s).seen[idx]) };
     let n = if seen >> 32 == epoch {
         (seen & 0xffff_ffff) + 1
     } else {
         1
     };
+    // SAFETY: as above.
     unsafe { (*s).seen[idx] = (epoch << 32) | n };
     let weight = if n <= sampling::FULL {
         1
@@ -102,7 +109,7 @@ pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
     } else {
         return 0;
     };
-    if unsafe { core::ptr::read_volatile(&SYSCALL_CLASS[idx]) } & class::NO_RETURN != 0 {
+    if syscall_class(idx) & class::NO_RETURN != 0 {
         return 0;
     }
     let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(syscall_slot(key)) else {
@@ -114,12 +121,15 @@ pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
     let ts = if own {
         0
     } else {
-        let t = unsafe { bpf_ktime_get_ns() };
+        let t = now();
         if t >> sampling::EPOCH_SHIFT != epoch {
+            // SAFETY: as above.
             unsafe { (*s).epoch = t >> sampling::EPOCH_SHIFT };
         }
         t
     };
+    // SAFETY: a map value (see `shared`'s safety patterns); a slot is the thread's, unless two threads' addresses
+    // share it, which is detected and counted below.
     unsafe {
         if (*slot).ts != 0 && (*slot).regs != key {
             count_lost(lost::SYSCALL_SLOT);
@@ -139,6 +149,7 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let Some(slot) = SYSCALL_SLOTS.get_ptr_mut(syscall_slot(key)) else {
         return 0;
     };
+    // SAFETY: a map value (see `shared`'s safety patterns), as below.
     let (sregs, own, ts) = unsafe { ((*slot).regs, (*slot).own, (*slot).ts) };
     let mine = sregs == key;
     if mine && own != 0 {
@@ -148,15 +159,19 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
         if (bpf_get_current_pid_tgid() >> 32) as u32 == cfg().self_tgid {
             return 0;
         }
+        // SAFETY: as above.
         unsafe { (*slot).own = 0 };
     }
     let ret: i64 = ctx.arg(1);
     // The syscall number as the kernel keeps it for the exit path (`syscall_get_nr`).
     // `pt_regs` is the architecture's register-save layout (x86-64 ABI), not a kernel
     // struct that moves between versions; tp_btf lets the program load it directly.
+    // SAFETY: `regs` is the tracepoint's first argument, a pointer typed by the kernel's BTF
+    // (the task's saved registers): the verifier checks the load against `pt_regs` and
+    // makes it a fault-safe load.
     let idx = syscall_idx(unsafe { (*regs).orig_rax } as i64);
     let failed = ret < 0 && ret > -4096;
-    let cls = unsafe { core::ptr::read_volatile(&SYSCALL_CLASS[idx]) };
+    let cls = syscall_class(idx);
     let fd_change = !failed && cls & (class::FD_CREATE | class::FD_CLOSE) != 0;
     let timed = mine && ts != 0;
 
@@ -171,6 +186,7 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
         }
     }
     if let Some(c) = SYSCALL_COUNTS.get_ptr_mut(0) {
+        // SAFETY: a map value (see `shared`'s safety patterns), this CPU's own.
         unsafe {
             (*c).count[idx] += 1;
             if failed {
@@ -186,9 +202,11 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let mut lat = 0;
     let mut weight = 0;
     if timed {
+        // SAFETY: a map value, as above.
         weight = unsafe { (*slot).weight } as u64;
+        // SAFETY: as above.
         unsafe { (*slot).ts = 0 };
-        lat = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ts);
+        lat = now().wrapping_sub(ts);
         if let Some(h) = SYSCALL_HIST.get_ptr_mut(idx as u32) {
             hist_add_shared(h, lat, weight);
         }
@@ -217,6 +235,7 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
 fn record_proc_syscall(key: &ProcSyscallKey, n: u64, lat: u64, timed: bool) {
     let (sum, max) = if timed { (lat * n, lat) } else { (0, 0) };
     if let Some(v) = PROC_SYSCALLS.get_ptr_mut(key) {
+        // SAFETY: a map value (see `shared`'s safety patterns).
         unsafe {
             atomic_add(&mut (*v).count, n);
             atomic_add(&mut (*v).lat_sum_ns, sum);
@@ -230,12 +249,13 @@ fn record_proc_syscall(key: &ProcSyscallKey, n: u64, lat: u64, timed: bool) {
         count: n,
         lat_sum_ns: sum,
         max_ns: max,
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        cgroup_id: cgroup_id(),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     };
     if PROC_SYSCALLS.insert(key, &v, BPF_NOEXIST as u64).is_err() {
         // Another CPU inserted first: add to its entry.
         if let Some(p) = PROC_SYSCALLS.get_ptr_mut(key) {
+            // SAFETY: a map value (see `shared`'s safety patterns).
             unsafe {
                 atomic_add(&mut (*p).count, n);
                 atomic_add(&mut (*p).lat_sum_ns, sum);
@@ -249,6 +269,7 @@ fn record_proc_syscall(key: &ProcSyscallKey, n: u64, lat: u64, timed: bool) {
 #[inline(always)]
 fn record_fd(tgid: u32, open: bool) {
     if let Some(v) = FD_PROCS.get_ptr_mut(&tgid) {
+        // SAFETY: a map value (see `shared`'s safety patterns).
         unsafe {
             if open {
                 atomic_add(&mut (*v).opens, 1);
@@ -265,6 +286,7 @@ fn record_fd(tgid: u32, open: bool) {
     };
     if FD_PROCS.insert(&tgid, &v, BPF_NOEXIST as u64).is_err() {
         if let Some(p) = FD_PROCS.get_ptr_mut(&tgid) {
+            // SAFETY: a map value (see `shared`'s safety patterns).
             unsafe {
                 if open {
                     atomic_add(&mut (*p).opens, 1);
