@@ -9,6 +9,7 @@
 //! reset anything, so any number of readers can compute windows as differences of two
 //! reads without disturbing each other.
 #![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod batch;
 mod error;

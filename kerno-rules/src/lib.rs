@@ -13,6 +13,7 @@
 //! assert!(report.findings.is_empty());
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use kerno_core::{Rule, ThresholdRegistry};
 

@@ -19,6 +19,7 @@
 //!
 //! SIGTERM or SIGINT stops serving and drops the engine, which detaches every program.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod client;
 mod history;

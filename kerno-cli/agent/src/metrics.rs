@@ -149,308 +149,356 @@ fn severity(s: Severity) -> &'static str {
 }
 
 impl Collector for View {
+    /// The families in a fixed order: the agent's identity, each probe domain's counters
+    /// and histograms, the last findings window's gauges, then the agent's own health.
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let enc = &mut enc;
         let t = &self.totals;
-        let fine = fine_bounds_ns();
-
-        let m = enc.encode_descriptor(
-            "kerno",
-            "Kerno agent version and the node it observes.",
-            None,
-            MetricType::Info,
-        )?;
-        {
-            let mut m = m;
-            m.encode_info(&self.info)?;
-        }
-
-        if let Some(sys) = &t.syscalls {
-            let calls: Vec<(Labels, u64)> = sys
-                .iter()
-                .map(|(n, s)| (vec![("syscall", n.clone())], s.count))
-                .collect();
-            counters(
-                enc,
-                "kerno_syscall",
-                "Syscalls completed, by syscall (only syscalls seen since the agent started).",
-                None,
-                &calls,
-            )?;
-            let errors: Vec<(Labels, u64)> = sys
-                .iter()
-                .map(|(n, s)| (vec![("syscall", n.clone())], s.errors))
-                .collect();
-            counters(
-                enc,
-                "kerno_syscall_errors",
-                "Syscalls that returned an error, by syscall.",
-                None,
-                &errors,
-            )?;
-            let lat: Vec<(Labels, &HistTotal)> = sys
-                .iter()
-                .map(|(n, s)| (vec![("syscall", n.clone())], &s.latency))
-                .collect();
-            histograms(
-                enc,
-                "kerno_syscall_duration",
-                "Syscall latency, entry to exit (waits by design such as epoll_wait included; \
-                 buckets are powers of four in ns).",
-                &syscall_bounds_ns(),
-                &lat,
-            )?;
-        }
-        if let Some((opens, closes)) = t.fds {
-            counters(
-                enc,
-                "kerno_fd_open",
-                "File descriptors created (successful open, socket, pipe, dup, accept, ... calls), all processes.",
-                None,
-                &[(none(), opens)],
-            )?;
-            counters(
-                enc,
-                "kerno_fd_close",
-                "File descriptors closed (successful close and close_range calls), all processes.",
-                None,
-                &[(none(), closes)],
-            )?;
-        }
-        if let Some(h) = &t.sched {
-            histograms(
-                enc,
-                "kerno_sched_delay",
-                "Run-queue delay: wakeup to running, every task.",
-                &fine,
-                &[(none(), h)],
-            )?;
-        }
-        if let Some(tcp) = &t.tcp {
-            histograms(
-                enc,
-                "kerno_tcp_rtt",
-                "Smoothed TCP round-trip time, one observation per ACK processed.",
-                &fine,
-                &[(none(), &tcp.rtt)],
-            )?;
-            histograms(
-                enc,
-                "kerno_tcp_connect_duration",
-                "TCP connect latency, SYN sent to ESTABLISHED.",
-                &fine,
-                &[(none(), &tcp.connect)],
-            )?;
-            counters(
-                enc,
-                "kerno_tcp_retransmits",
-                "TCP segments retransmitted (all network namespaces).",
-                None,
-                &[(none(), tcp.retransmits)],
-            )?;
-            counters(
-                enc,
-                "kerno_tcp_segments_sent",
-                "TCP segments sent (OutSegs, summed over the network namespaces with processes).",
-                None,
-                &[(none(), tcp.segments_out)],
-            )?;
-            let ev = |e: &str, n| (vec![("event", e.to_string())], n);
-            counters(
-                enc,
-                "kerno_tcp_connections",
-                "TCP connection events: active_open and passive_open (reached ESTABLISHED), \
-                 closed, connect_failed (SYN_SENT to CLOSE).",
-                None,
-                &[
-                    ev("active_open", tcp.active_opens),
-                    ev("passive_open", tcp.passive_opens),
-                    ev("closed", tcp.closes),
-                    ev("connect_failed", tcp.connect_failed),
-                ],
-            )?;
-        }
-        if let Some(n) = t.oom_kills {
-            counters(
-                enc,
-                "kerno_oom_kills",
-                "Processes killed by the OOM killer.",
-                None,
-                &[(none(), n)],
-            )?;
-        }
-        if let Some(disk) = &t.disk {
-            let labels =
-                |(dev, op): &(String, String)| vec![("device", dev.clone()), ("op", op.clone())];
-            let lat: Vec<(Labels, &HistTotal)> =
-                disk.iter().map(|(k, d)| (labels(k), &d.latency)).collect();
-            histograms(
-                enc,
-                "kerno_disk_io_duration",
-                "Block I/O latency, request issue to completion, by device and operation.",
-                &fine,
-                &lat,
-            )?;
-            let bytes: Vec<(Labels, u64)> =
-                disk.iter().map(|(k, d)| (labels(k), d.bytes)).collect();
-            counters(
-                enc,
-                "kerno_disk_io",
-                "Block I/O bytes completed, by device and operation.",
-                Some(&Unit::Bytes),
-                &bytes,
-            )?;
-            let errors: Vec<(Labels, u64)> =
-                disk.iter().map(|(k, d)| (labels(k), d.errors)).collect();
-            counters(
-                enc,
-                "kerno_disk_io_errors",
-                "Block I/O requests that completed with an error, by device and operation.",
-                None,
-                &errors,
-            )?;
-        }
-
+        info(enc, &self.info)?;
+        syscalls(enc, t)?;
+        sched(enc, t)?;
+        tcp(enc, t)?;
+        oom(enc, t)?;
+        disk(enc, t)?;
         if let Some(r) = &self.recent {
-            let cg: Vec<(Labels, f64)> = r
-                .cgroups
-                .iter()
-                .map(|(path, pod, pct)| {
-                    let mut l = vec![("cgroup", path.clone())];
-                    if let Some(p) = pod {
-                        l.push(("pod", p.clone()));
-                    }
-                    (l, *pct)
-                })
-                .collect();
-            gauges(
-                enc,
-                "kerno_cgroup_memory_pressure_pct",
-                "Memory cgroup usage as a percentage of its limit (the fullest cgroups with a limit).",
-                &cg,
-            )?;
-            let psi: Vec<(Labels, f64)> = r
-                .psi
-                .iter()
-                .map(|(res, kind, v)| {
-                    (
-                        vec![("resource", res.to_string()), ("kind", kind.to_string())],
-                        *v,
-                    )
-                })
-                .collect();
-            gauges(
-                enc,
-                "kerno_psi_avg10_pct",
-                "Host pressure stall information, avg10: share of time tasks stalled on the resource.",
-                &psi,
-            )?;
-            let fd: Vec<(Labels, f64)> = r
-                .fd_growth
-                .iter()
-                .map(|(comm, v)| (vec![("comm", comm.clone())], *v))
-                .collect();
-            gauges(
-                enc,
-                "kerno_process_fd_growth_per_second",
-                "Net descriptor growth (opens minus closes) per second over the findings window, \
-                 for the processes growing fastest, by command name.",
-                &fd,
-            )?;
-            let mut firing: Vec<(Labels, f64)> = Vec::new();
-            for rule in &self.rules {
-                for sev in [Severity::Info, Severity::Warning, Severity::Critical] {
-                    let n = r.findings.get(&(rule.clone(), sev)).copied().unwrap_or(0);
-                    firing.push((
-                        vec![("rule", rule.clone()), ("severity", severity(sev).into())],
-                        n as f64,
-                    ));
-                }
-            }
-            gauges(
-                enc,
-                "kerno_findings_firing",
-                "Findings the rules give for the last findings window, by rule and severity.",
-                &firing,
-            )?;
+            host(enc, r)?;
+            findings(enc, r, &self.rules)?;
         }
+        agent(enc, self)
+    }
+}
 
-        let events: Vec<(Labels, u64)> = t
-            .events
+/// `kerno_info`: the agent's version and the node it observes.
+fn info(enc: &mut DescriptorEncoder, info: &Labels) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(
+        "kerno",
+        "Kerno agent version and the node it observes.",
+        None,
+        MetricType::Info,
+    )?;
+    m.encode_info(info)
+}
+
+/// Syscalls: calls, errors and latency by syscall, and descriptors opened and closed.
+fn syscalls(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+    if let Some(sys) = &t.syscalls {
+        let calls: Vec<(Labels, u64)> = sys
             .iter()
-            .map(|(d, n)| (vec![("collector", d.clone())], *n))
+            .map(|(n, s)| (vec![("syscall", n.clone())], s.count))
             .collect();
         counters(
             enc,
-            "kerno_collector_events",
-            "Kernel events behind each collector's signals: syscalls completed, descriptor \
-             opens and closes, run-queue delays, block requests, TCP events, OOM kills.",
+            "kerno_syscall",
+            "Syscalls completed, by syscall (only syscalls seen since the agent started).",
             None,
-            &events,
+            &calls,
         )?;
-        let samples: Vec<(Labels, u64)> = self
-            .collectors
+        let errors: Vec<(Labels, u64)> = sys
             .iter()
-            .map(|c| (vec![("collector", c.name.clone())], c.samples))
+            .map(|(n, s)| (vec![("syscall", n.clone())], s.errors))
             .collect();
         counters(
             enc,
-            "kerno_collector_samples",
-            "Readings each collector took (one a second).",
-            None,
-            &samples,
-        )?;
-        let errors: Vec<(Labels, u64)> = self
-            .collectors
-            .iter()
-            .map(|c| (vec![("collector", c.name.clone())], c.errors))
-            .collect();
-        counters(
-            enc,
-            "kerno_collector_errors",
-            "Readings that failed (a map or file could not be read); the agent keeps going.",
+            "kerno_syscall_errors",
+            "Syscalls that returned an error, by syscall.",
             None,
             &errors,
         )?;
-        let l = &t.lost;
-        let lost = |c: &str, r: &str, n| (vec![("collector", c.into()), ("reason", r.into())], n);
+        let lat: Vec<(Labels, &HistTotal)> = sys
+            .iter()
+            .map(|(n, s)| (vec![("syscall", n.clone())], &s.latency))
+            .collect();
+        histograms(
+            enc,
+            "kerno_syscall_duration",
+            "Syscall latency, entry to exit (waits by design such as epoll_wait included; \
+             buckets are powers of four in ns).",
+            &syscall_bounds_ns(),
+            &lat,
+        )?;
+    }
+    if let Some((opens, closes)) = t.fds {
         counters(
             enc,
-            "kerno_events_lost",
-            "Events the probes could not record, by collector and reason (never silently lost).",
+            "kerno_fd_open",
+            "File descriptors created (successful open, socket, pipe, dup, accept, ... calls), all processes.",
             None,
-            &[
-                lost("syscalls", "thread_slot_taken", l.syscall_samples),
-                lost("sched", "thread_slot_taken", l.sched_samples),
-                lost("syscalls", "map_full", l.map_full),
-                lost("disk", "unmatched_completion", l.block_unmatched),
-                lost("oom", "ring_overwritten", l.oom_kills),
-            ],
+            &[(none(), opens)],
         )?;
-        let progs: Vec<(Labels, f64)> = self
-            .probes
-            .iter()
-            .map(|p| {
-                (
-                    vec![("domain", p.domain.clone())],
-                    if p.attached { p.programs as f64 } else { 0.0 },
-                )
-            })
-            .collect();
-        gauges(
+        counters(
             enc,
-            "kerno_bpf_programs_loaded",
-            "eBPF programs attached, by probe domain (0: the domain is degraded, see /readyz).",
-            &progs,
+            "kerno_fd_close",
+            "File descriptors closed (successful close and close_range calls), all processes.",
+            None,
+            &[(none(), closes)],
         )?;
-        gauges(
-            enc,
-            "kerno_agent_history_seconds",
-            "How far back the agent's window of samples reaches.",
-            &[(none(), self.history_secs)],
-        )?;
-        Ok(())
     }
+    Ok(())
+}
+
+/// The scheduler: run-queue delay.
+fn sched(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+    let Some(h) = &t.sched else {
+        return Ok(());
+    };
+    histograms(
+        enc,
+        "kerno_sched_delay",
+        "Run-queue delay: wakeup to running, every task.",
+        &fine_bounds_ns(),
+        &[(none(), h)],
+    )
+}
+
+/// TCP: RTT and connect latency, retransmits, segments sent, connection events.
+fn tcp(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+    let Some(tcp) = &t.tcp else {
+        return Ok(());
+    };
+    let fine = fine_bounds_ns();
+    histograms(
+        enc,
+        "kerno_tcp_rtt",
+        "Smoothed TCP round-trip time, one observation per ACK processed.",
+        &fine,
+        &[(none(), &tcp.rtt)],
+    )?;
+    histograms(
+        enc,
+        "kerno_tcp_connect_duration",
+        "TCP connect latency, SYN sent to ESTABLISHED.",
+        &fine,
+        &[(none(), &tcp.connect)],
+    )?;
+    counters(
+        enc,
+        "kerno_tcp_retransmits",
+        "TCP segments retransmitted (all network namespaces).",
+        None,
+        &[(none(), tcp.retransmits)],
+    )?;
+    counters(
+        enc,
+        "kerno_tcp_segments_sent",
+        "TCP segments sent (OutSegs, summed over the network namespaces with processes).",
+        None,
+        &[(none(), tcp.segments_out)],
+    )?;
+    let ev = |e: &str, n| (vec![("event", e.to_string())], n);
+    counters(
+        enc,
+        "kerno_tcp_connections",
+        "TCP connection events: active_open and passive_open (reached ESTABLISHED), \
+         closed, connect_failed (SYN_SENT to CLOSE).",
+        None,
+        &[
+            ev("active_open", tcp.active_opens),
+            ev("passive_open", tcp.passive_opens),
+            ev("closed", tcp.closes),
+            ev("connect_failed", tcp.connect_failed),
+        ],
+    )
+}
+
+/// OOM kills.
+fn oom(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+    let Some(n) = t.oom_kills else {
+        return Ok(());
+    };
+    counters(
+        enc,
+        "kerno_oom_kills",
+        "Processes killed by the OOM killer.",
+        None,
+        &[(none(), n)],
+    )
+}
+
+/// Block I/O: latency, bytes and errors by device and operation.
+fn disk(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+    let Some(disk) = &t.disk else {
+        return Ok(());
+    };
+    let labels = |(dev, op): &(String, String)| vec![("device", dev.clone()), ("op", op.clone())];
+    let lat: Vec<(Labels, &HistTotal)> =
+        disk.iter().map(|(k, d)| (labels(k), &d.latency)).collect();
+    histograms(
+        enc,
+        "kerno_disk_io_duration",
+        "Block I/O latency, request issue to completion, by device and operation.",
+        &fine_bounds_ns(),
+        &lat,
+    )?;
+    let bytes: Vec<(Labels, u64)> = disk.iter().map(|(k, d)| (labels(k), d.bytes)).collect();
+    counters(
+        enc,
+        "kerno_disk_io",
+        "Block I/O bytes completed, by device and operation.",
+        Some(&Unit::Bytes),
+        &bytes,
+    )?;
+    let errors: Vec<(Labels, u64)> = disk.iter().map(|(k, d)| (labels(k), d.errors)).collect();
+    counters(
+        enc,
+        "kerno_disk_io_errors",
+        "Block I/O requests that completed with an error, by device and operation.",
+        None,
+        &errors,
+    )
+}
+
+/// The last findings window's host gauges: the fullest memory cgroups, PSI, and the
+/// processes whose descriptors grow fastest.
+fn host(enc: &mut DescriptorEncoder, r: &Recent) -> Result<(), std::fmt::Error> {
+    let cg: Vec<(Labels, f64)> = r
+        .cgroups
+        .iter()
+        .map(|(path, pod, pct)| {
+            let mut l = vec![("cgroup", path.clone())];
+            if let Some(p) = pod {
+                l.push(("pod", p.clone()));
+            }
+            (l, *pct)
+        })
+        .collect();
+    gauges(
+        enc,
+        "kerno_cgroup_memory_pressure_pct",
+        "Memory cgroup usage as a percentage of its limit (the fullest cgroups with a limit).",
+        &cg,
+    )?;
+    let psi: Vec<(Labels, f64)> = r
+        .psi
+        .iter()
+        .map(|(res, kind, v)| {
+            (
+                vec![("resource", res.to_string()), ("kind", kind.to_string())],
+                *v,
+            )
+        })
+        .collect();
+    gauges(
+        enc,
+        "kerno_psi_avg10_pct",
+        "Host pressure stall information, avg10: share of time tasks stalled on the resource.",
+        &psi,
+    )?;
+    let fd: Vec<(Labels, f64)> = r
+        .fd_growth
+        .iter()
+        .map(|(comm, v)| (vec![("comm", comm.clone())], *v))
+        .collect();
+    gauges(
+        enc,
+        "kerno_process_fd_growth_per_second",
+        "Net descriptor growth (opens minus closes) per second over the findings window, \
+         for the processes growing fastest, by command name.",
+        &fd,
+    )
+}
+
+/// The last findings window's findings, by rule and severity (0 for every pair without).
+fn findings(
+    enc: &mut DescriptorEncoder,
+    r: &Recent,
+    rules: &[String],
+) -> Result<(), std::fmt::Error> {
+    let mut firing: Vec<(Labels, f64)> = Vec::new();
+    for rule in rules {
+        for sev in [Severity::Info, Severity::Warning, Severity::Critical] {
+            let n = r.findings.get(&(rule.clone(), sev)).copied().unwrap_or(0);
+            firing.push((
+                vec![("rule", rule.clone()), ("severity", severity(sev).into())],
+                n as f64,
+            ));
+        }
+    }
+    gauges(
+        enc,
+        "kerno_findings_firing",
+        "Findings the rules give for the last findings window, by rule and severity.",
+        &firing,
+    )
+}
+
+/// The agent's own health: events and readings per collector, lost events, attached
+/// programs per domain, and how far back its history reaches.
+fn agent(enc: &mut DescriptorEncoder, v: &View) -> Result<(), std::fmt::Error> {
+    let t = &v.totals;
+    let events: Vec<(Labels, u64)> = t
+        .events
+        .iter()
+        .map(|(d, n)| (vec![("collector", d.clone())], *n))
+        .collect();
+    counters(
+        enc,
+        "kerno_collector_events",
+        "Kernel events behind each collector's signals: syscalls completed, descriptor \
+         opens and closes, run-queue delays, block requests, TCP events, OOM kills.",
+        None,
+        &events,
+    )?;
+    let samples: Vec<(Labels, u64)> = v
+        .collectors
+        .iter()
+        .map(|c| (vec![("collector", c.name.clone())], c.samples))
+        .collect();
+    counters(
+        enc,
+        "kerno_collector_samples",
+        "Readings each collector took (one a second).",
+        None,
+        &samples,
+    )?;
+    let errors: Vec<(Labels, u64)> = v
+        .collectors
+        .iter()
+        .map(|c| (vec![("collector", c.name.clone())], c.errors))
+        .collect();
+    counters(
+        enc,
+        "kerno_collector_errors",
+        "Readings that failed (a map or file could not be read); the agent keeps going.",
+        None,
+        &errors,
+    )?;
+    let l = &t.lost;
+    let lost = |c: &str, r: &str, n| (vec![("collector", c.into()), ("reason", r.into())], n);
+    counters(
+        enc,
+        "kerno_events_lost",
+        "Events the probes could not record, by collector and reason (never silently lost).",
+        None,
+        &[
+            lost("syscalls", "thread_slot_taken", l.syscall_samples),
+            lost("sched", "thread_slot_taken", l.sched_samples),
+            lost("syscalls", "map_full", l.map_full),
+            lost("disk", "unmatched_completion", l.block_unmatched),
+            lost("oom", "ring_overwritten", l.oom_kills),
+        ],
+    )?;
+    let progs: Vec<(Labels, f64)> = v
+        .probes
+        .iter()
+        .map(|p| {
+            (
+                vec![("domain", p.domain.clone())],
+                if p.attached { p.programs as f64 } else { 0.0 },
+            )
+        })
+        .collect();
+    gauges(
+        enc,
+        "kerno_bpf_programs_loaded",
+        "eBPF programs attached, by probe domain (0: the domain is degraded, see /readyz).",
+        &progs,
+    )?;
+    gauges(
+        enc,
+        "kerno_agent_history_seconds",
+        "How far back the agent's window of samples reaches.",
+        &[(none(), v.history_secs)],
+    )
 }
 
 /// The negotiated exposition format.
