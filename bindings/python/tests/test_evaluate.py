@@ -180,8 +180,8 @@ def test_thresholds_accepted(incident: kerno.Signals) -> None:
     assert default == {"fd-leak": 10.0, "disk-io": 200.0}, default
     assert by_rule(kerno.evaluate(incident, thresholds={})) == default
     assert by_rule(kerno.evaluate(incident, thresholds=None)) == default
-    # Keys the incident's findings do not read change nothing; the ones they read show up
-    # in the findings' thresholds (a whole float is a count; a custom section is kept).
+    # The keys the rules read show up in the findings' thresholds (a whole float is a
+    # count; a custom section is kept).
     changed = kerno.evaluate(
         incident,
         thresholds={
@@ -190,7 +190,8 @@ def test_thresholds_accepted(incident: kerno.Signals) -> None:
             "fd_growth_per_sec": 12, "disk_critical_p99_ms": 150.5,
         },
     )
-    assert by_rule(changed) == {"fd-leak": 12.0, "disk-io": 150.5}, by_rule(changed)
+    # benign_errnos=["EAGAIN"] makes the incident's ENOENTs count: syscall-errors speaks up.
+    assert by_rule(changed) == {"fd-leak": 12.0, "disk-io": 150.5, "syscall-errors": 1.0}, by_rule(changed)
     assert by_rule(kerno.evaluate(incident, thresholds=lenient())) == {}
 
 

@@ -66,7 +66,7 @@ def test_runbook_passes_a_quiet_window(tmp_path: pathlib.Path) -> None:
     [
         (["--from", "/nonexistent/incident.json"], "No such file or directory: '/nonexistent/incident.json'"),
         (["--from", str(INCIDENT), "--threshold", "bogus=1"], "thresholds.bogus: no such threshold"),
-        (["--from", str(INCIDENT), "--threshold", "syscall_error_pct=250"], "thresholds.syscall_error_pct: is a percentage"),
+        (["--from", str(INCIDENT), "--threshold", "syscall_error_pct=250"], "thresholds.syscall_error_pct: out of range: use 0 to 100, got 250"),
         (["--duration", "0.2"], "invalid value for duration"),
     ],
 )
