@@ -137,7 +137,7 @@ impl Engine {
         engine.probe_status = probes.status().to_vec();
         for s in probes.status() {
             if let Some(err) = &s.error {
-                let reason = format!("{} probe not attached: {err}", s.domain);
+                let reason = not_attached(s.domain, err);
                 if s.domain == Domain::Syscalls {
                     for d in ["syscalls", "fds"] {
                         if wanted(d) {
@@ -364,6 +364,11 @@ impl Engine {
     pub fn evaluate(&self, signals: &Signals) -> Report {
         evaluate(signals, &self.rules, &self.thresholds)
     }
+}
+
+/// Why a probe domain is not observed, as reports and `/readyz` say it.
+pub(crate) fn not_attached(domain: Domain, error: &str) -> String {
+    format!("{domain} probe not attached: {error}")
 }
 
 /// Check that this process may load the kernel probes (`CAP_BPF` and `CAP_PERFMON`, or

@@ -89,14 +89,6 @@ fn sync_calls(s: &Signals) -> Option<SyncCalls> {
     })
 }
 
-fn device_label(d: &DiskDevice) -> String {
-    if d.name.is_empty() {
-        d.dev.clone()
-    } else {
-        format!("{} ({})", d.name, d.dev)
-    }
-}
-
 /// The grade of one breach: severity and the threshold that set it.
 fn grade_of(b: &Breach, t: &Thresholds) -> (Severity, f64) {
     grade(b.p99_ms(), b.warn_ms, t.disk_critical_p99_ms).unwrap_or((Severity::Warning, b.warn_ms))
@@ -259,7 +251,7 @@ fn device_finding(
     sync: Option<&SyncCalls>,
     t: &Thresholds,
 ) -> Finding {
-    let label = device_label(d);
+    let label = d.label();
     // The sync calls' breach, when attached, is part of this device's verdict.
     if let Some(b) = sync.and_then(|x| sync_breach(x, t)) {
         breaches.push(b);
@@ -374,8 +366,7 @@ fn sync_finding(sync: &SyncCalls, b: Breach, s: &Signals, t: &Thresholds) -> Fin
                 .iter()
                 .filter(|o| o.op == "flush" || o.op == "write")
             {
-                f.evidence
-                    .push(format!("{} {}", device_label(dev), op_line(op)));
+                f.evidence.push(format!("{} {}", dev.label(), op_line(op)));
             }
         }
     }

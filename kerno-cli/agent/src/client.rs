@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use kerno_core::Signals;
+use kerno_core::{Signals, readiness::Readiness};
 use thiserror::Error;
 
 /// Why an agent could not answer.
@@ -43,6 +43,9 @@ pub enum ClientError {
     /// The answer is not a window this Kerno reads.
     #[error("the agent's answer is not a window: {0}")]
     Invalid(String),
+    /// The `/readyz` answer is not a readiness this Kerno reads.
+    #[error("the agent's /readyz answer is not a readiness: {0}")]
+    InvalidReadiness(String),
 }
 
 /// The agent's window of the last `window`, as [`Signals`]; the caller runs its own rules
@@ -61,8 +64,32 @@ pub fn fetch_signals(
     kerno_core::parse_signals(&body).map_err(ClientError::Invalid)
 }
 
+/// The agent's readiness (`/readyz`), whether it is ready (200) or not yet (503).
+pub fn fetch_readiness(socket: &Path, timeout: Duration) -> Result<Readiness, ClientError> {
+    let (status, body) = request(socket, "/readyz", timeout)?;
+    if status != 200 && status != 503 {
+        return Err(ClientError::Status {
+            status,
+            body: body.trim().to_string(),
+        });
+    }
+    serde_json::from_str(&body).map_err(|e| ClientError::InvalidReadiness(e.to_string()))
+}
+
 /// `GET path` on the agent's socket; the body of a 200 answer.
 pub fn get(socket: &Path, path: &str, timeout: Duration) -> Result<String, ClientError> {
+    let (status, body) = request(socket, path, timeout)?;
+    if status != 200 {
+        return Err(ClientError::Status {
+            status,
+            body: body.trim().to_string(),
+        });
+    }
+    Ok(body)
+}
+
+/// `GET path` on the agent's socket: the answer's status and body.
+fn request(socket: &Path, path: &str, timeout: Duration) -> Result<(u16, String), ClientError> {
     let name = socket.display().to_string();
     let io = |source| ClientError::Io {
         socket: name.clone(),
@@ -88,14 +115,7 @@ pub fn get(socket: &Path, path: &str, timeout: Duration) -> Result<String, Clien
     .map_err(io)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(io)?;
-    let (status, body) = parse_response(&raw).map_err(ClientError::Invalid)?;
-    if status != 200 {
-        return Err(ClientError::Status {
-            status,
-            body: body.trim().to_string(),
-        });
-    }
-    Ok(body)
+    parse_response(&raw).map_err(ClientError::Invalid)
 }
 
 /// Status and body of an HTTP/1.1 response (`Content-Length`, chunked, or until close).
