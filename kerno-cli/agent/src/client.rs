@@ -188,6 +188,63 @@ mod tests {
         assert!(parse_response(b"garbage").is_err());
     }
 
+    /// Answer each connection on a fresh socket with the next of `answers`; the socket.
+    fn fake_agent(name: &str, answers: Vec<String>) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("kerno-{name}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                // The whole request first: the client writes it in pieces.
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                    request.push(byte[0]);
+                }
+                s.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        path
+    }
+
+    #[test]
+    fn readiness_is_read_ready_or_not() {
+        let body = |ready: bool, status: &str| {
+            format!(
+                r#"{{"collectors":[],"degraded":[],"domains":[],"history_secs":4.5,"ready":{ready},"status":"{status}","uptime_secs":5.0}}"#
+            )
+        };
+        let answer = |code: &str, body: &str| {
+            format!(
+                "HTTP/1.1 {code}\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let socket = fake_agent(
+            "readyz",
+            vec![
+                answer("200 OK", &body(true, "ready")),
+                answer("503 Service Unavailable", &body(false, "warming_up")),
+                answer("404 Not Found", "no"),
+                answer("200 OK", "{}"),
+            ],
+        );
+        let t = Duration::from_secs(5);
+        let r = fetch_readiness(&socket, t).unwrap();
+        assert!(r.ready && r.history_secs == 4.5, "{r:?}");
+        let r = fetch_readiness(&socket, t).unwrap();
+        assert_eq!(
+            (r.ready, r.status),
+            (false, kerno_core::readiness::ReadyStatus::WarmingUp)
+        );
+        let e = fetch_readiness(&socket, t).unwrap_err();
+        assert!(matches!(e, ClientError::Status { status: 404, .. }), "{e}");
+        let e = fetch_readiness(&socket, t).unwrap_err();
+        assert!(matches!(e, ClientError::InvalidReadiness(_)), "{e}");
+        let _ = std::fs::remove_file(&socket);
+    }
+
     #[test]
     fn a_missing_socket_means_no_agent() {
         let e = fetch_signals(

@@ -27,8 +27,9 @@ impl HistTotal {
     /// kernel bucket falls wholly inside one, see [`Histogram::regroup`]): `(upper bound in
     /// seconds, count in that bucket alone)`, ending with `+Inf`.
     pub fn buckets(&self, bounds_ns: &[u64]) -> Vec<(f64, u64)> {
-        let upper = bounds_ns.iter().map(|b| *b as f64 / 1e9);
-        upper
+        bounds_ns
+            .iter()
+            .map(|b| *b as f64 / 1e9)
             .chain([f64::INFINITY])
             .zip(self.hist.regroup(bounds_ns))
             .collect()
