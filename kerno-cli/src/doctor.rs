@@ -61,10 +61,10 @@ fn ask_agent(cfg: &Config, quiet: bool) -> Option<kerno_core::Signals> {
     let timeout = cfg.duration + Duration::from_secs(10);
     if !quiet {
         // A just-started agent makes the doctor wait for the rest of the window: say so.
-        let history = kerno_agent::get(socket, "/readyz", Duration::from_secs(2))
+        let history = kerno_agent::fetch_readiness(socket, Duration::from_secs(2))
             .ok()
-            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["history_secs"].as_f64());
+            .filter(|r| r.ready)
+            .map(|r| r.history_secs);
         if let Some(h) = history.filter(|h| *h + 1.0 < cfg.duration.as_secs_f64()) {
             eprintln!(
                 "kerno: the agent started {h:.0} s ago; waiting {:.0} s for a {} s window",

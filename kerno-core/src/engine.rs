@@ -113,7 +113,7 @@ impl Engine {
         engine.probe_status = probes.status().to_vec();
         for s in probes.status() {
             if let Some(err) = &s.error {
-                let reason = format!("{} probe not attached: {err}", s.domain);
+                let reason = not_attached(s.domain, err);
                 if s.domain == ProbeDomain::Syscalls {
                     for d in [Domain::Syscalls, Domain::Fds] {
                         if wanted(d) {
@@ -342,6 +342,11 @@ impl Engine {
     }
 }
 
+/// Why a probe domain is not observed, as reports and `/readyz` say it.
+pub(crate) fn not_attached(domain: ProbeDomain, error: &str) -> String {
+    format!("{domain} probe not attached: {error}")
+}
+
 /// Check that this process may load the kernel probes (`CAP_BPF` and `CAP_PERFMON`, or
 /// `CAP_SYS_ADMIN`), before doing anything else: the error names what is missing.
 pub fn check_privileges() -> Result<(), CoreError> {
@@ -426,11 +431,21 @@ mod tests {
             .unwrap();
         // Start, once a second while at least half a second is left, and the end.
         assert_eq!(steady.load(Ordering::SeqCst), 3);
-        assert_eq!(s.custom["steady"], serde_json::json!({"delta": 2, "samples": 3}));
+        assert_eq!(
+            s.custom["steady"],
+            serde_json::json!({"delta": 2, "samples": 3})
+        );
         assert_eq!(s.custom["flaky"]["samples"], 3);
         assert!(s.degraded.is_empty(), "{:?}", s.degraded);
-        assert!((2000..2500).contains(&s.window.duration_ms), "{}", s.window.duration_ms);
-        assert!(ticks >= 15, "progress about ten times a second, got {ticks}");
+        assert!(
+            (2000..2500).contains(&s.window.duration_ms),
+            "{}",
+            s.window.duration_ms
+        );
+        assert!(
+            ticks >= 15,
+            "progress about ten times a second, got {ticks}"
+        );
         assert_eq!(s.collector_pid, std::process::id());
         assert_eq!(s.schema, crate::SCHEMA_VERSION);
     }
@@ -438,7 +453,9 @@ mod tests {
     #[test]
     fn a_failing_collector_degrades_its_domain_only_and_says_why() {
         let (mut e, _, flaky) = engine_with(Some(1));
-        let s = e.collect(Duration::from_secs(1), None, &mut |_, _| {}).unwrap();
+        let s = e
+            .collect(Duration::from_secs(1), None, &mut |_, _| {})
+            .unwrap();
         assert!(s.custom.contains_key("steady"));
         assert!(!s.custom.contains_key("flaky"));
         assert_eq!(s.degraded.len(), 1, "{:?}", s.degraded);

@@ -201,11 +201,34 @@ impl Histogram {
         if total == 0 {
             return None;
         }
-        let sum: f64 = self
-            .ranges()
+        Some(self.approx_sum_ns() / total as f64)
+    }
+
+    /// Approximate sum of the samples (ns), from bucket midpoints: the kernel keeps no sum,
+    /// and a bucket is at most 6.25% wide. Additive: the sum of a merge is the sum of the
+    /// parts.
+    pub fn approx_sum_ns(&self) -> f64 {
+        self.ranges()
             .map(|(lo, hi, c)| (lo as f64 + hi as f64) / 2.0 * c as f64)
-            .sum();
-        Some(sum / total as f64)
+            .sum()
+    }
+
+    /// The samples regrouped into coarser buckets ending at `upper_bounds_ns` (ascending):
+    /// element `i` counts the samples of the kernel buckets that end at or below
+    /// `upper_bounds_ns[i]` and above the previous bound, and one more element counts those
+    /// above the last bound. Exact when every bound is a kernel bucket edge (any power of
+    /// two is, from 16 up); a kernel bucket that straddles a bound counts in the coarser
+    /// bucket above it.
+    pub fn regroup(&self, upper_bounds_ns: &[u64]) -> Vec<u64> {
+        let mut out = vec![0; upper_bounds_ns.len() + 1];
+        for (_, hi, c) in self.ranges() {
+            let i = upper_bounds_ns
+                .iter()
+                .position(|b| hi <= *b)
+                .unwrap_or(upper_bounds_ns.len());
+            out[i] += c;
+        }
+        out
     }
 }
 
@@ -310,6 +333,36 @@ mod tests {
         assert!(s.contains("\"p99_ns\""), "{s}");
         let back: Histogram = serde_json::from_str(&s).unwrap();
         assert_eq!(back, h);
+    }
+
+    #[test]
+    fn regrouping_sums_whole_kernel_buckets() {
+        let mut h = Histogram::new();
+        h.record_n(1_000, 3); // below 1024
+        h.record_n(1_024, 2); // the next power of two starts the next bucket
+        h.record_n(4_095, 1); // the last value below 4096
+        h.record_n(5_000_000_000, 1); // beyond the last bound
+        assert_eq!(h.regroup(&[1 << 10, 1 << 12]), vec![3, 3, 1]);
+        assert_eq!(h.regroup(&[]), vec![7], "no bounds: everything above");
+        assert_eq!(Histogram::new().regroup(&[1 << 10]), vec![0, 0]);
+        let total: u64 = h.regroup(&[1 << 11, 1 << 20, 1 << 30]).iter().sum();
+        assert_eq!(total, h.count(), "no sample is lost or counted twice");
+    }
+
+    #[test]
+    fn approximate_sum_is_within_a_bucket_and_additive() {
+        let mut a = Histogram::new();
+        a.record_n(1_000, 3);
+        let mut b = Histogram::new();
+        b.record_n(5_000_000_000, 1);
+        let exact = 3.0 * 1_000.0 + 5e9;
+        let mut both = a.clone();
+        both.merge(&b);
+        let sum = both.approx_sum_ns();
+        assert!((sum - exact).abs() / exact < 0.0625, "{sum}");
+        assert_eq!(sum, a.approx_sum_ns() + b.approx_sum_ns());
+        assert_eq!(Histogram::new().approx_sum_ns(), 0.0);
+        assert_eq!(both.mean(), Some(sum / 4.0));
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! - [`Rule`]: a pure function of [`Signals`] and [`Thresholds`] returning [`Finding`]s
 //!   (the built-in rules live in the `kerno-rules` crate);
 //! - [`Engine`]: runs collectors for a window and rules over it, giving a [`Report`];
-//! - [`render`]: the pretty and JSON renderings of a report;
-//! - [`Config`]: configuration from file, `KERNO_*` environment and flags.
+//! - [`render`]: the pretty, JSON and HTML renderings of a report;
+//! - [`Config`]: configuration from file, `KERNO_*` environment and flags;
+//! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients.
 //!
 //! ```
 //! use kerno_core::{Signals, Thresholds, evaluate};
@@ -33,6 +34,7 @@ mod finding;
 mod histogram;
 pub mod host;
 pub mod procfs;
+pub mod readiness;
 pub mod render;
 mod report;
 mod rule;

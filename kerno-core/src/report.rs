@@ -41,6 +41,9 @@ pub struct DomainStatus {
     pub observed: bool,
     /// What was seen (or why it was not).
     pub detail: String,
+    /// Why it was not observed, when known: the reason its [`Degraded`] entry gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A diagnosis report for one window.
@@ -184,7 +187,7 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                             "{} on {}; worst p99: {} {} {}",
                             counted(reqs, "request", "requests"),
                             counted(x.devices.len() as u64, "device", "devices"),
-                            if d.name.is_empty() { &d.dev } else { &d.name },
+                            d.short_label(),
                             o.op,
                             human_ns(p99 as f64)
                         ),
@@ -227,18 +230,65 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                     domain: d,
                     observed: true,
                     detail,
+                    reason: None,
                 },
-                None => DomainStatus {
-                    domain: d,
-                    observed: false,
-                    detail: s
+                None => {
+                    let reason = s
                         .degraded
                         .iter()
                         .find(|g| g.domain == d)
-                        .map(|g| format!("not observed: {}", g.reason))
-                        .unwrap_or_else(|| "not observed".into()),
-                },
+                        .map(|g| g.reason.clone());
+                    DomainStatus {
+                        domain: d,
+                        observed: false,
+                        detail: match &reason {
+                            Some(why) => format!("not observed: {why}"),
+                            None => "not observed".into(),
+                        },
+                        reason,
+                    }
+                }
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unobserved_domain_carries_its_reason() {
+        let s = Signals {
+            degraded: vec![Degraded {
+                domain: "tcp".into(),
+                reason: "tcp probe not attached: no BTF".into(),
+            }],
+            ..Signals::default()
+        };
+        let domains = domain_statuses(&s);
+        let get = |name: &str| domains.iter().find(|d| d.domain == *name).unwrap();
+        let tcp = get("tcp");
+        assert!(!tcp.observed);
+        assert_eq!(
+            tcp.reason.as_deref(),
+            Some("tcp probe not attached: no BTF")
+        );
+        assert_eq!(tcp.detail, "not observed: tcp probe not attached: no BTF");
+        let oom = get("oom");
+        assert_eq!(
+            (oom.reason.as_deref(), oom.detail.as_str()),
+            (None, "not observed")
+        );
+
+        // The JSON field is there only when there is a reason, and older reports (without
+        // it) still read.
+        let json = serde_json::to_value(tcp).unwrap();
+        assert_eq!(json["reason"], "tcp probe not attached: no BTF");
+        assert!(serde_json::to_value(oom).unwrap().get("reason").is_none());
+        let old: DomainStatus =
+            serde_json::from_str(r#"{"domain":"tcp","observed":false,"detail":"not observed"}"#)
+                .unwrap();
+        assert_eq!(old.reason, None);
+    }
 }

@@ -143,10 +143,18 @@ impl Signals {
                     + t.connect_failed,
             ));
         }
-        if let Some(o) = &self.oom {
-            out.push((Domain::Oom, o.kills.len() as u64 + self.lost.oom_kills));
+        if let Some(n) = self.oom_kills() {
+            out.push((Domain::Oom, n));
         }
         out
+    }
+
+    /// OOM kills in the window, those overwritten in the ring before they were read
+    /// included (they were kills all the same); `None` when OOM kills were not observed.
+    pub fn oom_kills(&self) -> Option<u64> {
+        self.oom
+            .as_ref()
+            .map(|o| o.kills.len() as u64 + self.lost.oom_kills)
     }
 }
 
@@ -198,6 +206,17 @@ pub struct Lost {
     pub block_unmatched: u64,
     /// OOM kills overwritten in the ring before they were read.
     pub oom_kills: u64,
+}
+
+impl std::ops::AddAssign<&Lost> for Lost {
+    /// Add another window's losses (a daemon's totals since start).
+    fn add_assign(&mut self, other: &Lost) {
+        self.syscall_samples += other.syscall_samples;
+        self.sched_samples += other.sched_samples;
+        self.map_full += other.map_full;
+        self.block_unmatched += other.block_unmatched;
+        self.oom_kills += other.oom_kills;
+    }
 }
 
 /// A process, as precisely as it could be identified.
@@ -448,6 +467,28 @@ pub struct DiskDevice {
     pub ops: Vec<DiskOp>,
 }
 
+impl DiskDevice {
+    /// The device as findings name it: `sda (8:0)`, or `8:0` when the kernel name is
+    /// unknown.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            self.dev.clone()
+        } else {
+            format!("{} ({})", self.name, self.dev)
+        }
+    }
+
+    /// The device in one word, as the domain line, `/metrics` and the Python bindings name
+    /// it: `sda`, or `8:0` when the kernel name is unknown.
+    pub fn short_label(&self) -> &str {
+        if self.name.is_empty() {
+            &self.dev
+        } else {
+            &self.name
+        }
+    }
+}
+
 /// One device's operation (`read`, `write`, `flush`, `discard`, `other`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct DiskOp {
@@ -518,6 +559,20 @@ pub struct FdProcess {
     pub net_per_interval: Vec<i64>,
 }
 
+impl FdSignals {
+    /// Net descriptor growth per second by command name (processes with the same command
+    /// summed), for the commands that grew: fastest first, then by name.
+    pub fn growth_by_comm(&self, window_secs: f64) -> Vec<(String, f64)> {
+        let mut by_comm: BTreeMap<String, f64> = BTreeMap::new();
+        for p in &self.processes {
+            *by_comm.entry(p.process.comm.clone()).or_insert(0.0) += p.growth_per_sec(window_secs);
+        }
+        let mut v: Vec<(String, f64)> = by_comm.into_iter().filter(|(_, g)| *g > 0.0).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
 impl FdProcess {
     /// Net growth per second over the window.
     pub fn growth_per_sec(&self, window_secs: f64) -> f64 {
@@ -574,6 +629,13 @@ pub struct CgroupMemory {
     pub pod: Option<String>,
 }
 
+impl CgroupMemory {
+    /// Usage at the end of the window as a percentage of the limit.
+    pub fn fill_pct(&self) -> f64 {
+        self.usage_bytes as f64 * 100.0 / self.limit_bytes.max(1) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,6 +657,101 @@ mod tests {
         assert!(s.observed(Domain::Syscalls) && !s.observed(Domain::Tcp));
         assert!(s.observed_name("syscalls") && !s.observed_name("nope"));
         assert!(s.degraded.is_empty());
+    }
+
+    #[test]
+    fn fd_growth_is_summed_by_command_fastest_first() {
+        let p = |pid, comm: &str, opens, closes| FdProcess {
+            process: Process {
+                pid,
+                comm: comm.into(),
+                ..Process::default()
+            },
+            opens,
+            closes,
+            ..FdProcess::default()
+        };
+        let fds = FdSignals {
+            processes: vec![
+                p(1, "nginx", 30, 10),
+                p(2, "nginx", 10, 0),
+                p(3, "api", 60, 0),
+                p(4, "cron", 0, 50),
+                p(5, "batch", 5, 25),
+                p(6, "batch", 25, 0),
+                p(7, "idle", 4, 4),
+                p(8, "zed", 30, 0),
+            ],
+        };
+        // Over 10 s: api 6/s; nginx 2+1 = 3/s; zed 3/s (after nginx by name); batch
+        // -2+2.5 = 0.5/s; cron shrank and idle held steady, so neither is listed.
+        assert_eq!(
+            fds.growth_by_comm(10.0),
+            vec![
+                ("api".to_string(), 6.0),
+                ("nginx".to_string(), 3.0),
+                ("zed".to_string(), 3.0),
+                ("batch".to_string(), 0.5),
+            ]
+        );
+        assert!(FdSignals::default().growth_by_comm(10.0).is_empty());
+    }
+
+    #[test]
+    fn cgroup_fill_disk_labels_and_oom_kills() {
+        let cg = CgroupMemory {
+            usage_bytes: 768,
+            limit_bytes: 1024,
+            ..CgroupMemory::default()
+        };
+        assert_eq!(cg.fill_pct(), 75.0);
+        let named = DiskDevice {
+            dev: "8:0".into(),
+            name: "sda".into(),
+            ops: Vec::new(),
+        };
+        assert_eq!(
+            (named.label(), named.short_label()),
+            ("sda (8:0)".into(), "sda")
+        );
+        let bare = DiskDevice {
+            name: String::new(),
+            ..named
+        };
+        assert_eq!((bare.label(), bare.short_label()), ("8:0".into(), "8:0"));
+
+        let mut s = Signals::default();
+        s.lost.oom_kills = 2;
+        assert_eq!(s.oom_kills(), None, "not observed: no count");
+        s.oom = Some(OomSignals {
+            kills: vec![OomKill::default()],
+            vmstat_oom_kills: 1,
+        });
+        assert_eq!(s.oom_kills(), Some(3), "kills lost from the ring count too");
+        assert_eq!(s.events(), vec![(Domain::Oom, 3)]);
+    }
+
+    #[test]
+    fn losses_add_field_by_field() {
+        let one = Lost {
+            syscall_samples: 1,
+            sched_samples: 2,
+            map_full: 3,
+            block_unmatched: 4,
+            oom_kills: 5,
+        };
+        let mut total = one.clone();
+        total += &one;
+        assert_eq!(
+            total,
+            Lost {
+                syscall_samples: 2,
+                sched_samples: 4,
+                map_full: 6,
+                block_unmatched: 8,
+                oom_kills: 10,
+            }
+        );
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 mod convert;
 mod errors;
-mod html;
 mod report;
 mod rules;
 mod signals;

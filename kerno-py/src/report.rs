@@ -2,7 +2,7 @@
 
 use kerno_core::{
     Finding, Report, Severity, Status, Subject,
-    render::{PrettyOptions, pretty},
+    render::{PrettyOptions, html, pretty},
 };
 use pyo3::{exceptions::PyValueError, prelude::*};
 use serde_json::Value;
@@ -258,7 +258,8 @@ impl PyReport {
             .map(|f| PyFinding { inner: f.clone() })
             .collect()
     }
-    /// Each domain: `{"domain", "observed", "detail"}`.
+    /// Each domain: `{"domain", "observed", "detail"}`, and `"reason"` when it was not
+    /// observed and why is known.
     #[getter]
     fn domains<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         serde_to_py(py, &self.inner.domains)
@@ -314,6 +315,6 @@ impl PyReport {
     }
 
     fn _repr_html_(&self) -> String {
-        crate::html::report(&self.inner)
+        html(&self.inner)
     }
 }

@@ -170,7 +170,7 @@ impl PySignals {
         }
         if let Some(x) = &s.disk {
             for d in &x.devices {
-                let dev = if d.name.is_empty() { &d.dev } else { &d.name };
+                let dev = d.short_label();
                 for o in &d.ops {
                     put(format!("disk.{dev}.{}", o.op), &o.latency)?;
                 }

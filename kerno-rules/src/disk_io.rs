@@ -131,14 +131,6 @@ fn sync_calls(s: &Signals) -> Option<SyncCalls> {
     })
 }
 
-fn device_label(d: &DiskDevice) -> String {
-    if d.name.is_empty() {
-        d.dev.clone()
-    } else {
-        format!("{} ({})", d.name, d.dev)
-    }
-}
-
 /// The grade of one breach: severity and the threshold that set it.
 fn grade_of(b: &Breach, t: &Thresholds) -> (Severity, f64) {
     grade(b.p99_ms(), b.warn_ms, t.number(&DISK_CRITICAL_P99_MS))
@@ -302,7 +294,7 @@ fn device_finding(
     sync: Option<&SyncCalls>,
     t: &Thresholds,
 ) -> Finding {
-    let label = device_label(d);
+    let label = d.label();
     // The sync calls' breach, when attached, is part of this device's verdict.
     if let Some(b) = sync.and_then(|x| sync_breach(x, t)) {
         breaches.push(b);
@@ -417,8 +409,7 @@ fn sync_finding(sync: &SyncCalls, b: Breach, s: &Signals, t: &Thresholds) -> Fin
                 .iter()
                 .filter(|o| o.op == "flush" || o.op == "write")
             {
-                f.evidence
-                    .push(format!("{} {}", device_label(dev), op_line(op)));
+                f.evidence.push(format!("{} {}", dev.label(), op_line(op)));
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The reports a person reads, as snapshots: a healthy window, one where every built-in rule
-//! fires, and one with domains that could not be observed. Review a changed snapshot as you
-//! would review a changed screen.
+//! fires, and one with domains that could not be observed, each as text, JSON and HTML.
+//! Review a changed snapshot as you would review a changed screen.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use kerno_core::{
     Histogram, Host, MemorySignals, OomKill, OomSignals, Process, ProcessErrors, ProcessSlow,
     Report, SchedSignals, Signals, Status, SyscallSignals, SyscallStat, TcpFlow, TcpSignals,
     Thresholds, Window, evaluate,
-    render::{PrettyOptions, json, pretty},
+    render::{PrettyOptions, html, json, pretty},
 };
 
 const US: u64 = 1_000;
@@ -521,6 +521,20 @@ fn text(r: &Report) -> String {
     pretty(r, PrettyOptions { color: false })
 }
 
+/// The HTML report with a line break before each block tag, for review (the output itself
+/// is one line, and removing the breaks gives it back exactly).
+fn html_lines(r: &Report) -> String {
+    let out = html(r);
+    assert!(!out.contains('\n'));
+    let mut lines = out;
+    for tag in [
+        "<p>", "<ol>", "</ol>", "<li>", "<dt>", "<ul>", "<table>", "<tr>", "</div>",
+    ] {
+        lines = lines.replace(tag, &format!("\n{tag}"));
+    }
+    lines
+}
+
 #[test]
 fn healthy_report() {
     let r = report(&healthy());
@@ -528,6 +542,7 @@ fn healthy_report() {
     assert!(r.findings.is_empty());
     insta::assert_snapshot!("healthy_pretty", text(&r));
     insta::assert_snapshot!("healthy_json", json(&r));
+    insta::assert_snapshot!("healthy_html", html_lines(&r));
 }
 
 #[test]
@@ -555,6 +570,7 @@ fn every_rule_fires_report() {
     }
     insta::assert_snapshot!("every_rule_fires_pretty", text(&r));
     insta::assert_snapshot!("every_rule_fires_json", json(&r));
+    insta::assert_snapshot!("every_rule_fires_html", html_lines(&r));
 }
 
 #[test]
@@ -564,6 +580,7 @@ fn degraded_report() {
     assert!(r.findings.iter().all(|f| f.low_volume));
     insta::assert_snapshot!("degraded_pretty", text(&r));
     insta::assert_snapshot!("degraded_json", json(&r));
+    insta::assert_snapshot!("degraded_html", html_lines(&r));
 }
 
 #[test]
@@ -573,7 +590,10 @@ fn ranking_does_not_depend_on_rule_order_and_a_report_replays_to_itself() {
         // The same rules in the opposite order rank the same findings the same way.
         let mut reversed = kerno_rules::builtin();
         reversed.reverse();
-        assert_eq!(json(&evaluate(&s, &reversed, &Thresholds::default())), json(&r));
+        assert_eq!(
+            json(&evaluate(&s, &reversed, &Thresholds::default())),
+            json(&r)
+        );
         // `kerno doctor --from report.json`: the signals inside a JSON report give it back.
         let again = kerno_core::parse_signals(&json(&r)).unwrap();
         assert_eq!(json(&report(&again)), json(&r));

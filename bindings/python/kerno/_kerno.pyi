@@ -40,10 +40,14 @@ class Summary(TypedDict):
     warning: int
     info: int
 
-class DomainStatus(TypedDict):
+class _DomainStatusRequired(TypedDict):
     domain: str
     observed: bool
     detail: str
+
+class DomainStatus(_DomainStatusRequired, total=False):
+    # Why the domain was not observed: present only then, and only when known.
+    reason: str
 
 class ProbeError(OSError):
     """The eBPF probes could not be loaded (no BTF, no tracefs, a rejected program)."""

@@ -92,9 +92,13 @@ def test_html_for_notebooks_escapes_everything(incident: kerno.Signals) -> None:
 
 def test_html_says_what_was_not_observed() -> None:
     window = {**quiet_window(), "tcp": None, "degraded": [{"domain": "tcp", "reason": "probe & co failed"}]}
-    html = kerno.evaluate(kerno.Signals.from_dict(window))._repr_html_()
+    report = kerno.evaluate(kerno.Signals.from_dict(window))
+    html = report._repr_html_()
     assert "DEGRADED" in html
     assert "<b>not observed</b>: probe &amp; co failed" in html
+    domains = {d["domain"]: d for d in report.domains}
+    assert domains["tcp"].get("reason") == "probe & co failed"
+    assert "reason" not in domains["syscalls"], "an observed domain has no reason"
 
 
 def test_summary_line(incident: kerno.Signals) -> None:

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use kerno_core::Signals;
+use kerno_core::{Signals, readiness::Readiness};
 use thiserror::Error;
 
 /// Why an agent could not answer.
@@ -43,6 +43,9 @@ pub enum ClientError {
     /// The answer is not a window this Kerno reads.
     #[error("the agent's answer is not a window: {0}")]
     Invalid(String),
+    /// The `/readyz` answer is not a readiness this Kerno reads.
+    #[error("the agent's /readyz answer is not a readiness: {0}")]
+    InvalidReadiness(String),
 }
 
 /// The agent's window of the last `window`, as [`Signals`]; the caller runs its own rules
@@ -61,8 +64,32 @@ pub fn fetch_signals(
     kerno_core::parse_signals(&body).map_err(ClientError::Invalid)
 }
 
+/// The agent's readiness (`/readyz`), whether it is ready (200) or not yet (503).
+pub fn fetch_readiness(socket: &Path, timeout: Duration) -> Result<Readiness, ClientError> {
+    let (status, body) = request(socket, "/readyz", timeout)?;
+    if status != 200 && status != 503 {
+        return Err(ClientError::Status {
+            status,
+            body: body.trim().to_string(),
+        });
+    }
+    serde_json::from_str(&body).map_err(|e| ClientError::InvalidReadiness(e.to_string()))
+}
+
 /// `GET path` on the agent's socket; the body of a 200 answer.
 pub fn get(socket: &Path, path: &str, timeout: Duration) -> Result<String, ClientError> {
+    let (status, body) = request(socket, path, timeout)?;
+    if status != 200 {
+        return Err(ClientError::Status {
+            status,
+            body: body.trim().to_string(),
+        });
+    }
+    Ok(body)
+}
+
+/// `GET path` on the agent's socket: the answer's status and body.
+fn request(socket: &Path, path: &str, timeout: Duration) -> Result<(u16, String), ClientError> {
     let name = socket.display().to_string();
     let io = |source| ClientError::Io {
         socket: name.clone(),
@@ -88,14 +115,7 @@ pub fn get(socket: &Path, path: &str, timeout: Duration) -> Result<String, Clien
     .map_err(io)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(io)?;
-    let (status, body) = parse_response(&raw).map_err(ClientError::Invalid)?;
-    if status != 200 {
-        return Err(ClientError::Status {
-            status,
-            body: body.trim().to_string(),
-        });
-    }
-    Ok(body)
+    parse_response(&raw).map_err(ClientError::Invalid)
 }
 
 /// Status and body of an HTTP/1.1 response (`Content-Length`, chunked, or until close).
@@ -166,6 +186,63 @@ mod tests {
             b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         assert_eq!(parse_response(chunked).unwrap(), (503, "abcde".into()));
         assert!(parse_response(b"garbage").is_err());
+    }
+
+    /// Answer each connection on a fresh socket with the next of `answers`; the socket.
+    fn fake_agent(name: &str, answers: Vec<String>) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("kerno-{name}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                // The whole request first: the client writes it in pieces.
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                    request.push(byte[0]);
+                }
+                s.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        path
+    }
+
+    #[test]
+    fn readiness_is_read_ready_or_not() {
+        let body = |ready: bool, status: &str| {
+            format!(
+                r#"{{"collectors":[],"degraded":[],"domains":[],"history_secs":4.5,"ready":{ready},"status":"{status}","uptime_secs":5.0}}"#
+            )
+        };
+        let answer = |code: &str, body: &str| {
+            format!(
+                "HTTP/1.1 {code}\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let socket = fake_agent(
+            "readyz",
+            vec![
+                answer("200 OK", &body(true, "ready")),
+                answer("503 Service Unavailable", &body(false, "warming_up")),
+                answer("404 Not Found", "no"),
+                answer("200 OK", "{}"),
+            ],
+        );
+        let t = Duration::from_secs(5);
+        let r = fetch_readiness(&socket, t).unwrap();
+        assert!(r.ready && r.history_secs == 4.5, "{r:?}");
+        let r = fetch_readiness(&socket, t).unwrap();
+        assert_eq!(
+            (r.ready, r.status),
+            (false, kerno_core::readiness::ReadyStatus::WarmingUp)
+        );
+        let e = fetch_readiness(&socket, t).unwrap_err();
+        assert!(matches!(e, ClientError::Status { status: 404, .. }), "{e}");
+        let e = fetch_readiness(&socket, t).unwrap_err();
+        assert!(matches!(e, ClientError::InvalidReadiness(_)), "{e}");
+        let _ = std::fs::remove_file(&socket);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use std::{
     time::Duration,
 };
 
-pub use client::{ClientError, fetch_signals, get};
+pub use client::{ClientError, fetch_readiness, fetch_signals, get};
 use kerno_core::{CoreError, Engine, KernelOptions, Rule, Thresholds};
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};

@@ -14,6 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use kerno_core::readiness::{CollectorHealth, Readiness, ReadyStatus};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -53,53 +54,34 @@ async fn healthz() -> Response {
 /// every probe domain failed.
 async fn readyz(State(s): St) -> Response {
     let st = lock(&s.status);
-    let ticks = lock(&s.history).len();
-    let history = lock(&s.history).span().as_secs_f64();
-    let any_probe = st.probes.is_empty() || st.probes.iter().any(|p| p.attached);
-    let all_probes = st.probes.iter().all(|p| p.attached);
-    let (ready, status) = match st.phase {
-        Phase::Loading => (false, "loading"),
-        Phase::Stopping => (false, "stopping"),
-        Phase::Running if !any_probe => (false, "failed"),
-        Phase::Running if ticks < 2 => (false, "warming_up"),
-        Phase::Running if !all_probes || !st.degraded.is_empty() => (true, "degraded"),
-        Phase::Running => (true, "ready"),
+    let (ticks, history) = {
+        let h = lock(&s.history);
+        (h.len(), h.span().as_secs_f64())
     };
-    let domains: Vec<_> = st
-        .probes
-        .iter()
-        .map(|p| {
-            if p.attached {
-                json!({ "domain": p.domain, "state": "attached", "programs": p.programs })
-            } else {
-                json!({
-                    "domain": p.domain,
-                    "state": "degraded",
-                    "programs": p.programs,
-                    "reason": format!("{} probe not attached: {}", p.domain,
-                        p.error.as_deref().unwrap_or("unknown error")),
-                })
-            }
-        })
-        .collect();
-    let collectors: Vec<_> = st
+    let status = match st.phase {
+        Phase::Loading => ReadyStatus::Loading,
+        Phase::Stopping => ReadyStatus::Stopping,
+        Phase::Running => ReadyStatus::sampling(&st.probes, &st.degraded, ticks),
+    };
+    let collectors = st
         .collectors
         .iter()
-        .map(|c| {
-            json!({ "name": c.name, "samples": c.samples, "errors": c.errors,
-                    "last_error": c.last_error })
+        .map(|c| CollectorHealth {
+            errors: c.errors,
+            last_error: c.last_error.clone(),
+            name: c.name.clone(),
+            samples: c.samples,
         })
         .collect();
-    let body = json!({
-        "ready": ready,
-        "status": status,
-        "uptime_secs": st.started.elapsed().as_secs_f64(),
-        "history_secs": history,
-        "domains": domains,
-        "degraded": st.degraded,
-        "collectors": collectors,
-    });
-    let code = if ready {
+    let body = Readiness::new(
+        status,
+        st.probes.clone(),
+        st.degraded.clone(),
+        collectors,
+        st.started.elapsed().as_secs_f64(),
+        history,
+    );
+    let code = if body.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -1,7 +1,6 @@
 //! The agent's shared state and its sampling loop.
 
 use std::{
-    collections::BTreeMap,
     panic::AssertUnwindSafe,
     sync::{
         Arc, Mutex, MutexGuard,
@@ -10,7 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kerno_core::{Degraded, Engine, Host, Report, Rule, Sample, Signals, Thresholds};
+use kerno_core::{
+    Degraded, Engine, Host, Report, Rule, Sample, Signals, Thresholds, readiness::ProbeDomain,
+};
 
 use crate::{
     history::{History, Tick},
@@ -34,18 +35,9 @@ pub(crate) enum Phase {
     Stopping,
 }
 
-/// A probe domain's state, for /readyz.
-#[derive(Clone, Debug)]
-pub(crate) struct ProbeInfo {
-    pub domain: String,
-    pub attached: bool,
-    pub programs: Vec<String>,
-    pub error: Option<String>,
-}
-
 pub(crate) struct Status {
     pub phase: Phase,
-    pub probes: Vec<ProbeInfo>,
+    pub probes: Vec<ProbeDomain>,
     pub degraded: Vec<Degraded>,
     pub collectors: Vec<CollectorStat>,
     pub started: Instant,
@@ -104,12 +96,7 @@ impl Shared {
             st.probes = engine
                 .probe_status()
                 .iter()
-                .map(|p| ProbeInfo {
-                    domain: p.domain.name().to_string(),
-                    attached: p.attached,
-                    programs: p.programs.clone(),
-                    error: p.error.clone(),
-                })
+                .map(ProbeDomain::from)
                 .collect();
             st.degraded = engine.degraded().to_vec();
             st.collectors = engine
@@ -175,7 +162,7 @@ impl Shared {
                 .iter()
                 .map(|p| ProbeState {
                     domain: p.domain.clone(),
-                    attached: p.attached,
+                    attached: p.attached(),
                     programs: p.programs.len(),
                 })
                 .collect(),
@@ -345,13 +332,7 @@ fn recent(s: &Signals, report: &Report) -> Recent {
             .cgroups
             .iter()
             .take(TOP_CGROUPS)
-            .map(|c| {
-                (
-                    c.path.clone(),
-                    c.pod.clone(),
-                    c.usage_bytes as f64 * 100.0 / c.limit_bytes.max(1) as f64,
-                )
-            })
+            .map(|c| (c.path.clone(), c.pod.clone(), c.fill_pct()))
             .collect();
         if let Some(v) = m.psi_some_avg10 {
             r.psi.push(("memory", "some", v));
@@ -364,15 +345,8 @@ fn recent(s: &Signals, report: &Report) -> Recent {
         r.psi.push(("cpu", "some", v));
     }
     if let Some(fds) = &s.fds {
-        let mut by_comm: BTreeMap<String, f64> = BTreeMap::new();
-        for p in &fds.processes {
-            *by_comm.entry(p.process.comm.clone()).or_insert(0.0) +=
-                p.growth_per_sec(s.window_secs());
-        }
-        let mut v: Vec<(String, f64)> = by_comm.into_iter().filter(|(_, g)| *g > 0.0).collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        v.truncate(TOP_PROCESSES);
-        r.fd_growth = v;
+        r.fd_growth = fds.growth_by_comm(s.window_secs());
+        r.fd_growth.truncate(TOP_PROCESSES);
     }
     r
 }

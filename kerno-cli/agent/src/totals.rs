@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 
 use kerno_core::{Histogram, Lost, Signals};
 
-/// A latency histogram since start: the kernel's log-linear buckets, and an approximate
-/// sum of the observations (bucket midpoints; the kernel keeps no sum, and a bucket is at
-/// most 6.25% wide).
+/// A latency histogram since start: the kernel's log-linear buckets, and the sum of the
+/// windows' approximate sums ([`Histogram::approx_sum_ns`]).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HistTotal {
     pub hist: Histogram,
@@ -21,26 +20,19 @@ pub(crate) struct HistTotal {
 impl HistTotal {
     fn add(&mut self, h: &Histogram) {
         self.hist.merge(h);
-        self.sum_ns += h
-            .ranges()
-            .map(|(lo, hi, c)| (lo as f64 + hi as f64) / 2.0 * c as f64)
-            .sum::<f64>();
+        self.sum_ns += h.approx_sum_ns();
     }
 
     /// Prometheus buckets with the given upper bounds (ns, each a power of two, so every
-    /// kernel bucket falls wholly inside one): `(upper bound in seconds, count in that
-    /// bucket alone)`, ending with `+Inf`.
+    /// kernel bucket falls wholly inside one, see [`Histogram::regroup`]): `(upper bound in
+    /// seconds, count in that bucket alone)`, ending with `+Inf`.
     pub fn buckets(&self, bounds_ns: &[u64]) -> Vec<(f64, u64)> {
-        let mut out: Vec<(f64, u64)> = bounds_ns.iter().map(|b| (*b as f64 / 1e9, 0)).collect();
-        out.push((f64::INFINITY, 0));
-        for (_, hi, c) in self.hist.ranges() {
-            let i = bounds_ns
-                .iter()
-                .position(|b| hi <= *b)
-                .unwrap_or(bounds_ns.len());
-            out[i].1 += c;
-        }
-        out
+        bounds_ns
+            .iter()
+            .map(|b| *b as f64 / 1e9)
+            .chain([f64::INFINITY])
+            .zip(self.hist.regroup(bounds_ns))
+            .collect()
     }
 }
 
@@ -126,20 +118,15 @@ impl Totals {
             a.closes += t.closes;
             a.connect_failed += t.connect_failed;
         }
-        if let Some(o) = &s.oom {
-            // Kills overwritten in the ring before they were read were kills all the same.
-            *self.oom_kills.get_or_insert(0) += o.kills.len() as u64 + s.lost.oom_kills;
+        if let Some(n) = s.oom_kills() {
+            *self.oom_kills.get_or_insert(0) += n;
         }
         if let Some(d) = &s.disk {
             let all = self.disk.get_or_insert_with(BTreeMap::new);
             for dev in &d.devices {
-                let name = if dev.name.is_empty() {
-                    dev.dev.clone()
-                } else {
-                    dev.name.clone()
-                };
                 for op in &dev.ops {
-                    let t = all.entry((name.clone(), op.op.clone())).or_default();
+                    let key = (dev.short_label().to_string(), op.op.clone());
+                    let t = all.entry(key).or_default();
                     t.count += op.count;
                     t.bytes += op.bytes;
                     t.errors += op.errors;
@@ -150,12 +137,7 @@ impl Totals {
         for (domain, n) in s.events() {
             *self.events.entry(domain.to_string()).or_insert(0) += n;
         }
-        let l = &s.lost;
-        self.lost.syscall_samples += l.syscall_samples;
-        self.lost.sched_samples += l.sched_samples;
-        self.lost.map_full += l.map_full;
-        self.lost.block_unmatched += l.block_unmatched;
-        self.lost.oom_kills += l.oom_kills;
+        self.lost += &s.lost;
     }
 }
 

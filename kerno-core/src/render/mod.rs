@@ -1,8 +1,11 @@
-//! Renderings of a [`crate::Report`]: pretty text for people, JSON for programs.
+//! Renderings of a [`crate::Report`]: pretty text for people, JSON for programs, HTML for
+//! notebooks.
 
+mod html;
 mod json;
 mod pretty;
 
+pub use html::html;
 pub use json::json;
 pub use pretty::{PrettyOptions, pretty};
 

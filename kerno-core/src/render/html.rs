@@ -1,9 +1,9 @@
-//! The report as HTML for notebooks (`Report._repr_html_`): the same content as the text
-//! report, with each finding's details folded under its title.
-
 use std::fmt::Write as _;
 
-use kerno_core::{Report, Severity, Status, human_bytes, human_secs, render::utc};
+use crate::{
+    Report, Severity, Status,
+    finding::{human_bytes, human_secs},
+};
 
 fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -45,8 +45,10 @@ fn badge(label: &str, colour: &str) -> String {
     )
 }
 
-/// The report as a self-contained HTML fragment (inline styles only, no scripts).
-pub fn report(r: &Report) -> String {
+/// The report as a self-contained HTML fragment for notebooks (inline styles only, no
+/// scripts): the content of the pretty report, each finding's details folded under its
+/// title. Every text from the report is escaped.
+pub fn html(r: &Report) -> String {
     let mut o = String::new();
     let h = &r.host;
     let _ = write!(
@@ -63,7 +65,7 @@ pub fn report(r: &Report) -> String {
         human_bytes(h.memory_bytes),
         esc(&h.environment),
         r.window.duration_ms as f64 / 1000.0,
-        utc(r.window.start_unix_ms)
+        super::utc(r.window.start_unix_ms)
     );
     let (label, col) = match r.status {
         Status::Healthy => ("HEALTHY", "#2e7d32"),
@@ -138,7 +140,7 @@ pub fn report(r: &Report) -> String {
     }
     o.push_str("<table><tr><th style=\"text-align:left\">domain</th><th style=\"text-align:left\">observed</th></tr>");
     for d in &r.domains {
-        let detail = match (d.observed, d.detail.strip_prefix("not observed: ")) {
+        let detail = match (d.observed, &d.reason) {
             (true, _) => esc(&d.detail),
             (false, Some(why)) => format!("<b>not observed</b>: {}", esc(why)),
             (false, None) => "<b>not observed</b>".into(),
@@ -151,4 +153,67 @@ pub fn report(r: &Report) -> String {
     }
     o.push_str("</table></div>");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Degraded, Finding, Signals, Subject};
+
+    #[test]
+    fn everything_from_the_report_is_escaped() {
+        let evil = Finding {
+            rule: "x<y".into(),
+            severity: Severity::Critical,
+            title: "<script>alert(1)</script>".into(),
+            cause: "a & b".into(),
+            impact: String::new(),
+            evidence: vec!["\"quoted\"".into()],
+            value: 6.796116,
+            threshold: 5.0,
+            unit: "%".into(),
+            fix: vec!["kill -9 'pid'".into()],
+            eta_secs: Some(30.0),
+            subject: Subject::host("h"),
+            low_volume: false,
+        };
+        let h = html(&Report::new(Signals::default(), vec![evil]));
+        assert!(!h.contains("<script>"), "{h}");
+        for want in [
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "<code>x&lt;y</code>",
+            "a &amp; b",
+            "&quot;quoted&quot;",
+            "kill -9 &#39;pid&#39;",
+            "CRITICAL",
+            "limit reached in about 30 s",
+            "6.80 % (threshold 5 %)",
+        ] {
+            assert!(h.contains(want), "{want} in {h}");
+        }
+        assert!(h.starts_with("<div class=\"kerno-report\">") && h.ends_with("</div>"));
+    }
+
+    #[test]
+    fn an_unobserved_domain_shows_its_reason() {
+        let s = Signals {
+            degraded: vec![Degraded {
+                domain: "tcp".into(),
+                reason: "probe & co failed".into(),
+            }],
+            ..Signals::default()
+        };
+        let h = html(&Report::new(s, Vec::new()));
+        assert!(h.contains("DEGRADED"), "{h}");
+        assert!(
+            h.contains("<td><code>tcp</code></td><td style=\"text-align:left\"><b>not observed</b>: probe &amp; co failed</td>"),
+            "{h}"
+        );
+        assert!(
+            h.contains(
+                "<td><code>oom</code></td><td style=\"text-align:left\"><b>not observed</b></td>"
+            ),
+            "{h}"
+        );
+    }
 }
