@@ -189,6 +189,7 @@ pub fn big_signals(scale: Scale) -> Signals {
                 open_fds: Some(200 + net.max(0) as u64),
                 soft_limit: Some(if leak { 4096 } else { 1_048_576 }),
                 net_per_interval: per_interval,
+                net_series: Default::default(),
             }
         })
         .collect();
@@ -256,6 +257,7 @@ pub fn big_signals(scale: Scale) -> Signals {
                     .map(|k| process(&mut rng, scale, pid_of((c * 3 + k) % scale.processes)))
                     .collect(),
                 pod: Some(format!("team-{}/api-{c}", c % 7)),
+                ..CgroupMemory::default()
             }
         })
         .collect();
@@ -326,6 +328,7 @@ pub fn big_signals(scale: Scale) -> Signals {
             psi_some_avg10: Some(4.2),
             psi_full_avg10: Some(1.1),
             cgroups,
+            used_series: Default::default(),
         }),
         ..Signals::default()
     }

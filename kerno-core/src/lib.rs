@@ -41,6 +41,7 @@ mod rule;
 mod signals;
 mod snapshot;
 mod threshold;
+pub mod trend;
 
 pub use collector::{Collector, Sample};
 pub use config::Config;
@@ -56,6 +57,7 @@ pub use snapshot::{load_signals, parse_signals, save_signals};
 pub use threshold::{
     ThresholdDefault, ThresholdRegistry, ThresholdSpec, ThresholdValue, Thresholds,
 };
+pub use trend::Series;
 
 /// Unix time now, in milliseconds.
 pub fn unix_ms_now() -> u64 {

@@ -315,8 +315,12 @@ pub fn read_u64(path: &Path) -> Option<u64> {
 
 /// A `key value` counter from a flat-keyed file (memory.events, memory.oom_control).
 pub fn read_keyed(path: &Path, key: &str) -> Option<u64> {
-    let s = fs::read_to_string(path).ok()?;
-    s.lines().find_map(|l| {
+    keyed_value(&fs::read_to_string(path).ok()?, key)
+}
+
+/// The value of `key` in the text of a flat-keyed file (`key value` lines).
+pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok())?
     })

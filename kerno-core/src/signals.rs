@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Domain, Histogram};
+use crate::{Domain, Histogram, Series};
 
 /// The schema version of [`Signals`] and of the JSON report. Bumped on incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -557,6 +557,10 @@ pub struct FdProcess {
     pub soft_limit: Option<u64>,
     /// Net growth (opens − closes) per sample interval, oldest first.
     pub net_per_interval: Vec<i64>,
+    /// Net descriptors opened since the window's start (opens − closes), about once a
+    /// second: the series its growth trend is read from.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub net_series: Series,
 }
 
 impl FdSignals {
@@ -597,6 +601,9 @@ pub struct MemorySignals {
     pub psi_full_avg10: Option<f64>,
     /// Memory cgroups that have a limit, fullest first.
     pub cgroups: Vec<CgroupMemory>,
+    /// Host memory in use (total − `MemAvailable`), bytes, about once a second.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub used_series: Series,
 }
 
 impl MemorySignals {
@@ -627,12 +634,51 @@ pub struct CgroupMemory {
     /// Kubernetes pod, when the path names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// The working set at the start of the window: usage minus the inactive file-backed
+    /// pages (`memory.stat` `total_inactive_file` on v1, `inactive_file` on v2), as the
+    /// kubelet and cAdvisor count it. The rest of usage is page cache the kernel drops at the
+    /// limit instead of killing anything. `None` when `memory.stat` could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_set_start_bytes: Option<u64>,
+    /// The working set at the end of the window, bytes (see `working_set_start_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_set_bytes: Option<u64>,
+    /// How often usage hit the limit in the window (`memory.failcnt` on v1, `memory.events`
+    /// `max` on v2): the kernel reclaimed to stay under it. Not an OOM by itself.
+    #[serde(default)]
+    pub limit_hits: u64,
+    /// Usage, bytes, about once a second over the window.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub usage_series: Series,
+    /// The working set, bytes, about once a second over the window.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub working_set_series: Series,
 }
 
 impl CgroupMemory {
     /// Usage at the end of the window as a percentage of the limit.
     pub fn fill_pct(&self) -> f64 {
         self.usage_bytes as f64 * 100.0 / self.limit_bytes.max(1) as f64
+    }
+
+    /// The working set at the end, bytes; usage where the working set is unknown.
+    pub fn working_set(&self) -> u64 {
+        self.working_set_bytes.unwrap_or(self.usage_bytes)
+    }
+
+    /// The working set at the start, bytes; usage where the working set is unknown.
+    pub fn working_set_start(&self) -> u64 {
+        self.working_set_start_bytes
+            .unwrap_or(self.usage_start_bytes)
+    }
+
+    /// The working set's series; usage's where the working set is unknown.
+    pub fn working_set_or_usage_series(&self) -> &Series {
+        if self.working_set_bytes.is_some() {
+            &self.working_set_series
+        } else {
+            &self.usage_series
+        }
     }
 }
 

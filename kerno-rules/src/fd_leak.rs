@@ -221,7 +221,7 @@ impl Rule for FdLeak {
 
 #[cfg(test)]
 mod tests {
-    use kerno_core::{FdSignals, Process};
+    use kerno_core::{FdSignals, Process, Series};
 
     use super::*;
     use crate::testutil::*;
@@ -242,6 +242,16 @@ mod tests {
             closes,
             open_fds: open,
             soft_limit: limit,
+            // What the collector derives from the same counts: the running net growth.
+            net_series: Series::from_points(
+                std::iter::once((0, 0.0)).chain(intervals.iter().enumerate().scan(
+                    0i64,
+                    |net, (i, d)| {
+                        *net += d;
+                        Some(((i as u64 + 1) * 1000, *net as f64))
+                    },
+                )),
+            ),
             net_per_interval: intervals,
         }
     }

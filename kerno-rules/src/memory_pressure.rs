@@ -182,6 +182,7 @@ mod tests {
             psi_some_avg10: psi,
             psi_full_avg10: psi.map(|v| v / 4.0),
             cgroups,
+            used_series: Default::default(),
         });
         s
     }

@@ -231,6 +231,7 @@ mod tests {
             psi_some_avg10: Some(4.2),
             psi_full_avg10: Some(1.0),
             cgroups,
+            used_series: Default::default(),
         });
         s
     }

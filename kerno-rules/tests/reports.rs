@@ -188,6 +188,7 @@ fn healthy() -> Signals {
             open_fds: Some(412),
             soft_limit: Some(65_536),
             net_per_interval: vec![4, -2, 3, 0, 5, -1, 2, 4, 3, 2],
+            net_series: Default::default(),
         }],
     });
     s.sched = Some(SchedSignals {
@@ -260,6 +261,7 @@ fn healthy() -> Signals {
                 ..cgroup("/system.slice/api.service", 700 * MIB, 702 * MIB, 2 * GIB)
             },
         ],
+        used_series: Default::default(),
     });
     s
 }
@@ -344,6 +346,7 @@ fn everything_fires() -> Signals {
                 open_fds: Some(48_210),
                 soft_limit: Some(65_536),
                 net_per_interval: vec![36, 38, 37, 37, 35, 39, 37, 36, 38, 37],
+                net_series: Default::default(),
             },
             // A pool warming up: a burst, not a leak.
             FdProcess {
@@ -353,6 +356,7 @@ fn everything_fires() -> Signals {
                 open_fds: Some(912),
                 soft_limit: Some(65_536),
                 net_per_interval: vec![500, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                net_series: Default::default(),
             },
         ],
     });
@@ -486,6 +490,7 @@ fn everything_fires() -> Signals {
                 )
             },
         ],
+        used_series: Default::default(),
     });
     s
 }

@@ -3,7 +3,7 @@ use std::{collections::HashMap, sync::Arc};
 use kerno_probes::{SyscallReader, common::FdVal};
 
 use super::layered::{Layered, LayeredBuilder};
-use crate::{Collector, CollectorError, FdProcess, FdSignals, Sample, Signals, procfs};
+use crate::{Collector, CollectorError, FdProcess, FdSignals, Sample, Series, Signals, procfs};
 
 /// How many processes the descriptor signals list.
 const TOP: usize = 20;
@@ -71,7 +71,15 @@ impl Collector for FdCollector {
             }
         });
         let mut out = FdSignals::default();
+        let t0 = samples[0].unix_ms;
         for ((pid, opens, closes), at) in procs.into_iter().zip(readings) {
+            let (o0, c0) = at.first().copied().unwrap_or((0, 0));
+            let net_series = Series::from_points(at.iter().zip(samples).map(|((o, c), s)| {
+                (
+                    s.unix_ms.saturating_sub(t0),
+                    o.saturating_sub(o0) as f64 - c.saturating_sub(c0) as f64,
+                )
+            }));
             let net_per_interval = at
                 .windows(2)
                 .map(|w| {
@@ -90,6 +98,7 @@ impl Collector for FdCollector {
                 open_fds: procfs::fd_count(pid),
                 soft_limit: procfs::nofile_soft_limit(pid),
                 net_per_interval,
+                net_series,
             });
         }
         signals.fds = Some(out);

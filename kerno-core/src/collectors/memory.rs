@@ -5,7 +5,8 @@ use super::{
     layered::{Layered, LayeredBuilder},
 };
 use crate::{
-    CgroupMemory, Collector, CollectorError, MemorySignals, Process, Sample, Signals, procfs,
+    CgroupMemory, Collector, CollectorError, MemorySignals, Process, Sample, Series, Signals,
+    procfs,
 };
 
 /// At most this many cgroups are listed (the fullest).
@@ -40,6 +41,16 @@ struct CgroupReading {
     usage: u64,
     limit: u64,
     oom_kills: u64,
+    /// Inactive file-backed pages, bytes (`None`: memory.stat unreadable).
+    inactive_file: Option<u64>,
+    /// Times usage hit the limit (v1 memory.failcnt, v2 memory.events `max`).
+    limit_hits: u64,
+}
+
+impl CgroupReading {
+    fn working_set(&self) -> Option<u64> {
+        self.inactive_file.map(|i| self.usage.saturating_sub(i))
+    }
 }
 
 struct MemorySample {
@@ -68,6 +79,12 @@ fn read_cgroups() -> HashMap<String, CgroupReading> {
                     usage,
                     limit,
                     oom_kills,
+                    // Hierarchical, like usage_in_bytes (the kubelet's v1 working set).
+                    inactive_file: procfs::read_keyed(
+                        &dir.join("memory.stat"),
+                        "total_inactive_file",
+                    ),
+                    limit_hits: procfs::read_u64(&dir.join("memory.failcnt")).unwrap_or(0),
                 },
             );
         });
@@ -78,12 +95,15 @@ fn read_cgroups() -> HashMap<String, CgroupReading> {
                 return;
             };
             let usage = procfs::read_u64(&dir.join("memory.current")).unwrap_or(0);
-            let oom_kills = procfs::read_keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0);
+            let events = std::fs::read_to_string(dir.join("memory.events")).unwrap_or_default();
+            let event = |k: &str| procfs::keyed_value(&events, k).unwrap_or(0);
             out.entry(rel(&root, dir)).or_insert(CgroupReading {
                 version: 2,
                 usage,
                 limit,
-                oom_kills,
+                oom_kills: event("oom_kill"),
+                inactive_file: procfs::read_keyed(&dir.join("memory.stat"), "inactive_file"),
+                limit_hits: event("max"),
             });
         });
     }
@@ -137,6 +157,8 @@ impl Collector for MemoryCollector {
         };
         let (first_cgroups, last_cgroups) =
             (first.cgroups.materialize(), last.cgroups.materialize());
+        let t0 = samples[0].unix_ms;
+        let ms = |s: &Sample| s.unix_ms.saturating_sub(t0);
         let mut cgroups: Vec<CgroupMemory> = last_cgroups
             .iter()
             .map(|(path, r)| {
@@ -153,6 +175,13 @@ impl Collector for MemoryCollector {
                         .saturating_sub(f.map(|f| f.oom_kills).unwrap_or(r.oom_kills)),
                     processes: Vec::new(),
                     pod: pod.map(|u| procfs::pod_name(&u).unwrap_or(format!("pod{u}"))),
+                    working_set_start_bytes: f.and_then(|f| f.working_set()).or(r.working_set()),
+                    working_set_bytes: r.working_set(),
+                    limit_hits: r
+                        .limit_hits
+                        .saturating_sub(f.map(|f| f.limit_hits).unwrap_or(r.limit_hits)),
+                    usage_series: Default::default(),
+                    working_set_series: Default::default(),
                 }
             })
             .collect();
@@ -163,6 +192,27 @@ impl Collector for MemoryCollector {
                 .then(a.path.cmp(&b.path))
         });
         cgroups.truncate(TOP);
+        // Each listed cgroup's usage and working set at every sample, for its trend.
+        let readings: Vec<&Layered<String, CgroupReading>> = samples
+            .iter()
+            .filter_map(|s| s.get::<MemorySample>())
+            .map(|s| &s.cgroups)
+            .collect();
+        Layered::replay(&readings, |i, map| {
+            let at = ms(samples[i]);
+            for c in cgroups.iter_mut() {
+                if let Some(r) = map.get(&c.path) {
+                    c.usage_series.push(at, r.usage as f64);
+                    if let Some(ws) = r.working_set() {
+                        c.working_set_series.push(at, ws as f64);
+                    }
+                }
+            }
+        });
+        let used_series = Series::from_points(samples.iter().filter_map(|s| {
+            let m = s.get::<MemorySample>()?;
+            Some((ms(s), m.total.saturating_sub(m.available) as f64))
+        }));
         for c in cgroups
             .iter_mut()
             .filter(|c| fill_ratio(c) >= 0.5 || c.oom_kills > 0)
@@ -177,6 +227,7 @@ impl Collector for MemoryCollector {
             psi_some_avg10: some,
             psi_full_avg10: full,
             cgroups,
+            used_series,
         });
         Ok(())
     }
