@@ -22,7 +22,6 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod chaos;
 mod collector;
 pub mod collectors;
 pub mod config;

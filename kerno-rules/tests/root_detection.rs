@@ -1,5 +1,5 @@
 //! Detection proofs (root): for each of the eleven rules, induce the real incident with
-//! `kerno_core::chaos`, run the engine at the DEFAULT thresholds, and check that the rule
+//! `kerno_chaos`, run the engine at the DEFAULT thresholds, and check that the rule
 //! fires naming the inducing process, cgroup or device, with the numbers in the evidence;
 //! also that a quiet machine produces no warning, and which other rules fire meanwhile.
 //! Writes the detection matrix to docs/detection-matrix.md.
@@ -12,10 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kerno_core::{
-    Engine, Finding, KernelOptions, Report, Sample, Severity,
-    chaos::{self, ChaosOptions, Intensity, Running},
-};
+use kerno_chaos::{self as chaos, ChaosOptions, Intensity, Running};
+use kerno_core::{Engine, Finding, KernelOptions, Report, Sample, Severity};
 
 /// A rule, the scenario that induces its incident, and the other rules that may fire with
 /// it, each with the reason (the "justified exceptions" of the matrix).
