@@ -1,5 +1,5 @@
 //! `kerno chaos`: list the scenarios, or induce one for a while and clean up after it.
-//! The scenarios themselves live in `kerno_core::chaos`.
+//! The scenarios themselves live in the `kerno-chaos` crate.
 
 use std::{
     io::{BufRead as _, IsTerminal as _, Write as _},
@@ -7,10 +7,8 @@ use std::{
     time::Duration,
 };
 
-use kerno_core::{
-    chaos::{self, ChaosError, ChaosOptions, Intensity, SCENARIOS},
-    config::parse_duration,
-};
+use kerno_chaos::{self as chaos, ChaosError, ChaosOptions, Intensity, SCENARIOS};
+use kerno_core::config::parse_duration;
 
 use crate::{
     Failure,

@@ -23,7 +23,6 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod chaos;
 mod collector;
 pub mod collectors;
 pub mod config;

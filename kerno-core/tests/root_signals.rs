@@ -205,7 +205,7 @@ fn root_runqueue_delay_matches_schedstat() {
 
 mod with_chaos {
     //! Ground truth for the domains whose incidents need a set-up (a lossy link, a memory
-    //! cgroup, a slow device): made by `kerno_core::chaos`, torn down by its guards.
+    //! cgroup, a slow device): made by `kerno_chaos`, torn down by its guards.
 
     use std::{
         ffi::CString,
@@ -213,7 +213,7 @@ mod with_chaos {
         time::{Duration, Instant},
     };
 
-    use kerno_core::chaos::{self, ChaosOptions, Intensity, SlowDevice};
+    use kerno_chaos::{self as chaos, ChaosOptions, Intensity, SlowDevice};
 
     use super::{SERIAL, collect, engine};
 

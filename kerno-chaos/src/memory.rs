@@ -15,6 +15,7 @@ pub(crate) const SCENARIO: Scenario = Scenario {
 of the limit, then keeps growing slowly (never past 98.5%, so it is not OOM-killed).",
     intensities: "low: starts at 91%, grows 0.02% of the limit a second (~100 KiB/s; the \
 limit in ~7.5 min), medium: 93%, 0.02%/s (~6 min), high: 95%, 0.1%/s (~50 s, critical).",
+    induce: start,
 };
 
 /// The cgroup's limit.
@@ -28,7 +29,7 @@ pub(crate) fn plan(o: &ChaosOptions) -> (f64, f64) {
         .pick((0.91, 0.0002), (0.93, 0.0002), (0.95, 0.001))
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let cg = ScenarioCgroup::with_memory_limit(LIMIT)?;
     r.cgroup = Some(cg.path());

@@ -1,4 +1,4 @@
-//! Root tests for `kerno_core::chaos`: each scenario is started briefly and checked against
+//! Root tests for `kerno_chaos`: each scenario is started briefly and checked against
 //! the kernel's own counters (not Kerno's probes: this is the ground truth the probes are
 //! judged by), then stopped, and nothing may be left behind. They need root, FUSE, TUN,
 //! loop devices and cgroups; CI runs them. Tests share one kernel: a lock keeps them serial
@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kerno_core::chaos::{self, ChaosOptions, Intensity, Running, SlowDevice};
+use kerno_chaos::{self as chaos, ChaosOptions, Intensity, Running, SlowDevice};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

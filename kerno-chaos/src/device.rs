@@ -18,7 +18,7 @@ use super::{
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use kerno_core::chaos::SlowDevice;
+/// use kerno_chaos::SlowDevice;
 ///
 /// // Needs root. A 64 MiB ext4 filesystem whose writes take 50 ms each.
 /// let dev = SlowDevice::with_ext4(64 << 20, Duration::from_millis(50))?;

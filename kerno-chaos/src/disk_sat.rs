@@ -19,6 +19,7 @@ queue behind each other, like a saturated disk.",
     intensities: "low: 12 ms per request, 1 writer (fsync p99 ~60-100 ms), medium: 20 ms, 2 \
 writers (fsync p99 ~150-190 ms), high: 60 ms, 3 writers (fsync p99 ~500 ms, device write p99 \
 ~250 ms: critical).",
+    induce: start,
 };
 
 /// (per-request delay, writers).
@@ -34,7 +35,7 @@ pub(crate) fn plan(o: &ChaosOptions) -> (Duration, usize) {
 const FILE_SIZE: u64 = 8 << 20;
 const CHUNK: usize = 64 << 10;
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let (delay, writers) = plan(o);
     let dev = SlowDevice::with_ext4(128 << 20, Duration::ZERO)?;

@@ -17,6 +17,7 @@ the filesystem is a FUSE mount whose lookups, getattrs and statfs each wait befo
 answering (like a hung network filesystem), so those syscalls really block.",
     intensities: "low: 150 ms per request (statfs p99 ~165 ms, stat twice that), medium: 300 \
 ms (~310 ms), high: 800 ms (critical); 8 processes at every level.",
+    induce: start,
 };
 
 /// The filesystem's delay per metadata request.
@@ -27,7 +28,7 @@ pub(crate) fn delay(o: &ChaosOptions) -> Duration {
 /// Processes calling.
 const WORKERS: usize = 8;
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let fs = SlowFs::new(1 << 20)?;
     fs.set_meta_delay(delay(o));

@@ -11,7 +11,7 @@ use super::{
     ChaosError,
     sys::{read_pids, unique_name, write_file},
 };
-use crate::procfs;
+use kerno_core::procfs;
 
 /// A cgroup that removes itself (killing anything left in it) when dropped.
 pub(crate) struct ScenarioCgroup {

@@ -434,5 +434,5 @@ pub fn tcp_segments(pid: u32) -> Option<(u64, u64)> {
     std::fs::read_to_string(format!("/proc/{pid}/net/snmp"))
         .ok()
         .as_deref()
-        .and_then(crate::procfs::parse_snmp_tcp)
+        .and_then(kerno_core::procfs::parse_snmp_tcp)
 }

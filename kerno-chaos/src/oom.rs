@@ -15,6 +15,7 @@ pub(crate) const SCENARIO: Scenario = Scenario {
 that touch memory until the kernel's OOM killer kills them (each kill is a real OOM kill, \
 counted in /proc/vmstat oom_kill and the cgroup's memory.oom_control).",
     intensities: "low: one kill every 10 s, medium: every 3 s, high: every second.",
+    induce: start,
 };
 
 /// The cgroup's limit.
@@ -29,7 +30,7 @@ pub(crate) fn interval(o: &ChaosOptions) -> Duration {
     )
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let cg = ScenarioCgroup::with_memory_limit(LIMIT)?;
     r.cgroup = Some(cg.path());

@@ -15,6 +15,7 @@ machine waits too).",
     intensities: "low: 2 spinners per CPU (run-queue delay p99 ~10 ms, warning), medium: 4 \
 (~20-25 ms, critical), high: 12 (~90-120 ms). The spinners run at nice 10 so an observer \
 still gets CPU time.",
+    induce: start,
 };
 
 /// The spinners' nice value.
@@ -25,7 +26,7 @@ pub(crate) fn spinners_per_cpu(o: &ChaosOptions) -> usize {
     o.intensity.pick(2, 4, 12)
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let cg = ScenarioCgroup::new()?;
     r.cgroup = Some(cg.path());

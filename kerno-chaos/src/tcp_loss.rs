@@ -14,6 +14,7 @@ pub(crate) const SCENARIO: Scenario = Scenario {
 really retransmits.",
     intensities: "low: 4% of packets dropped (measured: 3.5-5% of segments retransmitted), \
 medium: 8% (6-9%), high: 15% (17-24%); all past the 2% threshold, which is critical.",
+    induce: start,
 };
 
 /// Packets dropped per thousand.
@@ -21,7 +22,7 @@ pub(crate) fn drop_permille(o: &ChaosOptions) -> u32 {
     o.intensity.pick(40, 80, 150)
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let path = Path3::new()?;
     let permille = drop_permille(o);

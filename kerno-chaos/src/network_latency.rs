@@ -18,6 +18,7 @@ namespace, through a router that holds every packet towards the server for a fix
 (tcp-rtt may fire too: the same delay is the connections' RTT.)",
     intensities: "low: 150 ms (measured connect p99 157 ms), medium: 300 ms (316 ms), high: \
 800 ms (822 ms).",
+    induce: start,
 };
 
 /// The one-way delay added on the router.
@@ -25,7 +26,7 @@ pub(crate) fn delay(o: &ChaosOptions) -> Duration {
     Duration::from_millis(o.intensity.pick(150, 300, 800))
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let client = delayed_path(&mut r, delay(o))?;
     let prober = WorkerSpec {

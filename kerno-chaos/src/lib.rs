@@ -1,6 +1,7 @@
-//! Chaos: induce real kernel-level incidents on purpose, so Kerno's diagnosis can be
-//! checked end to end against the kernel itself (and shown to people who want to see it
-//! work).
+//! Kerno's chaos scenarios: induce real kernel-level incidents on purpose, so Kerno's
+//! diagnosis can be checked end to end against the kernel itself (and shown to people who
+//! want to see it work). `kerno chaos` and the root tests use it; the SDK (`kerno-core`),
+//! the agent and the Python bindings do not link it.
 //!
 //! Each scenario makes the kernel really do what a rule looks for, at the default
 //! thresholds: processes really wait on the run queue, fsyncs really take 100 ms because
@@ -10,15 +11,15 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use kerno_core::chaos::{self, ChaosOptions, Intensity};
+//! use kerno_chaos::{ChaosOptions, Intensity};
 //!
 //! // Needs root.
 //! let opts = ChaosOptions::new(Intensity::Medium, Duration::from_secs(30));
-//! let running = chaos::start("tcp-loss", &opts)?;
+//! let running = kerno_chaos::start("tcp-loss", &opts)?;
 //! println!("workload pids: {:?}, namespaces: {:?}", running.pids, running.netns);
 //! // ... run `kerno doctor`, or collect signals with the engine ...
 //! running.stop()?; // or just drop it
-//! # Ok::<(), chaos::ChaosError>(())
+//! # Ok::<(), kerno_chaos::ChaosError>(())
 //! ```
 //!
 //! # Cleanup
@@ -33,6 +34,7 @@
 //!
 //! Workers are forked from the calling thread and die when *that thread* exits: start and
 //! stop a scenario from a thread that outlives it (the main thread, a test's thread).
+#![deny(missing_docs)]
 
 mod cgroup;
 mod cleanup;
@@ -157,8 +159,9 @@ impl Default for ChaosOptions {
     }
 }
 
-/// A scenario in the catalogue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A scenario in the catalogue. Each scenario's file declares its own, and [`SCENARIOS`]
+/// lists them: that list is the one place a new scenario is registered.
+#[derive(Clone, Copy, Debug)]
 pub struct Scenario {
     /// Its name (`kerno chaos --induce NAME`).
     pub name: &'static str,
@@ -168,6 +171,21 @@ pub struct Scenario {
     pub summary: &'static str,
     /// What low, medium and high mean for it, and what was measured.
     pub intensities: &'static str,
+    /// Sets the incident up and returns it running (root already checked, stale objects
+    /// already removed: [`Scenario::start`] does both first).
+    induce: fn(&ChaosOptions) -> Result<Running, ChaosError>,
+}
+
+impl Scenario {
+    /// Start this scenario. Needs root. Returns once every worker runs; the incident goes
+    /// on until the returned [`Running`] is stopped or dropped.
+    ///
+    /// Removes what crashed earlier runs left ([`clean_stale`]) first.
+    pub fn start(&self, opts: &ChaosOptions) -> Result<Running, ChaosError> {
+        sys::require_root()?;
+        cleanup::clean_stale_quietly();
+        (self.induce)(opts)
+    }
 }
 
 /// Every scenario, in the order `kerno chaos --list` shows them.
@@ -191,29 +209,14 @@ pub fn scenario(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
 }
 
-/// Start a scenario. Needs root. Returns once every worker runs; the incident goes on
-/// until the returned [`Running`] is stopped or dropped.
+/// Start the scenario named `name` ([`Scenario::start`]). Needs root. Returns once every
+/// worker runs; the incident goes on until the returned [`Running`] is stopped or dropped.
 ///
 /// Removes what crashed earlier runs left ([`clean_stale`]) first.
 pub fn start(name: &str, opts: &ChaosOptions) -> Result<Running, ChaosError> {
-    let s = scenario(name).ok_or_else(|| ChaosError::UnknownScenario(name.to_string()))?;
-    sys::require_root()?;
-    cleanup::clean_stale_quietly();
-    match s.name {
-        "cpu" => cpu::start(opts),
-        "disk-sat" => disk_sat::start(opts),
-        "fd-leak" => fd_leak::start(opts),
-        "memory" => memory::start(opts),
-        "oom" => oom::start(opts),
-        "tcp-loss" => tcp_loss::start(opts),
-        "tcp-rtt" => tcp_rtt::start(opts),
-        "network-latency" => network_latency::start(opts),
-        "tcp-churn" => tcp_churn::start(opts),
-        "syscall-errors" => syscall_errors::start(opts),
-        "slow-syscalls" => slow_syscalls::start(opts),
-        "cascade" => cascade::start(opts),
-        other => Err(ChaosError::UnknownScenario(other.to_string())),
-    }
+    scenario(name)
+        .ok_or_else(|| ChaosError::UnknownScenario(name.to_string()))?
+        .start(opts)
 }
 
 /// What a running scenario holds; dropped in reverse order of creation.
@@ -437,5 +440,42 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.teardown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_scenario_is_registered_once_and_found_by_its_name() {
+        for s in SCENARIOS {
+            let same = SCENARIOS.iter().filter(|t| t.name == s.name).count();
+            assert_eq!(same, 1, "{} is registered {same} times", s.name);
+            assert_eq!(scenario(s.name).map(|t| t.name), Some(s.name));
+            assert!(!s.summary.is_empty(), "{}: summary", s.name);
+            assert!(!s.intensities.is_empty(), "{}: intensities", s.name);
+        }
+        assert!(scenario("nope").is_none());
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_before_anything_is_touched() {
+        // Before the root check too: the answer is the same for root and for anyone else.
+        match start("nope", &ChaosOptions::default()) {
+            Err(ChaosError::UnknownScenario(name)) => assert_eq!(name, "nope"),
+            other => panic!("expected UnknownScenario, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn intensities_parse_from_their_names() {
+        for i in Intensity::ALL {
+            assert_eq!(i.as_str().parse::<Intensity>(), Ok(i));
+            assert_eq!(i.to_string().to_uppercase().parse::<Intensity>(), Ok(i));
+        }
+        assert_eq!("med".parse::<Intensity>(), Ok(Intensity::Medium));
+        let err = "extreme".parse::<Intensity>().unwrap_err();
+        assert!(err.contains("\"extreme\""), "{err}");
     }
 }

@@ -199,8 +199,8 @@ pub fn leftovers(owner: u32) -> Vec<String> {
             }
         }
     }
-    for pid in crate::procfs::pids() {
-        let comm = crate::procfs::comm(pid).unwrap_or_default();
+    for pid in kerno_core::procfs::pids() {
+        let comm = kerno_core::procfs::comm(pid).unwrap_or_default();
         if comm.starts_with("kchaos-") && descends_from(pid, owner) {
             out.push(format!("process {pid} ({comm})"));
         }

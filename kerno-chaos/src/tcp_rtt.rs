@@ -16,6 +16,7 @@ that holds every packet towards the server for a fixed time (a user-space delay 
 TUN device; this kernel has no netem): the stream's smoothed RTT is that delay.",
     intensities: "low: 20 ms (measured smoothed RTT p99 21 ms), medium: 50 ms (54 ms), \
 high: 150 ms (159 ms).",
+    induce: start,
 };
 
 /// The one-way delay added on the router.
@@ -40,7 +41,7 @@ pub(crate) fn delayed_path(r: &mut Running, delay: Duration) -> Result<WorkerSpe
     Ok(client)
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let client = delayed_path(&mut r, delay(o))?;
     let start_after = o.start_after;

@@ -15,6 +15,7 @@ a busy but healthy connection rate is not an incident. It shows up as TCP active
 opens and closes in the report's signals, and checks that Kerno stays quiet.",
     intensities: "low: 200 connections/s, medium: 500/s, high: 1500/s (measured: no finding \
 at any level).",
+    induce: start,
 };
 
 /// Connections per second.
@@ -22,7 +23,7 @@ pub(crate) fn rate(o: &ChaosOptions) -> f64 {
     o.intensity.pick(200.0, 500.0, 1500.0)
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let path = Path3::new()?;
     let client = net::client_server(&mut r, path, "kchaos-churn", ServerMode::CloseAtOnce)?;

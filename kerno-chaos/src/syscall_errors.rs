@@ -17,6 +17,7 @@ local services, one of which is down: the connects to it fail with ECONNREFUSED 
 error, not one of the benign errnos), the way a client of a crashed backend does.",
     intensities: "low: 200 connects/s, 5% refused (a warning), medium: 1000/s, 30% refused, \
 high: 4000/s, all refused (critical).",
+    induce: start,
 };
 
 /// The refused port.
@@ -30,7 +31,7 @@ pub(crate) fn plan(o: &ChaosOptions) -> (f64, f64) {
         .pick((200.0, 0.05), (1000.0, 0.3), (4000.0, 1.0))
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let ns = Netns::new("-errors")?;
     r.netns = vec![ns.name().to_string()];

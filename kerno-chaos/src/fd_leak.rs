@@ -15,6 +15,7 @@ towards the limit and the time to EMFILE can be told.",
     intensities: "low: 20 descriptors/s, medium: 60/s, high: 200/s (with a 65536 limit: \
 EMFILE in ~55 min, ~18 min and ~5.5 min, the last inside the critical ETA; with a 20000 \
 limit: ~17 min, ~6 min, ~100 s).",
+    induce: start,
 };
 
 /// The leaking worker's soft (and hard) descriptor limit.
@@ -25,7 +26,7 @@ pub(crate) fn rate(o: &ChaosOptions) -> f64 {
     o.intensity.pick(20.0, 60.0, 200.0)
 }
 
-pub(crate) fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
+fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
     let mut r = Running::new(SCENARIO.name, o.intensity);
     let cg = ScenarioCgroup::new()?;
     r.cgroup = Some(cg.path());
