@@ -2,8 +2,8 @@
 //! every rule phrases the same way.
 
 use kerno_core::{
-    CgroupMemory, Finding, Histogram, Process, Severity, Signals, Subject, human_bytes, human_ns,
-    thousands,
+    CgroupMemory, Finding, Histogram, Process, Series, Severity, Signals, Subject, human_bytes,
+    human_ns, thousands, trend::Trend,
 };
 
 /// Nanoseconds to milliseconds.
@@ -170,19 +170,34 @@ pub(crate) fn drop_shadowed(fired: &mut Vec<&CgroupMemory>) {
     fired.retain(|_| it.next().unwrap_or(true));
 }
 
-/// Something with a memory limit: a cgroup, or the host (its limit is its memory).
+/// Something with a memory limit: a cgroup, or the host (its limit is its memory). What
+/// counts against the limit is the working set (usage minus inactive page cache, as the
+/// kubelet decides evictions) for a cgroup, and total − `MemAvailable` for the host: page
+/// cache the kernel can drop at the limit is not memory that runs out.
 pub(crate) struct MemTarget<'a> {
     /// The cgroup, `None` for the host.
     pub cg: Option<&'a CgroupMemory>,
-    /// Usage at the start of the window, bytes.
+    /// What counts at the start of the window, bytes.
     pub start: u64,
-    /// Usage at the end, bytes.
+    /// What counts at the end, bytes.
     pub usage: u64,
     /// The limit, bytes.
     pub limit: u64,
+    /// What counts, about once a second (empty for a window saved without series).
+    pub series: &'a Series,
 }
 
-impl MemTarget<'_> {
+impl<'a> MemTarget<'a> {
+    fn cgroup(c: &'a CgroupMemory) -> Self {
+        MemTarget {
+            cg: Some(c),
+            start: c.working_set_start(),
+            usage: c.working_set(),
+            limit: c.limit_bytes,
+            series: c.working_set_or_usage_series(),
+        }
+    }
+
     /// Usage as a share of the limit, percent.
     pub fn fill_pct(&self) -> f64 {
         if self.limit == 0 {
@@ -195,6 +210,45 @@ impl MemTarget<'_> {
     /// Growth over the window, bytes per second (negative when it shrank).
     pub fn growth_per_sec(&self, window_secs: f64) -> f64 {
         (self.usage as f64 - self.start as f64) / window_secs.max(0.001)
+    }
+
+    /// Growth that goes on, bytes per second: the trend of the series when it has three
+    /// points or more ([`Trend::sustained`]: at least `min_per_sec`, a good fit, mostly
+    /// rising, no sawtooth), else the two ends of the window (at least `min_per_sec`).
+    pub fn sustained_growth(&self, window_secs: f64, min_per_sec: f64) -> Option<f64> {
+        match Trend::of(self.series).filter(|t| t.points >= 3) {
+            Some(t) => t.sustained(min_per_sec).then_some(t.slope_per_sec),
+            None => {
+                let g = self.growth_per_sec(window_secs);
+                (g > 0.0 && g >= min_per_sec).then_some(g)
+            }
+        }
+    }
+
+    /// What counts against the limit, in words: `working set` (a cgroup), `usage` (a cgroup
+    /// from a window saved without its working set), `used` (the host).
+    pub fn what(&self) -> &'static str {
+        match self.cg {
+            Some(c) if c.working_set_bytes.is_some() => "working set",
+            Some(_) => "usage",
+            None => "used",
+        }
+    }
+
+    /// `126.8 MiB used, 3.1 MiB working set, the rest reclaimable page cache`, for a cgroup
+    /// whose usage is mostly cache; `None` when the working set is unknown or most of usage.
+    pub fn cache_line(&self) -> Option<String> {
+        let c = self.cg?;
+        c.working_set_bytes?;
+        let cache = c.usage_bytes.saturating_sub(c.working_set());
+        (cache > 0).then(|| {
+            format!(
+                "{} used, {} working set, the rest ({}) reclaimable page cache",
+                human_bytes(c.usage_bytes),
+                human_bytes(c.working_set()),
+                human_bytes(cache)
+            )
+        })
     }
 
     /// `pod shop/cart-7d9f`, `cgroup /system.slice/api.service` or `host node-1`.
@@ -226,31 +280,17 @@ pub(crate) fn memory_targets<'a>(
     let mut fired: Vec<&CgroupMemory> = m
         .cgroups
         .iter()
-        .filter(|c| {
-            fires(&MemTarget {
-                cg: Some(c),
-                start: c.usage_start_bytes,
-                usage: c.usage_bytes,
-                limit: c.limit_bytes,
-            })
-        })
+        .filter(|c| fires(&MemTarget::cgroup(c)))
         .collect();
     drop_shadowed(&mut fired);
-    let mut out: Vec<MemTarget<'a>> = fired
-        .into_iter()
-        .map(|c| MemTarget {
-            cg: Some(c),
-            start: c.usage_start_bytes,
-            usage: c.usage_bytes,
-            limit: c.limit_bytes,
-        })
-        .collect();
+    let mut out: Vec<MemTarget<'a>> = fired.into_iter().map(MemTarget::cgroup).collect();
     if m.total_bytes > 0 {
         let host = MemTarget {
             cg: None,
             start: m.total_bytes.saturating_sub(m.available_start_bytes),
             usage: m.used_bytes(),
             limit: m.total_bytes,
+            series: &m.used_series,
         };
         if fires(&host) {
             out.push(host);

@@ -2,7 +2,7 @@
 
 use kerno_core::{
     FdProcess, Finding, Rule, Severity, Signals, Subject, ThresholdSpec, Thresholds, human_secs,
-    thousands,
+    thousands, trend::Trend,
 };
 
 use crate::common::{finding, fmt_rate, proc_name, proc_where, systemd_unit};
@@ -47,8 +47,13 @@ pub const FD_CRITICAL_ETA_SECS: ThresholdSpec = ThresholdSpec::number(
 pub const THRESHOLDS: &[ThresholdSpec] =
     &[FD_GROWTH_PER_SEC, FD_SUSTAINED_RATIO, FD_CRITICAL_ETA_SECS];
 
-/// The share of sample intervals in which the process grew, or `None` without intervals.
+/// The share of sample intervals in which the process grew (from the trend of its net
+/// descriptor series; from its per-interval counts in a window saved without the series),
+/// or `None` without intervals.
 fn grown_share(p: &FdProcess) -> Option<f64> {
+    if let Some(t) = Trend::of(&p.net_series) {
+        return Some(t.rising);
+    }
     let n = p.net_per_interval.len();
     (n > 0).then(|| p.net_per_interval.iter().filter(|v| **v > 0).count() as f64 / n as f64)
 }

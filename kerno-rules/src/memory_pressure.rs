@@ -2,6 +2,7 @@
 
 use kerno_core::{
     Finding, Rule, Severity, Signals, ThresholdSpec, Thresholds, human_bytes, human_secs,
+    thousands,
 };
 
 use crate::common::{
@@ -9,22 +10,24 @@ use crate::common::{
     of_limit, psi_memory_line,
 };
 
-/// A memory cgroup whose usage is above `memory_pressure_pct` of its limit warns, growing or
-/// not; so does the host when total − available is above that share of its memory. It speaks
-/// of reclaim and stalls, and leaves the countdown to the limit to `oom-imminent`.
+/// A memory cgroup whose working set (usage minus the inactive page cache the kernel can
+/// drop) is above `memory_pressure_pct` of its limit warns, growing or not; so does the host
+/// when total − available is above that share of its memory. A cgroup full of page cache is
+/// not under pressure: the kernel drops the cache at the limit. It speaks of reclaim and
+/// stalls, and leaves the countdown to the limit to `oom-imminent`.
 pub struct MemoryPressure;
 
 /// The rule's id.
 pub const ID: &str = "memory-pressure";
 
-/// `memory_pressure_pct`: a cgroup's usage above this share of its limit warns (%).
+/// `memory_pressure_pct`: a working set above this share of its limit warns (%).
 pub const MEMORY_PRESSURE_PCT: ThresholdSpec = ThresholdSpec::number(
     "memory_pressure_pct",
     90.0,
     "%",
     0.0,
     100.0,
-    "a cgroup's usage above this share of its limit warns",
+    "a cgroup's working set (usage minus reclaimable page cache) above this share of its limit warns",
 );
 /// The thresholds this rule reads.
 pub const THRESHOLDS: &[ThresholdSpec] = &[MEMORY_PRESSURE_PCT];
@@ -35,7 +38,8 @@ fn pressure(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
     let psi_some = s.memory.as_ref().and_then(|x| x.psi_some_avg10);
     f.title = match m.cg {
         Some(_) => format!(
-            "{name} is under memory pressure: {} in use, {} of its {} limit; allocations reclaim first",
+            "{name} is under memory pressure: {} {}, {} of its {} limit; allocations reclaim first",
+            if m.what() == "usage" { "usage" } else { "a working set of" },
             human_bytes(m.usage),
             fmt_pct(m.fill_pct()),
             human_bytes(m.limit)
@@ -47,7 +51,7 @@ fn pressure(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
         ),
     };
     f.cause = match m.cg {
-        Some(_) => "The cgroup's usage is close to its limit, so each new allocation in it first has to reclaim memory: page cache is dropped and written back, anonymous memory is swapped if swap is allowed. Usage counts page cache, so a full cgroup can be fine while the reclaim is cheap; the pressure stall numbers show whether its tasks are actually waiting.".into(),
+        Some(_) => "The cgroup's working set (the memory it uses minus the page cache the kernel can drop) is close to its limit, so each new allocation in it first has to reclaim memory: what little cache is left is dropped and written back, anonymous memory is swapped if swap is allowed. The pressure stall numbers show how long its tasks actually wait.".into(),
         None => "Little memory is available on the host (MemAvailable already counts the cache the kernel can drop), so allocations reclaim inline (direct reclaim), the page cache shrinks and files are read again from disk, and swap fills if there is any.".into(),
     };
     if let Some(psi) = psi_some.filter(|v| *v >= 1.0) {
@@ -56,11 +60,21 @@ fn pressure(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
     }
     f.impact = "Latency rises in everything that allocates or reads files: tasks stall in reclaim, cached data is evicted and read again from disk. If reclaim cannot keep up, the OOM killer is next.".into();
     f.evidence.push(format!(
-        "{} used of a limit of {} ({} left)",
+        "{} {} of a limit of {} ({} left)",
         human_bytes(m.usage),
+        m.what(),
         human_bytes(m.limit),
         human_bytes(m.limit.saturating_sub(m.usage))
     ));
+    if let Some(line) = m.cache_line() {
+        f.evidence.push(line);
+    }
+    if let Some(c) = m.cg.filter(|c| c.limit_hits > 0) {
+        f.evidence.push(format!(
+            "usage hit the limit {} times in the window and the kernel reclaimed to stay under it",
+            thousands(c.limit_hits)
+        ));
+    }
     let secs = s.window_secs();
     let growth = m.growth_per_sec(secs);
     f.evidence.push(if m.usage == m.start {
@@ -134,7 +148,7 @@ impl Rule for MemoryPressure {
     }
 
     fn description(&self) -> &str {
-        "a memory cgroup (or the host) above memory_pressure_pct of its limit (warning)"
+        "a memory cgroup's working set (or the host's used memory) above memory_pressure_pct of its limit (warning)"
     }
 
     fn thresholds(&self) -> &[ThresholdSpec] {
@@ -215,7 +229,7 @@ mod tests {
         assert_eq!(f.eta_secs, None, "the countdown is oom-imminent's");
         assert_eq!(
             f.title,
-            "cgroup /system.slice/db.service is under memory pressure: 1.9 GiB in use, 95% of its 2.0 GiB limit; allocations reclaim first"
+            "cgroup /system.slice/db.service is under memory pressure: usage 1.9 GiB, 95% of its 2.0 GiB limit; allocations reclaim first"
         );
         assert!(f.cause.contains("12.5% of the last 10 s"), "{}", f.cause);
         assert!(

@@ -9,9 +9,13 @@ use crate::common::{
     of_limit, psi_memory_line, systemd_unit,
 };
 
-/// A memory cgroup (or the host: total − available against total) above `oom_imminent_pct`
-/// of its limit and growing warns, with the ETA to the limit at the window's growth rate;
-/// under `oom_critical_eta_secs` it is critical.
+/// A memory cgroup whose working set (usage minus reclaimable page cache) is above
+/// `oom_imminent_pct` of its limit (or the host: total − available against total), and
+/// growing steadily by at least `oom_min_growth_kib_per_sec` over the window (the trend of its
+/// per-second series: a good fit, mostly rising, no sawtooth), warns, with the ETA to the
+/// limit at that rate; under `oom_critical_eta_secs` it is critical. A cgroup held at its
+/// limit by page cache, or one that hits the limit and reclaims (failcnt rising), is not
+/// about to be OOM-killed.
 pub struct OomImminent;
 
 /// The rule's id.
@@ -35,8 +39,22 @@ pub const OOM_CRITICAL_ETA_SECS: ThresholdSpec = ThresholdSpec::number(
     f64::MAX,
     "critical when the limit is this close",
 );
+/// `oom_min_growth_kib_per_sec`: slower growth than this is not an OOM on its way (KiB/s).
+pub const OOM_MIN_GROWTH_KIB_PER_SEC: ThresholdSpec = ThresholdSpec::number(
+    "oom_min_growth_kib_per_sec",
+    16.0,
+    "KiB/s",
+    0.0,
+    f64::MAX,
+    "the working set must grow at least this fast, steadily, for an OOM to be on its way",
+);
 /// The thresholds this rule reads.
-pub const THRESHOLDS: &[ThresholdSpec] = &[OOM_IMMINENT_PCT, OOM_CRITICAL_ETA_SECS];
+pub const THRESHOLDS: &[ThresholdSpec] =
+    &[OOM_IMMINENT_PCT, OOM_CRITICAL_ETA_SECS, OOM_MIN_GROWTH_KIB_PER_SEC];
+
+fn min_growth(t: &Thresholds) -> f64 {
+    t.number(&OOM_MIN_GROWTH_KIB_PER_SEC) * 1024.0
+}
 
 /// Seconds until `usage` reaches `limit` at `growth` bytes per second.
 pub(crate) fn eta_secs(usage: u64, limit: u64, growth: f64) -> Option<f64> {
@@ -45,7 +63,9 @@ pub(crate) fn eta_secs(usage: u64, limit: u64, growth: f64) -> Option<f64> {
 
 fn imminent(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
     let secs = s.window_secs();
-    let growth = m.growth_per_sec(secs);
+    let growth = m
+        .sustained_growth(secs, min_growth(t))
+        .unwrap_or_else(|| m.growth_per_sec(secs));
     let eta = eta_secs(m.usage, m.limit, growth).unwrap_or(0.0);
     let severity = if eta < t.number(&OOM_CRITICAL_ETA_SECS) {
         Severity::Critical
@@ -55,7 +75,10 @@ fn imminent(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
     let name = m.name(s);
     let mut f = finding(ID, severity, m.subject(s));
     let (what, of) = match m.cg {
-        Some(_) => ("will reach its memory limit", of_limit(m.usage, m.limit)),
+        Some(_) => (
+            "will reach its memory limit",
+            format!("{} {}", m.what(), of_limit(m.usage, m.limit)),
+        ),
         None => (
             "will run out of memory",
             format!("{} used", of_limit(m.usage, m.limit)),
@@ -66,10 +89,14 @@ fn imminent(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
         human_secs(eta),
         fmt_byte_rate(growth)
     );
-    let grew = m.usage - m.start;
+    let grew = m.usage.saturating_sub(m.start);
     f.cause = match m.cg {
         Some(_) => format!(
-            "Its memory use grew by {} in {} and only {} is left under its limit. When it gets there and the kernel cannot reclaim enough (page cache can be dropped; anonymous memory without swap cannot), the OOM killer kills a process in it. The ETA assumes the growth continues at this window's rate.",
+            "Its {} grew by {} in {}, steadily, and only {} is left under its limit. When it gets there the kernel cannot reclaim enough (page cache can be dropped; anonymous memory without swap cannot), and the OOM killer kills a process in it. The ETA assumes the growth continues at this window's rate.",
+            match m.what() {
+                "working set" => "working set (the memory it cannot give back: usage minus reclaimable page cache)",
+                other => other,
+            },
             human_bytes(grew),
             human_secs(secs),
             human_bytes(m.limit.saturating_sub(m.usage))
@@ -88,7 +115,8 @@ fn imminent(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
         None => "The OOM killer will SIGKILL the process with the highest OOM score on the host, which need not be the one that grows; before that the whole host slows down in reclaim and swap.".into(),
     };
     f.evidence.push(format!(
-        "usage {} → {} in {} (+{}, {})",
+        "{} {} → {} in {} (+{}, {})",
+        m.what(),
         human_bytes(m.start),
         human_bytes(m.usage),
         human_secs(secs),
@@ -96,12 +124,16 @@ fn imminent(m: &MemTarget<'_>, s: &Signals, t: &Thresholds) -> Finding {
         fmt_byte_rate(growth)
     ));
     f.evidence.push(format!(
-        "{} in use of a limit of {} ({}); {} left",
+        "{} {} of a limit of {} ({}); {} left",
         human_bytes(m.usage),
+        m.what(),
         human_bytes(m.limit),
         fmt_pct(m.fill_pct()),
         human_bytes(m.limit.saturating_sub(m.usage))
     ));
+    if let Some(line) = m.cache_line() {
+        f.evidence.push(line);
+    }
     if let Some(c) = m.cg {
         f.evidence
             .push(format!("cgroup {} (v{})", c.path, c.version));
@@ -183,7 +215,7 @@ impl Rule for OomImminent {
     }
 
     fn description(&self) -> &str {
-        "memory above oom_imminent_pct of its limit and growing (critical when the limit is under oom_critical_eta_secs away)"
+        "a working set above oom_imminent_pct of its limit and growing steadily (critical when the limit is under oom_critical_eta_secs away)"
     }
 
     fn thresholds(&self) -> &[ThresholdSpec] {
@@ -191,8 +223,11 @@ impl Rule for OomImminent {
     }
 
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
+        let secs = s.window_secs();
         memory_targets(s, |m| {
-            m.limit > 0 && m.usage > m.start && m.fill_pct() > t.number(&OOM_IMMINENT_PCT)
+            m.limit > 0
+                && m.fill_pct() > t.number(&OOM_IMMINENT_PCT)
+                && m.sustained_growth(secs, min_growth(t)).is_some()
         })
         .iter()
         .map(|m| imminent(m, s, t))
@@ -234,6 +269,91 @@ mod tests {
             used_series: Default::default(),
         });
         s
+    }
+
+    /// A cgroup with a known working set and per-second series: `ws(i)` and `usage(i)`
+    /// for i = 0..=10 over the 10 s window.
+    fn with_series(limit: u64, usage: impl Fn(u64) -> u64, ws: impl Fn(u64) -> u64) -> CgroupMemory {
+        let points = |f: &dyn Fn(u64) -> u64| {
+            kerno_core::Series::from_points((0..=10).map(|i| (i * 1000, f(i) as f64)))
+        };
+        CgroupMemory {
+            usage_start_bytes: usage(0),
+            usage_bytes: usage(10),
+            working_set_start_bytes: Some(ws(0)),
+            working_set_bytes: Some(ws(10)),
+            usage_series: points(&usage),
+            working_set_series: points(&ws),
+            ..cg("/kubepods/burstable/pod1/c1", 0, 0, limit)
+        }
+    }
+
+    #[test]
+    fn a_cgroup_full_of_page_cache_is_neither_pressure_nor_an_oom() {
+        // As seen for real: a 128 MiB cgroup reading a 400 MiB file in a loop, usage at
+        // 126.8 MiB "growing 8 KiB/s", but only 3.1 MiB of it is the working set.
+        let s = with(vec![with_series(
+            128 * MIB,
+            |i| 126 * MIB + 819 * 1024 - (10 - i) * 8192,
+            |i| 3 * MIB + 100 * 1024 + (i % 2) * 4096,
+        )]);
+        assert!(run(&OomImminent, &s).is_empty());
+        assert!(run(&crate::MemoryPressure, &s).is_empty());
+    }
+
+    #[test]
+    fn an_anonymous_hog_near_its_limit_is_caught_with_the_working_set_shown() {
+        // 93% and +100 KiB/s, no cache: both rules speak.
+        let s = with(vec![with_series(
+            512 * MIB,
+            |i| 476 * MIB + i * 100 * 1024,
+            |i| 476 * MIB + i * 100 * 1024,
+        )]);
+        let f = one(run(&OomImminent, &s));
+        assert_eq!(f.severity, Severity::Warning);
+        assert!((f.eta_secs.unwrap() - (36.0 * 1024.0 - 1000.0) / 100.0).abs() < 0.01, "{:?}", f.eta_secs);
+        assert!(f.evidence.iter().any(|e| e.starts_with("working set 476.0 MiB → ")), "{:#?}", f.evidence);
+        assert_eq!(one(run(&crate::MemoryPressure, &s)).severity, Severity::Warning);
+        // With some cache beside it, the evidence says how much of usage is reclaimable.
+        let s = with(vec![with_series(
+            512 * MIB,
+            |i| 496 * MIB + i * 100 * 1024,
+            |i| 476 * MIB + i * 100 * 1024,
+        )]);
+        let f = one(run(&OomImminent, &s));
+        assert!(
+            f.evidence.iter().any(|e| e == "497.0 MiB used, 477.0 MiB working set, the rest (20.0 MiB) reclaimable page cache"),
+            "{:#?}",
+            f.evidence
+        );
+    }
+
+    #[test]
+    fn noise_at_the_limit_and_a_sawtooth_are_not_growth() {
+        // At 97% of its limit, up and down by a few pages: full, but not on its way up.
+        let noise = with(vec![with_series(
+            512 * MIB,
+            |i| 497 * MIB + (i % 3) * 8192,
+            |i| 497 * MIB + (i % 3) * 8192,
+        )]);
+        assert!(run(&OomImminent, &noise).is_empty());
+        assert_eq!(run(&crate::MemoryPressure, &noise).len(), 1, "still under pressure");
+        // A garbage collector: fills by 2 MiB/s, collects every 4 s; ends higher than it began.
+        let saw = with(vec![with_series(
+            512 * MIB,
+            |i| 470 * MIB + (i % 4) * 2 * MIB + i * 64 * 1024,
+            |i| 470 * MIB + (i % 4) * 2 * MIB + i * 64 * 1024,
+        )]);
+        assert!(run(&OomImminent, &saw).is_empty());
+        // Growth under the minimum rate is not an OOM on its way.
+        let slow = with(vec![with_series(
+            512 * MIB,
+            |i| 480 * MIB + i * 8 * 1024,
+            |i| 480 * MIB + i * 8 * 1024,
+        )]);
+        assert!(run(&OomImminent, &slow).is_empty());
+        let t = Thresholds::default().with(&OOM_MIN_GROWTH_KIB_PER_SEC, 4.0).unwrap();
+        assert_eq!(run_with(&OomImminent, &slow, &t).len(), 1);
     }
 
     #[test]
@@ -279,7 +399,7 @@ mod tests {
         );
         assert_eq!(
             f.title,
-            "cgroup /system.slice/api.service will reach its memory limit in about 15 s: 1.9 GiB of 2.0 GiB (93%), growing 10.0 MiB/s"
+            "cgroup /system.slice/api.service will reach its memory limit in about 15 s: usage 1.9 GiB of 2.0 GiB (93%), growing 10.0 MiB/s"
         );
         assert_eq!(f.subject.kind, "cgroup");
         assert_eq!(

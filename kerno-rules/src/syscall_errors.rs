@@ -12,6 +12,12 @@ use crate::common::{finding, fmt_pct, grade, pct, proc_name, proc_where};
 /// `syscall_error_critical_pct` is critical. When the per-errno breakdown is missing every
 /// failure counts; when it is there, only the non-benign errnos do. The subject is the
 /// process with the most non-benign failures; the collector is never counted or named.
+///
+/// Errnos that answer a lookup with "not that one" (`probe_errnos`: ENXIO from opening a
+/// socket or FIFO, ELOOP, ENOTDIR, EISDIR, ENAMETOOLONG) are what file scanners, indexers and
+/// backup agents get all day from whatever they walk over; they count only when more than
+/// `probe_errno_pct` of the syscall's calls fail with them (a program whose every open fails
+/// with ENXIO is still caught).
 pub struct SyscallErrors;
 
 /// The rule's id.
@@ -49,6 +55,21 @@ pub const SYSCALL_ERROR_MIN_ERRORS: ThresholdSpec = ThresholdSpec::count(
     "errors",
     "fewer failures (not counting benign errnos) than this and the rule stays quiet, whatever the rate",
 );
+/// `probe_errnos`: lookup answers that count only above `probe_errno_pct` of calls.
+pub const PROBE_ERRNOS: ThresholdSpec = ThresholdSpec::list(
+    "probe_errnos",
+    &["ENXIO", "ELOOP", "ENOTDIR", "EISDIR", "ENAMETOOLONG"],
+    "errnos that answer a path lookup with 'not that one' (scanners get them all day): they count only above probe_errno_pct of a syscall's calls",
+);
+/// `probe_errno_pct`: the share of calls failing with probe errnos above which they count (%).
+pub const PROBE_ERRNO_PCT: ThresholdSpec = ThresholdSpec::number(
+    "probe_errno_pct",
+    10.0,
+    "%",
+    0.0,
+    100.0,
+    "probe_errnos count as failures only when more than this share of a syscall's calls fail with them",
+);
 /// `benign_errnos` by default.
 const BENIGN_DEFAULT: &[&str] = &[
     "EAGAIN",
@@ -83,6 +104,8 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
     SYSCALL_ERROR_MIN_CALLS,
     SYSCALL_ERROR_MIN_ERRORS,
     BENIGN_ERRNOS,
+    PROBE_ERRNOS,
+    PROBE_ERRNO_PCT,
 ];
 
 /// What an errno means when a syscall returns it (a clause that follows "`connect`
@@ -229,14 +252,29 @@ const ROUTINE: &[(&str, &str)] = &[
 /// Whether `errno` from `syscall` is routine: in `benign_errnos` (an entry is an errno, or
 /// `syscall:ERRNO` for one syscall only) or in [`ROUTINE`].
 fn is_benign(syscall: &str, errno: &str, t: &Thresholds) -> bool {
-    let listed = t
-        .list(&BENIGN_ERRNOS)
+    listed(&t.list(&BENIGN_ERRNOS), syscall, errno)
+        || ROUTINE.iter().any(|(sc, e)| *sc == syscall && *e == errno)
+}
+
+/// Whether a list of `ERRNO` and `syscall:ERRNO` entries names this pair.
+fn listed(list: &[&str], syscall: &str, errno: &str) -> bool {
+    list.iter().any(|b| match b.split_once(':') {
+        Some((sc, e)) => sc == syscall && e.eq_ignore_ascii_case(errno),
+        None => b.eq_ignore_ascii_case(errno),
+    })
+}
+
+/// Probe errnos of this syscall are routine when they are no more than `probe_errno_pct` of
+/// its calls.
+fn probes_are_routine(st: &SyscallStat, t: &Thresholds) -> bool {
+    let probes = t.list(&PROBE_ERRNOS);
+    let n: u64 = st
+        .errnos
         .iter()
-        .any(|b| match b.split_once(':') {
-            Some((sc, e)) => sc == syscall && e.eq_ignore_ascii_case(errno),
-            None => b.eq_ignore_ascii_case(errno),
-        });
-    listed || ROUTINE.iter().any(|(sc, e)| *sc == syscall && *e == errno)
+        .filter(|(e, _)| listed(&probes, &st.name, e))
+        .map(|(_, n)| *n)
+        .sum();
+    pct(n, st.count) <= t.number(&PROBE_ERRNO_PCT)
 }
 
 /// The failures of one syscall that count.
@@ -252,7 +290,11 @@ struct Failures<'a> {
 }
 
 fn failures<'a>(st: &'a SyscallStat, s: &Signals, t: &Thresholds) -> Failures<'a> {
-    let benign_errno = |e: &str| is_benign(&st.name, e, t);
+    let probes = t.list(&PROBE_ERRNOS);
+    let probes_routine = probes_are_routine(st, t);
+    let benign_errno = |e: &str| {
+        is_benign(&st.name, e, t) || (probes_routine && listed(&probes, &st.name, e))
+    };
     let mut errnos: Vec<(&str, u64)> = Vec::new();
     let mut benign: Vec<(&str, u64)> = Vec::new();
     for (e, n) in &st.errnos {
@@ -504,6 +546,45 @@ mod tests {
             ..SyscallSignals::default()
         });
         s
+    }
+
+    #[test]
+    fn a_scanner_probing_paths_is_routine_but_an_open_that_always_fails_is_not() {
+        // Seen on a shared CI machine: ~4,300 opens a second from one process, 1.1% of them
+        // ENXIO (sockets and FIFOs in the tree it walks).
+        let s = with(vec![stat(
+            "openat",
+            21_654,
+            &[("ENXIO", 246), ("ENOENT", 90)],
+            vec![perr(2211, "updatedb", "ENXIO", 246)],
+        )]);
+        assert!(run(&SyscallErrors, &s).is_empty(), "{:#?}", run(&SyscallErrors, &s));
+        // ELOOP and ENOTDIR from the same walk, still a small share: routine.
+        let s = with(vec![stat("openat", 10_000, &[("ELOOP", 300), ("ENOTDIR", 200)], vec![])]);
+        assert!(run(&SyscallErrors, &s).is_empty());
+        // Every open fails with ENXIO: that program cannot do its job.
+        let s = with(vec![stat(
+            "openat",
+            2_000,
+            &[("ENXIO", 2_000)],
+            vec![perr(4121, "api", "ENXIO", 2_000)],
+        )]);
+        let f = one(run(&SyscallErrors, &s));
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.subject.process.as_ref().unwrap().pid, 4121);
+        // A client hammering a dead dependency stays a finding at a low share.
+        let s = with(vec![stat(
+            "connect",
+            10_000,
+            &[("ECONNREFUSED", 500)],
+            vec![perr(4121, "api", "ECONNREFUSED", 500)],
+        )]);
+        assert_eq!(one(run(&SyscallErrors, &s)).severity, Severity::Warning);
+        // The share is a threshold like the others.
+        let s = with(vec![stat("openat", 10_000, &[("ENXIO", 500)], vec![])]);
+        assert!(run(&SyscallErrors, &s).is_empty());
+        let t = Thresholds::default().with(&PROBE_ERRNO_PCT, 2.0).unwrap();
+        assert_eq!(one(run_with(&SyscallErrors, &s, &t)).severity, Severity::Warning);
     }
 
     #[test]
