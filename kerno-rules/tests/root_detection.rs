@@ -170,6 +170,25 @@ fn evaluate(e: &Engine, series: &[Vec<Sample>], start_ms: u64, since: Instant) -
     e.evaluate(&signals)
 }
 
+/// A finding in one line that says whose it is: the rule, the subject (with the process and
+/// cgroup behind it) and the title, so a failure caused by another job on the machine names
+/// that job.
+fn describe(f: &Finding) -> String {
+    let mut whose = format!("{} {}", f.subject.kind, f.subject.name);
+    if let Some(p) = &f.subject.process {
+        whose += &format!(", pid {} `{}`", p.pid, p.comm);
+    }
+    if let Some(c) = f.subject.cgroup.as_deref().or(f
+        .subject
+        .process
+        .as_ref()
+        .and_then(|p| p.cgroup.as_deref()))
+    {
+        whose += &format!(", cgroup {c}");
+    }
+    format!("{} {} [{whose}]: {}", f.severity, f.rule, f.title)
+}
+
 fn push(series: &mut [Vec<Sample>], samples: Vec<Option<Sample>>) {
     for (s, x) in series.iter_mut().zip(samples) {
         if let Some(x) = x {
@@ -425,7 +444,7 @@ fn root_every_rule_fires_on_its_real_incident_at_default_thresholds() {
         .findings
         .iter()
         .filter(|f| f.severity >= Severity::Warning)
-        .map(|f| format!("{} {}: {}", f.severity, f.rule, f.title))
+        .map(describe)
         .collect();
 
     let rows: Vec<Row> = CASES.iter().map(|c| run_case(&mut e, c)).collect();
