@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Collect a window of kernel signals and print a ranked diagnosis.
     Doctor(DoctorArgs),
-    /// List the built-in rules and their thresholds.
+    /// List the rules and the thresholds each declares, with their current values.
     Rules(RulesArgs),
     /// Run the node agent: a sliding window of kernel signals, /metrics, /healthz, /readyz.
     ///
@@ -81,13 +81,8 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["duration", "save", "domains"])]
     pub from: Option<PathBuf>,
 
-    /// Configuration file (YAML) [default: $KERNO_CONFIG, ~/.config/kerno/config.yaml, /etc/kerno/config.yaml]
-    #[arg(short, long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Override a rule threshold, e.g. --threshold syscall_p99_ms=250 (repeatable; see `kerno rules`).
-    #[arg(short = 't', long = "threshold", value_name = "KEY=VALUE")]
-    pub thresholds: Vec<String>,
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
 
     /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
@@ -113,13 +108,8 @@ pub struct StartArgs {
     #[arg(short, long, value_name = "DURATION")]
     pub window: Option<String>,
 
-    /// Configuration file (YAML) [default: $KERNO_CONFIG, ~/.config/kerno/config.yaml, /etc/kerno/config.yaml]
-    #[arg(short, long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Override a rule threshold for the findings metrics and /doctor (repeatable).
-    #[arg(short = 't', long = "threshold", value_name = "KEY=VALUE")]
-    pub thresholds: Vec<String>,
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
 
     /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
@@ -128,11 +118,18 @@ pub struct StartArgs {
 
 #[derive(Args, Debug)]
 pub struct RulesArgs {
-    /// Configuration file whose thresholds to show.
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+}
+
+/// The configuration file and threshold overrides, for every command that runs rules.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// Configuration file (YAML) [default: $KERNO_CONFIG, ~/.config/kerno/config.yaml, /etc/kerno/config.yaml]
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Show the thresholds as they would be with this override, e.g. --threshold syscall_p99_ms=250 (repeatable).
+    /// Override a rule threshold, e.g. --threshold syscall_p99_ms=250 (repeatable; see `kerno rules`).
     #[arg(short = 't', long = "threshold", value_name = "KEY=VALUE")]
     pub thresholds: Vec<String>,
 }

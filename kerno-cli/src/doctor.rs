@@ -109,8 +109,8 @@ fn ask_agent(cfg: &Config, quiet: bool) -> Option<kerno_core::Signals> {
 pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
     let rules = rules();
     let mut cfg = config(
-        args.config.as_deref(),
-        &args.thresholds,
+        args.cfg.config.as_deref(),
+        &args.cfg.thresholds,
         &ThresholdRegistry::of(&rules),
     )?;
     if let Some(d) = &args.duration {

@@ -8,7 +8,7 @@ use crate::{Failure, RuleSet, cli::RulesArgs, doctor};
 pub fn run(args: RulesArgs, rules: RuleSet) -> Result<u8, Failure> {
     let rules = rules();
     let registry = ThresholdRegistry::of(&rules);
-    let cfg = doctor::config(args.config.as_deref(), &args.thresholds, &registry)?;
+    let cfg = doctor::config(args.cfg.config.as_deref(), &args.cfg.thresholds, &registry)?;
     let values = registry.values(&cfg.thresholds);
     println!(
         "Rules and their thresholds (set with --threshold KEY=VALUE, KERNO_THRESHOLD_<KEY>, or `thresholds:` in the config file):"

@@ -10,8 +10,8 @@ use crate::{Failure, RuleSet, cli::StartArgs, doctor, exit};
 pub fn run(args: StartArgs, rules: RuleSet) -> Result<u8, Failure> {
     let rules = rules();
     let mut cfg = doctor::config(
-        args.config.as_deref(),
-        &args.thresholds,
+        args.cfg.config.as_deref(),
+        &args.cfg.thresholds,
         &ThresholdRegistry::of(&rules),
     )?;
     if let Some(l) = args.listen {

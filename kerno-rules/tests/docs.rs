@@ -29,7 +29,11 @@ fn table() -> String {
                 "| `{}` | {} | {} | {} |\n",
                 s.key,
                 default,
-                if s.range().is_empty() { "a list".into() } else { s.range() },
+                if s.range().is_empty() {
+                    "a list".into()
+                } else {
+                    s.range()
+                },
                 s.doc
             );
         }
