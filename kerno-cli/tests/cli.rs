@@ -67,6 +67,16 @@ fn bad_flags_are_usage_errors_without_panics() {
         (&["doctor", "--duration", "10y"][..], "--duration"),
         (&["doctor", "--duration", "10m"][..], "--duration"),
         (&["doctor", "--duration", "0s"][..], "--duration"),
+        (&["doctor", "-d", "99999999999999999999"][..], "too long"),
+        (&["doctor", "-d", "6000000000000000h"][..], "too long"),
+        (
+            &["start", "--window", "99999999999999999999"][..],
+            "--window",
+        ),
+        (
+            &["chaos", "--induce", "cpu", "-d", "6000000000000000h"][..],
+            "duration",
+        ),
         (&["doctor", "--output", "xml"][..], "xml"),
         (&["doctor", "--threshold", "nope=1"][..], "nope"),
         (

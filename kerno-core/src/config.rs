@@ -308,7 +308,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("{s:?} is not a valid duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // Checked: a huge number of seconds (`99999999999999999999`, `6000000000000000h`) is
+    // an error to report, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is too long to be a duration"))
 }
 
 /// `30s`, `1.5s`, `2m`, `250ms`.
@@ -466,6 +468,12 @@ mod tests {
         assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5y").is_err());
+        for huge in ["99999999999999999999", "6000000000000000h", "1e309"] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
+        let err =
+            Config::from_yaml("duration: 99999999999999999999\n", "x.yaml", &rules()).unwrap_err();
+        assert!(err.to_string().contains("duration"), "{err}");
         assert_eq!(format_duration(Duration::from_secs(30)), "30s");
     }
 
