@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks of the systemd unit and scripts/install.sh, into scratch roots (DESTDIR): no root
-# needed, nothing outside a temporary directory is written. Called by scripts/deploy-check.sh.
+# Checks of the systemd unit and scripts/install.sh (with target/release/kerno), into scratch
+# roots (DESTDIR): no root needed, nothing outside a temporary directory is written. Called by
+# scripts/deploy-check.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
