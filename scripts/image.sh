@@ -24,7 +24,9 @@ IMAGE=localhost/kerno:ci
 NAME=kerno-ci-$$
 PODMAN=(podman --runtime runc)   # crun refuses this machine's hybrid cgroup mode
 WORK=target/image
+# Root tests share one kernel: hold the lock they use while containers run.
 KERNEL_LOCK=${KERNEL_LOCK:-/work/kernel.lock}
+[ -d "$(dirname "$KERNEL_LOCK")" ] || KERNEL_LOCK=/tmp/kerno-kernel.lock
 # The capability set (docs/deploy.md, "Capabilities"): found by dropping each in turn.
 CAPS=(CAP_BPF CAP_PERFMON CAP_SYS_PTRACE CAP_DAC_READ_SEARCH)
 CAP_BITS=(39 38 19 2)
