@@ -164,9 +164,11 @@ EOF
     say "default seccomp profile: refused ($(grep -o -i -m1 'operation not permitted[^)]*)' "$WORK/default-seccomp.err" || head -c 80 "$WORK/default-seccomp.err"))"
 
     # 3. kerno start serves /readyz and /metrics to the host; doctor inside asks the agent.
-    local before port=19090
+    local before port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     before=$(prog_ids)
-    "${PODMAN[@]}" run -d "${opts[@]}" -p "127.0.0.1:$port:9090" "$IMAGE" start --window 10s > /dev/null
+    "${PODMAN[@]}" run -d "${opts[@]}" -p "127.0.0.1:$port:9090" "$IMAGE" start --window 10s > /dev/null \
+        || die "podman run (agent) failed"
     local pid code=000 i
     pid=$("${PODMAN[@]}" inspect "$NAME" --format '{{.State.Pid}}')
     for i in $(seq 1 100); do
