@@ -17,14 +17,67 @@ use kerno_core::procfs;
 /// tests (see `benign_workload` in root_benign.rs).
 pub const ROLE_VAR: &str = "KERNO_BENIGN_ROLE";
 
-/// A name unique to this test process and call: `kb<pid>x<n>` (short enough for a veth).
+/// Prefix of every cgroup, namespace and scratch directory a case creates.
+const PREFIX: &str = "kbn";
+
+/// A name unique to this test process and call: `kbn<pid><tag><n>` (short enough for a
+/// veth).
 pub fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
-        "kb{}{tag}{}",
+        "{PREFIX}{}{tag}{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The test process that created `name` (one of [`unique`]'s or a [`Scratch`]'s), if it is
+/// ours and that process is gone.
+fn stale_owner(name: &str) -> Option<u32> {
+    let rest = name
+        .strip_prefix(PREFIX)
+        .or_else(|| name.strip_prefix("kerno-benign-"))?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let pid: u32 = digits.parse().ok()?;
+    (!Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
+}
+
+/// Remove what an earlier run that was killed (no destructors ran) left behind: its
+/// cgroups, network namespaces and scratch directories.
+pub fn sweep_stale() {
+    let roots = [procfs::cgroup1_memory_root(), procfs::cgroup2_root()];
+    for root in roots.into_iter().flatten() {
+        for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(PREFIX) && stale_owner(&name).is_some() {
+                drop(MemCgroup {
+                    dir: e.path(),
+                    version: 0,
+                    path: String::new(),
+                });
+            }
+        }
+    }
+    let netns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for name in netns.lines().filter_map(|l| l.split_whitespace().next()) {
+        if stale_owner(name).is_some() {
+            let _ = ip(&["netns", "del", name]);
+        }
+    }
+    for e in fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("kerno-benign-") && stale_owner(&name).is_some() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A child process in its own process group; dropping it kills the group and reaps it. It
