@@ -240,16 +240,14 @@ fn counters(dir: &Scratch, file: &str) -> Result<Vec<u64>, String> {
 
 /// Wait until a workload's counter `file` has field `i` at least `min`.
 fn wait_counter(dir: &Scratch, file: &str, i: usize, min: u64) -> Result<String, String> {
-    let mut last = 0;
     wait_until(Duration::from_secs(20), || {
-        last = counters(dir, file)?.get(i).copied().unwrap_or(0);
-        if last >= min {
-            Ok(())
+        let v = counters(dir, file)?.get(i).copied().unwrap_or(0);
+        if v >= min {
+            Ok(format!("{file}[{i}] = {v}"))
         } else {
-            Err(format!("{file}[{i}] is {last}, want at least {min}"))
+            Err(format!("{file}[{i}] is {v}, want at least {min}"))
         }
     })
-    .map(|()| format!("{file}[{i}] = {last}"))
 }
 
 // ---- page cache in a memory-limited cgroup --------------------------------------------
@@ -323,8 +321,7 @@ fn page_cache(mut case: Case, cg: MemCgroup) {
     );
     case.require(
         "the cgroup is at >= 90% of its 128 MiB limit, mostly page cache (before the window)",
-        wait_until(Duration::from_secs(30), || full_of_cache(&cg).map(drop))
-            .and_then(|()| full_of_cache(&cg)),
+        wait_until(Duration::from_secs(30), || full_of_cache(&cg)),
     );
     let signals = case.window();
     case.condition(
@@ -502,35 +499,38 @@ fn root_benign_http_keepalive() {
 
 const POOL_THREADS: usize = 200;
 
-/// Of the pool's threads, how many sleep in futex and in epoll waits (from `/proc/<pid>/task`:
-/// the state in `stat`, the blocking syscall in `syscall`).
+/// Of the pool's workers (named by the role), how many sleep in futex and in epoll waits
+/// (from `/proc/<pid>/task`: the name in `comm`, the state in `stat`, the blocking syscall
+/// in `syscall`).
 fn pool_asleep(pid: u32) -> Result<String, String> {
+    use benign::roles::{POOL_EPOLL, POOL_FUTEX};
     let (mut tasks, mut futex, mut epoll) = (0, 0, 0);
     let dir =
         fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| format!("/proc/{pid}/task: {e}"))?;
     for t in dir.flatten() {
         tasks += 1;
-        let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
-        let sys = fs::read_to_string(t.path().join("syscall")).unwrap_or_default();
+        let read = |f: &str| fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        let (comm, stat, sys) = (read("comm"), read("stat"), read("syscall"));
+        let asleep = stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| r.starts_with('S'));
         let nr: Option<i64> = sys.split_whitespace().next().and_then(|n| n.parse().ok());
-        if state == Some('S') {
-            match nr {
-                Some(202) => futex += 1,
-                Some(232 | 281 | 441) => epoll += 1,
-                _ => {}
-            }
+        match (comm.trim(), nr) {
+            (POOL_FUTEX, Some(202)) if asleep => futex += 1,
+            (POOL_EPOLL, Some(232 | 281 | 441)) if asleep => epoll += 1,
+            _ => {}
         }
     }
     let detail = format!(
-        "{tasks} threads in /proc/{pid}/task; asleep: {futex} in futex, {epoll} in epoll_wait"
+        "{tasks} threads in /proc/{pid}/task; asleep: {futex} {POOL_FUTEX} in futex, \
+         {epoll} {POOL_EPOLL} in epoll_wait"
     );
-    let half = POOL_THREADS as u32 / 2;
-    if tasks > POOL_THREADS as u32 && futex >= half && epoll >= half {
+    let half = POOL_THREADS / 2;
+    if futex + epoll == POOL_THREADS && futex == half {
         Ok(detail)
     } else {
         Err(format!(
-            "want {POOL_THREADS} workers ({half} in futex, {half} in epoll) asleep; {detail}"
+            "want all {POOL_THREADS} workers asleep ({half} in futex, {half} in epoll); {detail}"
         ))
     }
 }
@@ -551,13 +551,7 @@ fn root_benign_thread_pool_200() {
     );
     let pid = pool.pid();
     // A worker woken by its timeout or a job is running for microseconds: look again.
-    let asleep = || {
-        let mut last = String::new();
-        wait_until(Duration::from_secs(3), || {
-            pool_asleep(pid).map(|d| last = d)
-        })
-        .map(|()| last.clone())
-    };
+    let asleep = || wait_until(Duration::from_secs(3), || pool_asleep(pid));
     case.require(
         "200 threads asleep in futex and epoll waits (before the window)",
         asleep(),

@@ -219,15 +219,15 @@ pub fn read_counters(path: &Path) -> Option<Vec<u64>> {
     s.split_whitespace().map(|v| v.parse().ok()).collect()
 }
 
-/// Poll `cond` every 100 ms until it holds or `limit` passes; the last `Err` otherwise.
+/// Poll `cond` every 100 ms until it holds (its detail) or `limit` passes (its last error).
 pub fn wait_until(
     limit: Duration,
-    mut cond: impl FnMut() -> Result<(), String>,
-) -> Result<(), String> {
+    mut cond: impl FnMut() -> Result<String, String>,
+) -> Result<String, String> {
     let start = Instant::now();
     loop {
         match cond() {
-            Ok(()) => return Ok(()),
+            Ok(detail) => return Ok(detail),
             Err(e) if start.elapsed() >= limit => return Err(format!("after {limit:?}: {e}")),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }

@@ -222,6 +222,18 @@ fn http_client(dir: &Path, port: &str, conns: u64, per_sec: u64, max_secs: u64, 
 
 // ---- thread pool ---------------------------------------------------------------------
 
+/// The names of the pool's condition-variable and epoll workers (their `comm`).
+pub const POOL_FUTEX: &str = "kb-pool-futex";
+/// See [`POOL_FUTEX`].
+pub const POOL_EPOLL: &str = "kb-pool-epoll";
+
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("start a pool thread");
+}
+
 /// `threads` idle workers, half waiting on a condition variable (futex) for jobs the main
 /// thread hands out now and then, half in `epoll_wait` on a pipe nobody writes (each with a
 /// timeout about a second, as event loops do). Writes `ready` once all have started.
@@ -230,7 +242,7 @@ fn thread_pool(dir: &Path, threads: usize) {
     let started = Arc::new(AtomicU64::new(0));
     for i in 0..threads / 2 {
         let (jobs, started) = (jobs.clone(), started.clone());
-        std::thread::spawn(move || {
+        spawn_named(POOL_FUTEX, move || {
             started.fetch_add(1, Ordering::Relaxed);
             let (q, cv) = &*jobs;
             let mut q = q.lock().unwrap();
@@ -245,7 +257,7 @@ fn thread_pool(dir: &Path, threads: usize) {
     }
     for i in 0..threads - threads / 2 {
         let started = started.clone();
-        std::thread::spawn(move || {
+        spawn_named(POOL_EPOLL, move || {
             let mut fds = [0; 2];
             // SAFETY: plain syscalls on descriptors this thread owns; `ev` and `out` are
             // valid for the calls.
