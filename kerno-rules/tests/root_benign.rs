@@ -164,13 +164,13 @@ impl Case {
                 loud.len()
             );
             for f in &loud {
-                let _ = write!(msg, "\n  {}", describe(f, ours));
+                let _ = write!(msg, "\n  {}", describe(f, ours, signals));
             }
             self.problems.push(msg);
         }
         let mut info = String::new();
         for f in &quiet {
-            let _ = write!(info, "\n  {}", describe(f, ours));
+            let _ = write!(info, "\n  {}", describe(f, ours, signals));
         }
         let secs = self.started.elapsed().as_secs_f64();
         let verdict = if self.problems.is_empty() {
@@ -206,8 +206,10 @@ impl Case {
     }
 }
 
-/// A finding on one line: rule, severity, title, subject (and whose it is), evidence.
-fn describe(f: &Finding, ours: &Ours) -> String {
+/// A finding on one line: rule, severity, title, subject (and whose it is), evidence. A
+/// finding about a syscall as a whole also gets the processes the probes saw failing it, so
+/// a failure still says who.
+fn describe(f: &Finding, ours: &Ours, signals: &Signals) -> String {
     let mut subject = format!("{} {}", f.subject.kind, f.subject.name);
     if let Some(p) = &f.subject.process {
         let _ = write!(subject, ", process {} (pid {})", p.comm, p.pid);
@@ -224,13 +226,45 @@ fn describe(f: &Finding, ours: &Ours) -> String {
     } else {
         "NOT this case's workload: something else on the machine"
     };
-    format!(
+    let mut line = format!(
         "{} {}: {} | subject: {subject} [{whose}] | evidence: {}",
         f.severity,
         f.rule,
         f.title,
         f.evidence.join("; ")
-    )
+    );
+    if f.subject.kind == "syscall" {
+        let failing: Vec<String> = signals
+            .syscalls
+            .iter()
+            .flat_map(|s| s.get(&f.subject.name))
+            .flat_map(|st| &st.top_errors)
+            .map(|p| {
+                format!(
+                    "`{}` (pid {}{}): {} x {}",
+                    p.process.comm,
+                    p.process.pid,
+                    p.process
+                        .cgroup
+                        .as_ref()
+                        .map(|c| format!(", cgroup {c}"))
+                        .unwrap_or_default(),
+                    p.count,
+                    p.errno
+                )
+            })
+            .collect();
+        if failing.is_empty() {
+            line.push_str(" | the probes attributed no failing process");
+        } else {
+            let _ = write!(
+                line,
+                " | failing processes the probes kept: {}",
+                failing.join(", ")
+            );
+        }
+    }
+    line
 }
 
 /// Counters a workload wrote (see `fixture::write_counters`), or an error naming the file.
