@@ -1,7 +1,8 @@
 //! `tcp-rtt`: TCP round trips are slow.
 
 use kerno_core::{
-    Finding, Rule, Severity, Signals, Subject, ThresholdSpec, Thresholds, human_ns, thousands,
+    Finding, Rule, Severity, Signals, Subject, TcpSignals, ThresholdSpec, Thresholds, human_ns,
+    thousands,
 };
 
 use crate::common::{addr_host, finding, fmt_pct, latency_line, ms, pct};
@@ -32,13 +33,46 @@ pub const TCP_RTT_MIN_SAMPLES: ThresholdSpec = ThresholdSpec::count(
 /// The thresholds this rule reads.
 pub const THRESHOLDS: &[ThresholdSpec] = &[TCP_RTT_P99_MS, TCP_RTT_MIN_SAMPLES];
 
+/// Whether the slow tail comes from loopback flows: on loopback there is no network, and a
+/// slow smoothed RTT is the peer acknowledging late (a keep-alive client acks a response
+/// only with its next request, or after the 40 ms delayed-ACK timer). Judged from the slow
+/// flows the probe attributed (at least 5 ms each): without them, the tail is left above the
+/// threshold in fewer than 1% of the other samples. Flows not in that list count as network
+/// ones, so a tail the list cannot explain still fires.
+fn tail_is_loopback(tcp: &TcpSignals, t: &Thresholds) -> bool {
+    let loopback: u64 = tcp
+        .slow_rtt_flows
+        .iter()
+        .filter(|f| is_loopback(&f.remote) || is_loopback(&f.local))
+        .map(|f| f.samples)
+        .sum();
+    if loopback == 0 {
+        return false;
+    }
+    let threshold_ns = (t.number(&TCP_RTT_P99_MS) * 1e6) as u64;
+    let slow = tcp.rtt.count_above(threshold_ns);
+    let rest = tcp.rtt.count().saturating_sub(loopback) as f64;
+    (slow - loopback as f64).max(0.0) <= rest * 0.01
+}
+
+/// `127.0.0.1:80`, `[::1]:80`, `[::ffff:127.0.0.1]:80`.
+fn is_loopback(addr: &str) -> bool {
+    let host = crate::common::addr_host(addr).trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    })
+}
+
 impl Rule for TcpRtt {
     fn id(&self) -> &str {
         ID
     }
 
     fn description(&self) -> &str {
-        "TCP smoothed RTT p99 above tcp_rtt_p99_ms (warning)"
+        "TCP smoothed RTT p99 above tcp_rtt_p99_ms (warning); a tail that comes from loopback flows is not the network"
     }
 
     fn thresholds(&self) -> &[ThresholdSpec] {
@@ -57,6 +91,9 @@ impl Rule for TcpRtt {
             return Vec::new();
         };
         if ms(p99) <= t.number(&TCP_RTT_P99_MS) {
+            return Vec::new();
+        }
+        if tail_is_loopback(tcp, t) {
             return Vec::new();
         }
         // The slowest flows (recorded in the kernel) and the processes owning them.
@@ -156,8 +193,6 @@ impl Rule for TcpRtt {
 
 #[cfg(test)]
 mod tests {
-    use kerno_core::TcpSignals;
-
     use super::*;
     use crate::testutil::*;
 
@@ -220,6 +255,49 @@ mod tests {
             "{}",
             f.title
         );
+    }
+
+    fn flow(local: &str, remote: &str, samples: u64) -> kerno_core::TcpRttFlow {
+        kerno_core::TcpRttFlow {
+            local: local.into(),
+            remote: remote.into(),
+            samples,
+            mean_rtt_ns: 12 * MS,
+            max_rtt_ns: 14 * MS,
+            process: None,
+        }
+    }
+
+    #[test]
+    fn a_tail_from_loopback_keepalive_is_not_the_network() {
+        // Seen for real: keep-alive HTTP on 127.0.0.1, one request every 10 ms; the client
+        // acks each response with its next request, so the smoothed RTT is ~10 ms.
+        let mut s = with_rtt(hist2(MS / 4, 9_700, 12 * MS, 300));
+        let tcp = s.tcp.as_mut().unwrap();
+        tcp.slow_rtt_flows = vec![
+            flow("127.0.0.1:8080", "127.0.0.1:51312", 160),
+            flow("[::1]:8080", "[::1]:51314", 140),
+        ];
+        assert!(run(&TcpRtt, &s).is_empty());
+        // The same tail over a real network is a finding.
+        let tcp = s.tcp.as_mut().unwrap();
+        tcp.slow_rtt_flows = vec![flow("10.0.0.1:8080", "10.0.0.2:51312", 300)];
+        assert_eq!(run(&TcpRtt, &s).len(), 1);
+        // A network tail beside a loopback one still fires, and so does a tail the
+        // attributed flows do not explain.
+        let tcp = s.tcp.as_mut().unwrap();
+        tcp.slow_rtt_flows = vec![
+            flow("127.0.0.1:8080", "127.0.0.1:51312", 150),
+            flow("10.0.0.1:8080", "[::ffff:10.0.0.2]:51312", 150),
+        ];
+        assert_eq!(run(&TcpRtt, &s).len(), 1);
+        tcp_mut(&mut s).slow_rtt_flows = vec![flow("127.0.0.1:8080", "127.0.0.1:51312", 100)];
+        assert_eq!(run(&TcpRtt, &s).len(), 1);
+        assert!(is_loopback("[::ffff:127.0.0.1]:80") && !is_loopback("10.1.1.1:80"));
+    }
+
+    fn tcp_mut(s: &mut Signals) -> &mut TcpSignals {
+        s.tcp.as_mut().unwrap()
     }
 
     #[test]
