@@ -105,6 +105,7 @@ fn process(rng: &mut Lcg, scale: Scale, pid: u32) -> Process {
         )),
         pod: Some(format!("team-{}/api-{pod}", pod % 7)),
         container: Some(format!("{:016x}", rng.next_u64())),
+        attribution: Default::default(),
     }
 }
 
@@ -282,6 +283,7 @@ pub fn big_signals(scale: Scale) -> Signals {
             cpus: 64,
             memory_bytes: 256 << 30,
             environment: "kubernetes".into(),
+            node: String::new(),
         },
         window: Window {
             start_unix_ms: 1_796_000_000_000,

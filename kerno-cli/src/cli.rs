@@ -92,6 +92,29 @@ pub struct DoctorArgs {
     /// agent answers from its window at once).
     #[arg(long, conflicts_with = "from")]
     pub standalone: bool,
+
+    /// Keep only findings about processes and cgroups in Kubernetes namespace NS.
+    #[arg(long, value_name = "NS", conflicts_with = "pod")]
+    pub namespace: Option<String>,
+
+    /// Keep only findings about pod NS/NAME.
+    #[arg(long, value_name = "NS/NAME")]
+    pub pod: Option<String>,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// Where the host is and what the node is called, for commands that collect.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Read the host's files under DIR (/proc, /sys/fs/cgroup, /var/log/pods, /run/containerd...; `/host` in a DaemonSet) [default: $KERNO_HOST_ROOT, config host_root, or /]
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
+
+    /// The node name findings carry [default: $KERNO_NODE_NAME, $NODE_NAME, config node_name, or the hostname]
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -114,6 +137,9 @@ pub struct StartArgs {
     /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
     pub domains: Option<Vec<Domain>>,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 #[derive(Args, Debug)]

@@ -5,14 +5,14 @@ use std::{
 
 use anyhow::Context as _;
 use kerno_core::{
-    Config, CoreError, Engine, KernelOptions, Severity, ThresholdRegistry,
+    Config, CoreError, Engine, KernelOptions, Scope, Severity, ThresholdRegistry,
     config::{check_window, parse_domains, parse_duration},
     render::{PrettyOptions, json, pretty},
 };
 
 use crate::{
     Failure, RuleSet,
-    cli::{DoctorArgs, Output},
+    cli::{DoctorArgs, NodeArgs, Output},
     exit, signal,
 };
 
@@ -37,6 +37,16 @@ pub fn config(
     Ok(cfg)
 }
 
+/// `--host-root` and `--node-name` over the configuration.
+pub fn apply_node_args(cfg: &mut Config, args: &NodeArgs) {
+    if let Some(r) = &args.host_root {
+        cfg.host_root = Some(r.clone());
+    }
+    if let Some(n) = &args.node_name {
+        cfg.node_name = Some(n.clone());
+    }
+}
+
 /// Probe options from the configuration, and `KERNO_FAIL_PROBES` (domains to fail on
 /// purpose, to exercise degradation).
 pub fn kernel_options(cfg: &Config) -> Result<KernelOptions, Failure> {
@@ -49,6 +59,8 @@ pub fn kernel_options(cfg: &Config) -> Result<KernelOptions, Failure> {
         domains: cfg.probes.domains.clone(),
         slow_syscall_ms: cfg.probes.slow_syscall_ms,
         slow_runq_ms: cfg.probes.slow_runq_ms,
+        host_root: cfg.host_root.clone(),
+        node_name: cfg.node_name.clone(),
         fail_on_purpose,
     })
 }
@@ -121,6 +133,14 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
     if let Some(domains) = args.domains {
         cfg.probes.domains = domains;
     }
+    apply_node_args(&mut cfg, &args.node);
+    let scope = match (&args.namespace, &args.pod) {
+        (Some(ns), _) => Some(Scope::namespace(ns)),
+        (None, Some(pod)) => Some(Scope::pod(pod)),
+        (None, None) => None,
+    }
+    .transpose()
+    .map_err(|e| Failure::usage(anyhow::anyhow!("--namespace/--pod: {e}")))?;
     if let Some(o) = args.output {
         cfg.output = match o {
             Output::Pretty => "pretty".into(),
@@ -205,6 +225,9 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
         }
     }
     let mut report = engine.evaluate(&signals);
+    if let Some(scope) = &scope {
+        report = report.scoped(scope);
+    }
     let critical = report
         .findings
         .iter()

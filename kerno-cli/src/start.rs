@@ -27,6 +27,7 @@ pub fn run(args: StartArgs, rules: RuleSet) -> Result<u8, Failure> {
     if let Some(domains) = args.domains {
         cfg.probes.domains = domains;
     }
+    doctor::apply_node_args(&mut cfg, &args.node);
     cfg.validate().map_err(Failure::usage)?;
     let listen = kerno_agent::parse_listen(&cfg.agent.listen).map_err(Failure::usage)?;
     let opts = AgentOptions {

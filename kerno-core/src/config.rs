@@ -30,6 +30,13 @@ pub struct Config {
     pub probes: ProbeConfig,
     /// The agent (`kerno start`).
     pub agent: AgentConfig,
+    /// Where the host's filesystems are mounted (`/host` in a DaemonSet); every host path
+    /// (`/proc`, `/sys/fs/cgroup`, `/var/log/pods`, `/run/containerd`, ...) is read under
+    /// it. `None`: `/`.
+    pub host_root: Option<PathBuf>,
+    /// The node name findings carry; `None`: the host's name. `NODE_NAME` (the downward
+    /// API) sets it over the file, `KERNO_NODE_NAME` over both.
+    pub node_name: Option<String>,
 }
 
 /// Probe settings.
@@ -65,6 +72,8 @@ impl Default for Config {
             thresholds: Thresholds::default(),
             probes: ProbeConfig::default(),
             agent: AgentConfig::default(),
+            host_root: None,
+            node_name: None,
         }
     }
 }
@@ -90,7 +99,7 @@ impl Default for AgentConfig {
 }
 
 /// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
-pub const ENV_VARS: [&str; 8] = [
+pub const ENV_VARS: [&str; 10] = [
     "KERNO_CONFIG",
     "KERNO_DURATION",
     "KERNO_OUTPUT",
@@ -99,6 +108,8 @@ pub const ENV_VARS: [&str; 8] = [
     "KERNO_WINDOW",
     "KERNO_SOCKET",
     "KERNO_FAIL_PROBES",
+    "KERNO_HOST_ROOT",
+    "KERNO_NODE_NAME",
 ];
 
 impl Config {
@@ -177,6 +188,12 @@ impl Config {
         env: &[(String, String)],
         rules: &ThresholdRegistry,
     ) -> Result<(), ConfigError> {
+        // The downward API's conventional name, under KERNO_NODE_NAME.
+        if let Some((_, v)) = env.iter().find(|(k, _)| k == "NODE_NAME")
+            && !v.trim().is_empty()
+        {
+            self.node_name = Some(v.trim().to_string());
+        }
         for (k, v) in env {
             if !k.starts_with("KERNO_") {
                 continue;
@@ -201,6 +218,12 @@ impl Config {
                 "KERNO_OUTPUT" => self.output = v.clone(),
                 "KERNO_LISTEN" => self.agent.listen = v.clone(),
                 "KERNO_SOCKET" => self.agent.socket = PathBuf::from(v),
+                "KERNO_HOST_ROOT" => {
+                    self.host_root = (!v.is_empty()).then(|| PathBuf::from(v));
+                }
+                "KERNO_NODE_NAME" => {
+                    self.node_name = (!v.trim().is_empty()).then(|| v.trim().to_string());
+                }
                 "KERNO_DOMAINS" => {
                     self.probes.domains = parse_domains(v).map_err(|r| invalid(k, r))?
                 }
@@ -235,6 +258,14 @@ impl Config {
             ));
         }
         check_window("duration", self.duration)?;
+        if let Some(r) = &self.host_root
+            && !r.is_absolute()
+        {
+            return Err(invalid(
+                "host_root",
+                format!("must be an absolute path, got {}", r.display()),
+            ));
+        }
         if self.agent.window < Duration::from_secs(5)
             || self.agent.window > Duration::from_secs(3600)
         {
@@ -459,6 +490,38 @@ mod tests {
             .apply_env(&env(&[("KERNO_DURATON", "1s")]), &rules())
             .unwrap_err();
         assert!(err.to_string().contains("KERNO_DURATON"), "{err}");
+    }
+
+    #[test]
+    fn node_name_and_host_root_precedence() {
+        let dir = std::env::temp_dir().join(format!("kerno-cfg-node-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("k.yaml");
+        std::fs::write(&file, "node_name: from-file\nhost_root: /host\n").unwrap();
+        let c = Config::load(Some(&file), &env(&[]), &rules()).unwrap();
+        assert_eq!(c.node_name.as_deref(), Some("from-file"));
+        assert_eq!(c.host_root.as_deref(), Some(Path::new("/host")));
+        let c = Config::load(Some(&file), &env(&[("NODE_NAME", "downward")]), &rules()).unwrap();
+        assert_eq!(
+            c.node_name.as_deref(),
+            Some("downward"),
+            "NODE_NAME beats the file"
+        );
+        let e = env(&[
+            ("NODE_NAME", "downward"),
+            ("KERNO_NODE_NAME", "kerno"),
+            ("KERNO_HOST_ROOT", "/mnt/host"),
+        ]);
+        let c = Config::load(Some(&file), &e, &rules()).unwrap();
+        assert_eq!(
+            c.node_name.as_deref(),
+            Some("kerno"),
+            "KERNO_NODE_NAME beats NODE_NAME"
+        );
+        assert_eq!(c.host_root.as_deref(), Some(Path::new("/mnt/host")));
+        let err = Config::load(None, &env(&[("KERNO_HOST_ROOT", "host")]), &rules()).unwrap_err();
+        assert!(err.to_string().contains("host_root"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

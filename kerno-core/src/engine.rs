@@ -30,6 +30,11 @@ pub struct KernelOptions {
     pub slow_syscall_ms: f64,
     /// A run-queue delay at least this long (ms) is attributed to its process.
     pub slow_runq_ms: f64,
+    /// Where the host's filesystems are (`--host-root`, `KERNO_HOST_ROOT`; `None`: `/`).
+    pub host_root: Option<std::path::PathBuf>,
+    /// The node name (`--node-name`, `KERNO_NODE_NAME`, `NODE_NAME`; `None`: the host's
+    /// name).
+    pub node_name: Option<String>,
     /// Domains whose probes fail on purpose (`fds` fails the syscall probes it shares with
     /// `syscalls`), to exercise degradation.
     pub fail_on_purpose: Vec<Domain>,
@@ -41,6 +46,8 @@ impl Default for KernelOptions {
             domains: Vec::new(),
             slow_syscall_ms: 1.0,
             slow_runq_ms: 1.0,
+            host_root: None,
+            node_name: None,
             fail_on_purpose: Vec::new(),
         }
     }
@@ -88,6 +95,10 @@ impl Engine {
     /// An engine with the kernel probes loaded and the built-in collectors for the
     /// requested domains. Domains whose probes fail are recorded as degraded.
     pub fn kernel(opts: &KernelOptions) -> Result<Engine, CoreError> {
+        crate::host::configure(
+            crate::host::HostRoot::new(opts.host_root.clone().unwrap_or_default()),
+            opts.node_name.clone(),
+        );
         let wanted = |d: Domain| opts.domains.is_empty() || opts.domains.contains(&d);
         let mut probe_domains: Vec<ProbeDomain> = Vec::new();
         for d in Domain::ALL.into_iter().filter(|d| wanted(*d)) {
@@ -267,7 +278,7 @@ impl Engine {
                 start_unix_ms,
                 duration_ms: duration.as_millis() as u64,
             },
-            collector_pid: std::process::id(),
+            collector_pid: crate::procfs::self_pid(),
             degraded: self.degraded.clone(),
             ..Signals::default()
         }
@@ -360,6 +371,9 @@ pub fn evaluate(signals: &Signals, rules: &[Box<dyn Rule>], thresholds: &Thresho
         .iter()
         .flat_map(|r| r.evaluate(signals, thresholds))
         .collect();
+    for f in &mut findings {
+        f.subject.complete(signals);
+    }
     rank(&mut findings);
     Report::new(signals.clone(), findings)
 }

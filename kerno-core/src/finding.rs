@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Process;
+use crate::{Attribution, Process, Signals, attribution::Scope};
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -48,9 +48,16 @@ pub struct Subject {
     /// The cgroup, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
-    /// The Kubernetes pod, when known.
+    /// The Kubernetes pod, `namespace/name`, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// Whose it is (`namespace`, `pod_name`, `pod_uid`, `container`, `container_id`,
+    /// `runtime`, `qos`, `workload`, `unit`, `slice`), flattened into the subject.
+    #[serde(flatten)]
+    pub attribution: Attribution,
+    /// The node the finding is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Subject {
@@ -70,8 +77,74 @@ impl Subject {
             name: format!("{} (pid {})", p.comm, p.pid),
             cgroup: p.cgroup.clone(),
             pod: p.pod.clone(),
+            attribution: p.attribution.clone(),
             process: Some(p.clone()),
+            node: None,
         }
+    }
+
+    /// Fill what the rule left out from the window: the attribution of the subject's cgroup
+    /// (a `cgroup` subject) or process, its `pod`, and the node. The engine calls it on
+    /// every finding, so rules need not.
+    pub fn complete(&mut self, signals: &Signals) {
+        if self.attribution.is_empty() {
+            let of_cgroup = || {
+                let path = self.cgroup.as_deref()?;
+                let m = signals.memory.as_ref()?;
+                m.cgroups
+                    .iter()
+                    .find(|c| c.path == path)
+                    .map(|c| c.attribution.clone())
+                    .filter(|a| !a.is_empty())
+            };
+            let of_process = || {
+                self.process
+                    .as_ref()
+                    .map(|p| p.attribution.clone())
+                    .filter(|a| !a.is_empty())
+            };
+            let found = if self.kind == "cgroup" {
+                of_cgroup().or_else(of_process)
+            } else {
+                of_process().or_else(of_cgroup)
+            };
+            if let Some(a) = found {
+                self.attribution = a;
+            }
+        }
+        if self.pod.is_none() {
+            self.pod = self.attribution.pod();
+        }
+        if self.node.is_none() && !signals.host.node.is_empty() {
+            self.node = Some(signals.host.node.clone());
+        }
+    }
+
+    /// `(namespace, pod name)` of the subject: its attribution's, else its `pod`
+    /// (`namespace/name`).
+    pub fn pod_names(&self) -> (Option<&str>, Option<&str>) {
+        if self.attribution.namespace.is_some() {
+            return (
+                self.attribution.namespace.as_deref(),
+                self.attribution.pod_name.as_deref(),
+            );
+        }
+        match self.pod.as_deref().and_then(|p| p.split_once('/')) {
+            Some((ns, name)) => (Some(ns), Some(name)),
+            None => (None, None),
+        }
+    }
+
+    /// Whether the subject is in `scope`.
+    pub fn in_scope(&self, scope: &Scope) -> bool {
+        let (ns, pod) = self.pod_names();
+        scope.contains(ns, pod)
+    }
+
+    /// One short line saying whose it is (`payments/checkout-api-7d9f8b6c5-x2k4q (container
+    /// api)`, `unit nginx.service`), `None` when nothing is known beyond the name.
+    pub fn whose(&self) -> Option<String> {
+        self.attribution.describe().or_else(|| self.pod.clone())
     }
 }
 
@@ -217,6 +290,58 @@ mod tests {
             subject: Subject::host("h"),
             low_volume: false,
         }
+    }
+
+    #[test]
+    fn subjects_are_completed_from_the_window_and_scoped() {
+        let attribution = Attribution {
+            namespace: Some("payments".into()),
+            pod_name: Some("checkout-api-7d9f8b6c5-x2k4q".into()),
+            container: Some("api".into()),
+            ..Attribution::default()
+        };
+        let p = Process {
+            pid: 7,
+            comm: "api".into(),
+            attribution: attribution.clone(),
+            ..Process::default()
+        };
+        let mut s = Subject {
+            kind: "process".into(),
+            name: "api (pid 7)".into(),
+            process: Some(p),
+            ..Subject::default()
+        };
+        let mut signals = Signals::default();
+        signals.host.node = "node-1".into();
+        s.complete(&signals);
+        assert_eq!(s.attribution, attribution);
+        assert_eq!(
+            s.pod.as_deref(),
+            Some("payments/checkout-api-7d9f8b6c5-x2k4q")
+        );
+        assert_eq!(s.node.as_deref(), Some("node-1"));
+        assert_eq!(
+            s.whose().as_deref(),
+            Some("payments/checkout-api-7d9f8b6c5-x2k4q (container api)")
+        );
+        assert!(s.in_scope(&Scope::namespace("payments").unwrap()));
+        assert!(s.in_scope(&Scope::pod("payments/checkout-api-7d9f8b6c5-x2k4q").unwrap()));
+        assert!(!s.in_scope(&Scope::pod("payments/other").unwrap()));
+        assert!(!s.in_scope(&Scope::namespace("shop").unwrap()));
+        // A subject that only carries the legacy `pod` is scoped by it.
+        let legacy = Subject {
+            pod: Some("shop/cart-7d9f".into()),
+            ..Subject::host("x")
+        };
+        assert!(legacy.in_scope(&Scope::namespace("shop").unwrap()));
+        assert!(!Subject::host("h").in_scope(&Scope::namespace("shop").unwrap()));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["namespace"], "payments");
+        assert_eq!(json["container"], "api");
+        assert_eq!(json["pod"], "payments/checkout-api-7d9f8b6c5-x2k4q");
+        let back: Subject = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`Engine`]: runs collectors for a window and rules over it, giving a [`Report`];
 //! - [`render`]: the pretty, JSON and HTML renderings of a report;
 //! - [`Config`]: configuration from file, `KERNO_*` environment and flags;
+//! - [`attribution`]: whose a process or cgroup is (pod, container, systemd unit), from
+//!   node-local files alone; [`host`]: the host root, node name and environment;
 //! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients.
 //!
 //! ```
@@ -23,6 +25,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod attribution;
 mod collector;
 pub mod collectors;
 pub mod config;
@@ -42,6 +45,7 @@ mod snapshot;
 mod threshold;
 pub mod trend;
 
+pub use attribution::{Attribution, Scope, Workload};
 pub use collector::{Collector, Sample};
 pub use config::Config;
 pub use domain::Domain;

@@ -1,6 +1,9 @@
 //! Small readers for /proc, /sys and cgroupfs. Every function returns `None` (or an empty
 //! value) when a process is gone or a file is missing: processes come and go between
 //! listing and reading, and that is not an error.
+//!
+//! Every path is the host's, read under the [`crate::host::HostRoot`] in use
+//! (`--host-root`).
 
 use std::{
     collections::HashMap,
@@ -9,18 +12,32 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::Process;
+use crate::{Attribution, Process, attribution, host};
+
+/// Where the host's `path` is for this process (under the host root).
+pub fn host_path(path: impl AsRef<Path>) -> PathBuf {
+    host::host_root().path(path)
+}
+
+/// This process's pid as the host's `/proc` numbers it (the kernel probes report those
+/// pids; in a container's own pid namespace `std::process::id()` differs).
+pub fn self_pid() -> u32 {
+    fs::read_link(host_path("/proc/self"))
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or_else(std::process::id)
+}
 
 /// The command name of a process.
 pub fn comm(pid: u32) -> Option<String> {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
+    fs::read_to_string(host_path(format!("/proc/{pid}/comm")))
         .ok()
         .map(|s| s.trim_end().to_string())
 }
 
 /// The thread group (process) id of a thread.
 pub fn tgid_of(tid: u32) -> Option<u32> {
-    let s = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let s = fs::read_to_string(host_path(format!("/proc/{tid}/status"))).ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|v| v.trim().parse().ok())
@@ -29,7 +46,7 @@ pub fn tgid_of(tid: u32) -> Option<u32> {
 /// The cgroup path of a process: the v2 path when the process is in a non-root v2 cgroup,
 /// else the v1 memory controller's path, else the first path listed.
 pub fn cgroup_of(pid: u32) -> Option<String> {
-    let s = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let s = fs::read_to_string(host_path(format!("/proc/{pid}/cgroup"))).ok()?;
     parse_proc_cgroup(&s)
 }
 
@@ -59,57 +76,51 @@ pub fn parse_proc_cgroup(text: &str) -> Option<String> {
 
 /// Kubernetes pod uid and container id named by a cgroup path, for both the cgroupfs
 /// (`/kubepods/burstable/pod<uid>/<id>`) and systemd
-/// (`kubepods-burstable-pod<uid_with_underscores>.slice/cri-containerd-<id>.scope`) drivers.
+/// (`kubepods-burstable-pod<uid_with_underscores>.slice/cri-containerd-<id>.scope`) drivers
+/// (every layout of [`attribution::cgroup_path`]).
 pub fn pod_from_cgroup(path: &str) -> (Option<String>, Option<String>) {
-    if !path.contains("kubepods") {
-        return (None, None);
+    let info = attribution::cgroup_path::parse(path);
+    match info.pod_uid {
+        Some(uid) => (Some(uid), info.container_id),
+        None => (None, None),
     }
-    let mut uid = None;
-    let mut container = None;
-    for seg in path.split('/') {
-        let seg = seg.trim_end_matches(".slice").trim_end_matches(".scope");
-        if let Some(pos) = seg.rfind("pod") {
-            let cand = &seg[pos + 3..];
-            if cand.len() >= 32
-                && cand
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() || c == '-' || c == '_')
-            {
-                uid = Some(cand.replace('_', "-"));
-                continue;
-            }
-        }
-        if uid.is_some() {
-            let id = seg
-                .rsplit('-')
-                .next()
-                .unwrap_or(seg)
-                .rsplit(':')
-                .next()
-                .unwrap_or(seg);
-            if id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit()) {
-                container = Some(id.to_string());
-            }
-        }
-    }
-    (uid, container)
 }
 
 /// `namespace/name` of a pod uid, from the kubelet's local log directory
 /// (`/var/log/pods/<namespace>_<name>_<uid>`); no API server involved.
 pub fn pod_name(uid: &str) -> Option<String> {
-    let dir = fs::read_dir("/var/log/pods").ok()?;
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if let Some(rest) = name.strip_suffix(uid) {
-            let rest = rest.trim_end_matches('_');
-            if let Some((ns, pod)) = rest.split_once('_') {
-                return Some(format!("{ns}/{pod}"));
-            }
-        }
+    let dir = fs::read_dir(host_path("/var/log/pods")).ok()?;
+    dir.flatten().find_map(|e| {
+        let (u, p) = attribution::names::parse_pod_log_dir(&e.file_name().to_string_lossy())?;
+        (u == uid).then(|| format!("{}/{}", p.namespace, p.name))
+    })
+}
+
+/// Who the cgroup `path` belongs to (pod, container, unit), through the process-wide
+/// [`attribution::Resolver`].
+pub fn attribute_cgroup(path: &str) -> Attribution {
+    attribution::with_resolver(|r| r.attribute_path(path))
+}
+
+/// Who process `pid` belongs to, from its `/proc/<pid>/cgroup` (every line: a hybrid host
+/// may have the container only in the v1 controllers).
+pub fn attribute_pid(pid: u32) -> Attribution {
+    match fs::read_to_string(host_path(format!("/proc/{pid}/cgroup"))) {
+        Ok(text) => attribution::with_resolver(|r| r.attribute_proc_cgroup(&text)),
+        Err(_) => Attribution::default(),
     }
-    None
+}
+
+/// Fill a process's attribution (and its `pod` and `container`) from its cgroup path,
+/// when its `/proc` entry is gone but the path is known (an OOM victim).
+pub fn attribute_from_cgroup(p: &mut Process) {
+    if p.attribution.is_empty()
+        && let Some(c) = &p.cgroup
+    {
+        p.attribution = attribute_cgroup(c);
+        p.pod = p.attribution.pod();
+        p.container = p.attribution.container_id.clone();
+    }
 }
 
 /// A process, resolved as fully as the system allows. The live name wins (a process may
@@ -120,22 +131,14 @@ pub fn process(pid: u32, comm_hint: &str) -> Process {
         .or_else(|| (!comm_hint.is_empty()).then(|| comm_hint.to_string()))
         .unwrap_or_else(|| "?".into());
     let cgroup = cgroup_of(pid);
-    let (pod, container) = match cgroup.as_deref() {
-        Some(c) => {
-            let (uid, container) = pod_from_cgroup(c);
-            (
-                uid.map(|u| pod_name(&u).unwrap_or(format!("pod{u}"))),
-                container,
-            )
-        }
-        None => (None, None),
-    };
+    let attribution = attribute_pid(pid);
     Process {
         pid,
         comm,
         cgroup,
-        pod,
-        container,
+        pod: attribution.pod(),
+        container: attribution.container_id.clone(),
+        attribution,
     }
 }
 
@@ -147,12 +150,16 @@ pub fn comm_str(raw: &[u8; 16]) -> String {
 
 /// Open descriptors of a process.
 pub fn fd_count(pid: u32) -> Option<u64> {
-    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+    Some(
+        fs::read_dir(host_path(format!("/proc/{pid}/fd")))
+            .ok()?
+            .count() as u64,
+    )
 }
 
 /// The soft `RLIMIT_NOFILE` of a process.
 pub fn nofile_soft_limit(pid: u32) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let s = fs::read_to_string(host_path(format!("/proc/{pid}/limits"))).ok()?;
     let line = s.lines().find(|l| l.starts_with("Max open files"))?;
     line["Max open files".len()..]
         .split_whitespace()
@@ -162,7 +169,7 @@ pub fn nofile_soft_limit(pid: u32) -> Option<u64> {
 
 /// `(MemTotal, MemAvailable)` in bytes.
 pub fn meminfo() -> Option<(u64, u64)> {
-    let s = fs::read_to_string("/proc/meminfo").ok()?;
+    let s = fs::read_to_string(host_path("/proc/meminfo")).ok()?;
     let get = |key: &str| -> Option<u64> {
         s.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -174,7 +181,7 @@ pub fn meminfo() -> Option<(u64, u64)> {
 
 /// PSI `(some avg10, full avg10)` for `cpu`, `memory` or `io`.
 pub fn psi(resource: &str) -> (Option<f64>, Option<f64>) {
-    let Ok(s) = fs::read_to_string(format!("/proc/pressure/{resource}")) else {
+    let Ok(s) = fs::read_to_string(host_path(format!("/proc/pressure/{resource}"))) else {
         return (None, None);
     };
     let avg10 = |kind: &str| {
@@ -190,7 +197,7 @@ pub fn psi(resource: &str) -> (Option<f64>, Option<f64>) {
 
 /// A counter from /proc/vmstat.
 pub fn vmstat(key: &str) -> Option<u64> {
-    let s = fs::read_to_string("/proc/vmstat").ok()?;
+    let s = fs::read_to_string(host_path("/proc/vmstat")).ok()?;
     s.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok())?
@@ -215,13 +222,13 @@ pub fn tcp_snmp_all_netns() -> (u64, u64, u32) {
     let mut seen = std::collections::HashSet::new();
     let (mut out, mut retrans, mut n) = (0, 0, 0);
     for pid in pids() {
-        let Ok(meta) = fs::metadata(format!("/proc/{pid}/ns/net")) else {
+        let Ok(meta) = fs::metadata(host_path(format!("/proc/{pid}/ns/net"))) else {
             continue;
         };
         if !seen.insert(meta.ino()) {
             continue;
         }
-        if let Some((o, r)) = fs::read_to_string(format!("/proc/{pid}/net/snmp"))
+        if let Some((o, r)) = fs::read_to_string(host_path(format!("/proc/{pid}/net/snmp")))
             .ok()
             .as_deref()
             .and_then(parse_snmp_tcp)
@@ -236,7 +243,7 @@ pub fn tcp_snmp_all_netns() -> (u64, u64, u32) {
 
 /// Every pid in /proc.
 pub fn pids() -> Vec<u32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
+    let Ok(dir) = fs::read_dir(host_path("/proc")) else {
         return Vec::new();
     };
     dir.flatten()
@@ -246,14 +253,23 @@ pub fn pids() -> Vec<u32> {
 
 /// The kernel name of a block device (`sda`, `loop0`) from `major:minor`.
 pub fn block_device_name(major: u32, minor: u32) -> Option<String> {
-    let s = fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent")).ok()?;
+    let s = fs::read_to_string(host_path(format!("/sys/dev/block/{major}:{minor}/uevent"))).ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix("DEVNAME="))
         .map(str::to_string)
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` or `/sys/fs/cgroup/unified`).
+/// Under a host root, the host's usual places are tried (the host's `/sys` is mounted
+/// there, so this process's own mount table does not say).
 pub fn cgroup2_root() -> Option<PathBuf> {
+    let root = host::host_root();
+    if !root.is_own_root() {
+        return ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .map(|p| root.path(p))
+            .find(|p| p.join("cgroup.controllers").is_file());
+    }
     let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
     mounts.lines().find_map(|l| {
         let mut f = l.split_whitespace();
@@ -264,6 +280,11 @@ pub fn cgroup2_root() -> Option<PathBuf> {
 
 /// Where the cgroup v1 memory controller is mounted, if it is.
 pub fn cgroup1_memory_root() -> Option<PathBuf> {
+    let root = host::host_root();
+    if !root.is_own_root() {
+        let p = root.path("/sys/fs/cgroup/memory");
+        return p.join("memory.limit_in_bytes").is_file().then_some(p);
+    }
     let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
     mounts.lines().find_map(|l| {
         let mut f = l.split_whitespace();
@@ -355,10 +376,13 @@ mod tests {
         let (uid, c) = pod_from_cgroup(
             "/kubepods.slice/kubepods-besteffort.slice/\
              kubepods-besteffort-pod0f1e2d3c_4b5a_6978_8a9b_0c1d2e3f4a5b.slice/\
-             cri-containerd-1234567890abcdef1234567890abcdef.scope",
+             cri-containerd-1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef.scope",
         );
         assert_eq!(uid.as_deref(), Some("0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"));
-        assert_eq!(c.as_deref(), Some("1234567890abcdef1234567890abcdef"));
+        assert_eq!(
+            c.as_deref(),
+            Some("1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef")
+        );
         assert_eq!(pod_from_cgroup("/system.slice/sshd.service"), (None, None));
     }
 
@@ -421,14 +445,14 @@ pub fn tcp_socket_owners(wanted: &[(String, String)]) -> HashMap<(String, String
     let mut seen = std::collections::HashSet::new();
     let all = pids();
     for pid in &all {
-        let Ok(meta) = fs::metadata(format!("/proc/{pid}/ns/net")) else {
+        let Ok(meta) = fs::metadata(host_path(format!("/proc/{pid}/ns/net"))) else {
             continue;
         };
         if !seen.insert(meta.ino()) {
             continue;
         }
         for (file, v6) in [("tcp", false), ("tcp6", true)] {
-            let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
+            let Ok(text) = fs::read_to_string(host_path(format!("/proc/{pid}/net/{file}"))) else {
                 continue;
             };
             for line in text.lines() {
@@ -445,7 +469,7 @@ pub fn tcp_socket_owners(wanted: &[(String, String)]) -> HashMap<(String, String
         return out;
     }
     for pid in all {
-        let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        let Ok(dir) = fs::read_dir(host_path(format!("/proc/{pid}/fd"))) else {
             continue;
         };
         for e in dir.flatten() {

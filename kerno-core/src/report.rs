@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Degraded, Domain, Finding, Host, Lost, Severity, Signals, Window,
+    Degraded, Domain, Finding, Host, Lost, Scope, Severity, Signals, Window,
     finding::{counted, human_bytes, human_ns, thousands},
 };
 
@@ -71,6 +71,10 @@ pub struct Report {
     pub lost: Lost,
     /// The signals the findings were computed from.
     pub signals: Signals,
+    /// The scope the findings were narrowed to (`namespace payments`,
+    /// `pod payments/checkout-api-7d9f8b6c5-x2k4q`), when they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl Report {
@@ -104,7 +108,21 @@ impl Report {
             degraded: signals.degraded.clone(),
             lost: signals.lost.clone(),
             signals,
+            scope: None,
         }
+    }
+
+    /// Keep only the findings about `scope` (a namespace or a pod); the summary and status
+    /// count those. What each domain observed host-wide stays as it is.
+    pub fn scoped(self, scope: &Scope) -> Report {
+        let findings = self
+            .findings
+            .into_iter()
+            .filter(|f| f.subject.in_scope(scope))
+            .collect();
+        let mut r = Report::new(self.signals, findings);
+        r.scope = Some(scope.describe());
+        r
     }
 
     /// Keep only critical findings (the summary keeps the full counts).

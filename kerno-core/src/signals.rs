@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Domain, Histogram, Series};
+use crate::{Attribution, Domain, Histogram, Series};
 
 /// The schema version of [`Signals`] and of the JSON report. Bumped on incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -169,8 +169,14 @@ pub struct Host {
     pub cpus: u32,
     /// Total memory, bytes.
     pub memory_bytes: u64,
-    /// `bare-metal`, `kubernetes`, `systemd` or `container`.
+    /// `bare-metal`, `kubernetes`, `systemd` or `container` (told from cgroup and pid
+    /// namespace facts, the kubelet's files and the service account: see
+    /// [`crate::host::detect_environment`]).
     pub environment: String,
+    /// The node name: `--node-name`, `KERNO_NODE_NAME`, `NODE_NAME` (the downward API),
+    /// config `node_name`, else the host's name. Empty in windows saved before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
 }
 
 /// The window's position and length.
@@ -232,9 +238,14 @@ pub struct Process {
     /// Kubernetes pod, `namespace/name` (or `pod<uid>` when only the uid is known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
-    /// Container id, when the cgroup names one.
+    /// Container id, when the cgroup names one (the same as `attribution.container_id`;
+    /// the container's name is `attribution.container`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// Whose process it is: pod, container, runtime, QoS, workload, or systemd unit
+    /// (absent when unattributed).
+    #[serde(default, skip_serializing_if = "Attribution::is_empty")]
+    pub attribution: Attribution,
 }
 
 // ---- syscalls --------------------------------------------------------------------------
@@ -634,6 +645,10 @@ pub struct CgroupMemory {
     /// Kubernetes pod, when the path names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// Whose cgroup it is: pod, container, QoS, workload, or systemd unit (absent when
+    /// unattributed).
+    #[serde(default, skip_serializing_if = "Attribution::is_empty")]
+    pub attribution: Attribution,
     /// The working set at the start of the window: usage minus the inactive file-backed
     /// pages (`memory.stat` `total_inactive_file` on v1, `inactive_file` on v2), as the
     /// kubelet and cAdvisor count it. The rest of usage is page cache the kernel drops at the
@@ -656,6 +671,31 @@ pub struct CgroupMemory {
 }
 
 impl CgroupMemory {
+    /// Prometheus labels naming whose cgroup it is: `namespace` and `pod` (the pod's name),
+    /// and `container` for a container's own cgroup; none for a cgroup outside
+    /// Kubernetes. Only for per-cgroup series, which list a bounded top N.
+    pub fn workload_labels(&self) -> Vec<(&'static str, String)> {
+        let a = &self.attribution;
+        let (ns, pod) = match (&a.namespace, &a.pod_name) {
+            (Some(ns), Some(p)) => (Some(ns.clone()), Some(p.clone())),
+            _ => match self.pod.as_deref().and_then(|p| p.split_once('/')) {
+                Some((ns, p)) => (Some(ns.to_string()), Some(p.to_string())),
+                None => (None, self.pod.clone()),
+            },
+        };
+        let mut l = Vec::new();
+        if let Some(ns) = ns {
+            l.push(("namespace", ns));
+        }
+        if let Some(p) = pod {
+            l.push(("pod", p));
+        }
+        if let Some(c) = &a.container {
+            l.push(("container", c.clone()));
+        }
+        l
+    }
+
     /// Usage at the end of the window as a percentage of the limit.
     pub fn fill_pct(&self) -> f64 {
         self.usage_bytes as f64 * 100.0 / self.limit_bytes.max(1) as f64
@@ -751,6 +791,35 @@ mod tests {
             ..CgroupMemory::default()
         };
         assert_eq!(cg.fill_pct(), 75.0);
+        assert!(cg.workload_labels().is_empty());
+        let legacy = CgroupMemory {
+            pod: Some("shop/cart".into()),
+            ..CgroupMemory::default()
+        };
+        let l = |v: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+            v.iter().map(|(k, v)| (*k, v.to_string())).collect()
+        };
+        assert_eq!(
+            legacy.workload_labels(),
+            l(&[("namespace", "shop"), ("pod", "cart")])
+        );
+        let ctr = CgroupMemory {
+            attribution: Attribution {
+                namespace: Some("payments".into()),
+                pod_name: Some("api-0".into()),
+                container: Some("api".into()),
+                ..Attribution::default()
+            },
+            ..CgroupMemory::default()
+        };
+        assert_eq!(
+            ctr.workload_labels(),
+            l(&[
+                ("namespace", "payments"),
+                ("pod", "api-0"),
+                ("container", "api")
+            ])
+        );
         let named = DiskDevice {
             dev: "8:0".into(),
             name: "sda".into(),

@@ -1,7 +1,7 @@
 //! `Finding` and `Report` for Python.
 
 use kerno_core::{
-    Finding, Report, Severity, Status, Subject,
+    Finding, Report, Scope, Severity, Status, Subject,
     render::{PrettyOptions, html, pretty},
 };
 use pyo3::{exceptions::PyValueError, prelude::*};
@@ -173,6 +173,12 @@ impl PyFinding {
         serde_to_py(py, &self.inner.subject)
     }
     /// The window had few samples: the finding is less certain.
+    /// Whose it is, in one line (`payments/checkout-api-7d9f8b6c5-x2k4q (container api)`,
+    /// `unit nginx.service`), or None.
+    #[getter]
+    fn whose(&self) -> Option<String> {
+        self.inner.subject.whose()
+    }
     #[getter]
     fn low_volume(&self) -> bool {
         self.inner.low_volume
@@ -280,6 +286,22 @@ impl PyReport {
         PySignals {
             inner: self.inner.signals.clone(),
         }
+    }
+
+    /// Only the findings about Kubernetes namespace `namespace`, or pod `pod`
+    /// (`"namespace/name"`), as `kerno doctor --namespace` / `--pod` keep them; the domain
+    /// lines stay host-wide.
+    #[pyo3(signature = (*, namespace = None, pod = None))]
+    fn scoped(&self, namespace: Option<&str>, pod: Option<&str>) -> PyResult<PyReport> {
+        let scope = match (namespace, pod) {
+            (Some(ns), None) => Scope::namespace(ns),
+            (None, Some(p)) => Scope::pod(p),
+            _ => Err("give exactly one of namespace= or pod=".to_string()),
+        }
+        .map_err(PyValueError::new_err)?;
+        Ok(PyReport {
+            inner: self.inner.clone().scoped(&scope),
+        })
     }
 
     /// The text report, as the CLI prints it (ANSI colours when `color`).

@@ -151,6 +151,8 @@ pub(crate) fn cgroup_subject(c: &CgroupMemory, collector_pid: u32) -> Subject {
             .cloned(),
         cgroup: Some(c.path.clone()),
         pod: c.pod.clone(),
+        attribution: c.attribution.clone(),
+        node: None,
     }
 }
 

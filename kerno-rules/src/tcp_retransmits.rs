@@ -57,6 +57,7 @@ fn subject(tcp: &TcpSignals, s: &Signals) -> Subject {
                 .filter(|p| p.pid != s.collector_pid || s.collector_pid == 0),
             cgroup: flow.process.as_ref().and_then(|p| p.cgroup.clone()),
             pod: flow.process.as_ref().and_then(|p| p.pod.clone()),
+            ..Subject::default()
         },
         None => Subject::host(&s.host.hostname),
     }

@@ -15,6 +15,7 @@ pub fn signals() -> Signals {
             cpus: 4,
             memory_bytes: 8 << 30,
             environment: "bare-metal".into(),
+            node: String::new(),
         },
         window: Window {
             start_unix_ms: 1_796_000_000_000,

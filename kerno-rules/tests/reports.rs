@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use kerno_core::{
-    CgroupMemory, Degraded, DelayedProcess, DiskDevice, DiskOp, DiskSignals, FdProcess, FdSignals,
-    Histogram, Host, MemorySignals, OomKill, OomSignals, Process, ProcessErrors, ProcessSlow,
-    Report, SchedSignals, Signals, Status, SyscallSignals, SyscallStat, TcpFlow, TcpSignals,
-    Thresholds, Window, evaluate,
+    Attribution, CgroupMemory, Degraded, DelayedProcess, DiskDevice, DiskOp, DiskSignals,
+    FdProcess, FdSignals, Histogram, Host, MemorySignals, OomKill, OomSignals, Process,
+    ProcessErrors, ProcessSlow, Report, SchedSignals, Signals, Status, SyscallSignals, SyscallStat,
+    TcpFlow, TcpSignals, Thresholds, Window, evaluate,
     render::{PrettyOptions, html, json, pretty},
 };
 
@@ -38,7 +38,28 @@ fn process(pid: u32, comm: &str) -> Process {
 fn in_unit(pid: u32, comm: &str, unit: &str) -> Process {
     Process {
         cgroup: Some(format!("/system.slice/{unit}")),
+        attribution: Attribution {
+            unit: Some(unit.into()),
+            slice: Some("system.slice".into()),
+            ..Attribution::default()
+        },
         ..process(pid, comm)
+    }
+}
+
+/// A pod's attribution as the collectors resolve it (`namespace/name`, its uid, and the
+/// container, named after its command here).
+fn pod_attribution(pod: &str, uid: &str, ctr: Option<(&str, &str)>) -> Attribution {
+    let (ns, name) = pod.split_once('/').unwrap();
+    Attribution {
+        namespace: Some(ns.into()),
+        pod_name: Some(name.into()),
+        pod_uid: Some(uid.into()),
+        container: ctr.map(|(name, _)| name.into()),
+        container_id: ctr.map(|(_, id)| id.into()),
+        runtime: ctr.map(|_| "containerd".into()),
+        qos: Some("burstable".into()),
+        ..Attribution::default()
     }
 }
 
@@ -47,6 +68,7 @@ fn in_pod(pid: u32, comm: &str, pod: &str, uid: &str, ctr: &str) -> Process {
         cgroup: Some(format!("/kubepods/burstable/pod{uid}/{ctr}")),
         pod: Some(pod.into()),
         container: Some(ctr.into()),
+        attribution: pod_attribution(pod, uid, Some((comm, ctr))),
         ..process(pid, comm)
     }
 }
@@ -72,6 +94,7 @@ fn base() -> Signals {
             cpus: 4,
             memory_bytes: 16 * GIB,
             environment: "kubernetes".into(),
+            node: "node-1".into(),
         },
         window: Window {
             start_unix_ms: 1_796_000_000_000,
@@ -251,6 +274,7 @@ fn healthy() -> Signals {
         psi_full_avg10: Some(0.0),
         cgroups: vec![
             CgroupMemory {
+                attribution: postgres().attribution,
                 processes: vec![postgres()],
                 ..cgroup(
                     "/system.slice/postgresql.service",
@@ -463,6 +487,7 @@ fn everything_fires() -> Signals {
             // Growing towards its limit (oom-imminent and memory-pressure).
             CgroupMemory {
                 pod: Some("shop/checkout-5b8c9".into()),
+                attribution: pod_attribution("shop/checkout-5b8c9", CHECKOUT_UID, None),
                 processes: vec![checkout],
                 ..cgroup(
                     &format!("/kubepods/burstable/pod{CHECKOUT_UID}"),
@@ -473,6 +498,7 @@ fn everything_fires() -> Signals {
             },
             // Full but flat (memory-pressure only).
             CgroupMemory {
+                attribution: postgres().attribution,
                 processes: vec![postgres()],
                 ..cgroup(
                     "/system.slice/postgresql.service",
@@ -484,6 +510,7 @@ fn everything_fires() -> Signals {
             // Where the OOM kill happened: emptied by it.
             CgroupMemory {
                 pod: Some("shop/cart-7d9f".into()),
+                attribution: pod_attribution("shop/cart-7d9f", CART_UID, None),
                 oom_kills: 1,
                 ..cgroup(
                     &format!("/kubepods/burstable/pod{CART_UID}"),

@@ -13,12 +13,42 @@ ThresholdValue = Union[float, int, Sequence[str], Mapping[str, float]]
 # A custom rule: an object with `id: str` and `evaluate(signals) -> list[Finding]`.
 _RuleLike = Any
 
-class Host(TypedDict):
+class _HostRequired(TypedDict):
     hostname: str
     kernel: str
     cpus: int
     memory_bytes: int
-    environment: str
+    environment: str  # bare-metal | systemd | container | kubernetes
+
+class Host(_HostRequired, total=False):
+    node: str  # --node-name, KERNO_NODE_NAME, NODE_NAME, config node_name, else the hostname
+
+class Workload(TypedDict):
+    kind: str  # Deployment | StatefulSet | CronJob | Job | DaemonSet or Job | Node
+    name: str
+    inferred: bool
+
+class _SubjectRequired(TypedDict):
+    kind: str  # process | cgroup | device | flow | syscall | host
+    name: str
+
+class Subject(_SubjectRequired, total=False):
+    """What a finding is about, and whose it is (each field only when known)."""
+
+    process: Dict[str, Any]
+    cgroup: str
+    pod: str  # namespace/name
+    namespace: str
+    pod_name: str
+    pod_uid: str
+    container: str  # the container's name ("POD": the pod's sandbox)
+    container_id: str  # 64 hex digits
+    runtime: str  # containerd | cri-o | docker | podman
+    qos: str  # guaranteed | burstable | besteffort
+    workload: Workload
+    unit: str  # systemd unit, e.g. nginx.service
+    slice: str
+    node: str
 
 class Window(TypedDict):
     start_unix_ms: int
@@ -158,7 +188,9 @@ class Finding:
     @property
     def eta_secs(self) -> Optional[float]: ...
     @property
-    def subject(self) -> Dict[str, Any]: ...
+    def subject(self) -> Subject: ...
+    @property
+    def whose(self) -> Optional[str]: ...
     @property
     def low_volume(self) -> bool: ...
     def to_dict(self) -> Dict[str, Any]: ...
@@ -189,6 +221,7 @@ class Report:
     def lost(self) -> Lost: ...
     @property
     def signals(self) -> Signals: ...
+    def scoped(self, *, namespace: Optional[str] = None, pod: Optional[str] = None) -> Report: ...
     def render(self, color: bool = False) -> str: ...
     def to_dict(self) -> Dict[str, Any]: ...
     def to_json(self) -> str: ...

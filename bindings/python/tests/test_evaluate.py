@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -421,3 +421,38 @@ def test_text_matches_kerno_doctor_from() -> None:
 def test_json_matches_kerno_doctor_from() -> None:
     cli = run_cli("doctor", "--from", str(INCIDENT), "--output", "json")
     assert json.loads(cli.stdout) == kerno.evaluate(kerno.load_signals(INCIDENT)).to_dict(), cli.stderr
+
+
+# ---- attribution -------------------------------------------------------------------------
+
+
+def test_findings_say_whose_they_are_and_reports_scope_to_a_pod(incident_dict: Dict[str, Any]) -> None:
+    uid = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    attribution = {
+        "namespace": "payments", "pod_name": "checkout-api-7d9f8b6c5-x2k4q", "pod_uid": uid,
+        "container": "api", "container_id": "9a" * 32, "runtime": "containerd", "qos": "burstable",
+        "workload": {"kind": "Deployment", "name": "checkout-api", "inferred": True},
+    }
+    for p in incident_dict["fds"]["processes"]:
+        p["process"]["attribution"] = attribution
+        p["process"]["pod"] = "payments/checkout-api-7d9f8b6c5-x2k4q"
+    incident_dict["host"]["node"] = "node-7"
+    report = kerno.evaluate(kerno.Signals.from_dict(incident_dict))
+    leaks = [f for f in report.findings if f.rule == "fd-leak"]
+    assert leaks, [f.rule for f in report.findings]
+    s = leaks[0].subject
+    assert (s["namespace"], s["pod_name"], s["container"], s["qos"]) == (
+        "payments", "checkout-api-7d9f8b6c5-x2k4q", "api", "burstable")
+    assert s["workload"] == {"kind": "Deployment", "name": "checkout-api", "inferred": True}
+    assert s["node"] == "node-7" and report.host["node"] == "node-7"
+    assert leaks[0].whose == "payments/checkout-api-7d9f8b6c5-x2k4q (container api)"
+    assert "in:       payments/checkout-api-7d9f8b6c5-x2k4q (container api)" in str(report)
+    mine = report.scoped(pod="payments/checkout-api-7d9f8b6c5-x2k4q")
+    assert [f.rule for f in mine.findings] == [f.rule for f in report.findings if f.subject.get("namespace") == "payments"]
+    assert mine.to_dict()["scope"] == "pod payments/checkout-api-7d9f8b6c5-x2k4q"
+    assert report.scoped(namespace="kube-system").findings == []
+    assert mine.domains == report.domains
+    with pytest.raises(ValueError):
+        report.scoped(pod="no-slash")
+    with pytest.raises(ValueError):
+        report.scoped()

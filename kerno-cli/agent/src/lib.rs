@@ -164,6 +164,12 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         })?;
     let addr = tcp.local_addr().unwrap_or(opts.listen);
     let unix = bind_socket(&opts.socket)?;
+    // The host root and node name before the host is described (the engine sets them
+    // again when it loads).
+    kerno_core::host::configure(
+        kerno_core::host::HostRoot::new(opts.kernel.host_root.clone().unwrap_or_default()),
+        opts.kernel.node_name.clone(),
+    );
     let shared = Arc::new(Shared::new(
         opts.window,
         opts.findings_window,

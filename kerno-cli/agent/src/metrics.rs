@@ -41,8 +41,9 @@ pub fn fine_bounds_ns() -> Vec<u64> {
 pub(crate) struct Recent {
     /// Findings by (rule, severity).
     pub findings: BTreeMap<(String, Severity), u64>,
-    /// The fullest memory cgroups: (path, pod, usage as % of the limit).
-    pub cgroups: Vec<(String, Option<String>, f64)>,
+    /// The fullest memory cgroups: (path, `namespace`/`pod`/`container` labels, usage as %
+    /// of the limit).
+    pub cgroups: Vec<(String, Labels, f64)>,
     /// PSI avg10: (resource, kind, percent).
     pub psi: Vec<(&'static str, &'static str, f64)>,
     /// Net descriptor growth per second by command, largest first.
@@ -353,11 +354,9 @@ fn host(enc: &mut DescriptorEncoder, r: &Recent) -> Result<(), std::fmt::Error> 
     let cg: Vec<(Labels, f64)> = r
         .cgroups
         .iter()
-        .map(|(path, pod, pct)| {
+        .map(|(path, workload, pct)| {
             let mut l = vec![("cgroup", path.clone())];
-            if let Some(p) = pod {
-                l.push(("pod", p.clone()));
-            }
+            l.extend(workload.iter().cloned());
             (l, *pct)
         })
         .collect();
@@ -604,6 +603,11 @@ mod tests {
         recent
             .findings
             .insert(("fd-leak".into(), Severity::Critical), 1);
+        recent.cgroups.push((
+            "/kubepods/burstable/podx".into(),
+            vec![("namespace", "shop".into()), ("pod", "cart-7d9f".into())],
+            75.0,
+        ));
         View {
             info: vec![("version", "0.1.0".into())],
             rules: vec!["fd-leak".into()],
@@ -638,6 +642,12 @@ mod tests {
         assert!(text.contains("kerno_info{version=\"0.1.0\"} 1"), "{text}");
         assert!(
             text.contains("kerno_findings_firing{rule=\"fd-leak\",severity=\"critical\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "kerno_cgroup_memory_pressure_pct{cgroup=\"/kubepods/burstable/podx\",namespace=\"shop\",pod=\"cart-7d9f\"} 75"
+            ),
             "{text}"
         );
         assert!(!text.contains("# EOF"));

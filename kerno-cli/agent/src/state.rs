@@ -154,7 +154,14 @@ impl Shared {
             info: vec![
                 ("version", env!("CARGO_PKG_VERSION").to_string()),
                 ("kernel", h.kernel.clone()),
-                ("node", h.hostname.clone()),
+                (
+                    "node",
+                    if h.node.is_empty() {
+                        h.hostname.clone()
+                    } else {
+                        h.node.clone()
+                    },
+                ),
                 ("environment", h.environment.clone()),
             ],
             probes: st
@@ -332,7 +339,7 @@ fn recent(s: &Signals, report: &Report) -> Recent {
             .cgroups
             .iter()
             .take(TOP_CGROUPS)
-            .map(|c| (c.path.clone(), c.pod.clone(), c.fill_pct()))
+            .map(|c| (c.path.clone(), c.workload_labels(), c.fill_pct()))
             .collect();
         if let Some(v) = m.psi_some_avg10 {
             r.psi.push(("memory", "some", v));

@@ -163,7 +163,7 @@ impl Collector for MemoryCollector {
             .iter()
             .map(|(path, r)| {
                 let f = first_cgroups.get(path);
-                let (pod, _) = procfs::pod_from_cgroup(path);
+                let attribution = procfs::attribute_cgroup(path);
                 CgroupMemory {
                     path: path.clone(),
                     version: r.version,
@@ -174,7 +174,8 @@ impl Collector for MemoryCollector {
                         .oom_kills
                         .saturating_sub(f.map(|f| f.oom_kills).unwrap_or(r.oom_kills)),
                     processes: Vec::new(),
-                    pod: pod.map(|u| procfs::pod_name(&u).unwrap_or(format!("pod{u}"))),
+                    pod: attribution.pod(),
+                    attribution,
                     working_set_start_bytes: f.and_then(|f| f.working_set()).or(r.working_set()),
                     working_set_bytes: r.working_set(),
                     limit_hits: r

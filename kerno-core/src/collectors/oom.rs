@@ -63,6 +63,7 @@ impl Collector for OomCollector {
                 if process.cgroup.is_none() {
                     // The victim is gone: name the cgroup of the task that hit the limit.
                     process.cgroup = ids.get(&e.cgroup_id).cloned();
+                    procfs::attribute_from_cgroup(&mut process);
                 }
                 OomKill {
                     process,

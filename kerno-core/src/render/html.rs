@@ -94,6 +94,9 @@ pub fn html(r: &Report) -> String {
             let mut row = |k: &str, v: String| {
                 let _ = write!(o, "<dt>{k}</dt><dd>{v}</dd>");
             };
+            if let Some(w) = f.subject.whose() {
+                row("in", esc(&w));
+            }
             row("cause", esc(&f.cause));
             row("impact", esc(&f.impact));
             row(

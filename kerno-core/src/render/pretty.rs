@@ -66,12 +66,21 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         human_bytes(h.memory_bytes),
         h.environment
     );
+    if !h.node.is_empty() && h.node != h.hostname {
+        let _ = writeln!(o, "node: {}", h.node);
+    }
     let _ = writeln!(
         o,
         "window: {:.1} s from {}",
         report.window.duration_ms as f64 / 1000.0,
         super::utc(report.window.start_unix_ms)
     );
+    if let Some(scope) = &report.scope {
+        let _ = writeln!(
+            o,
+            "scope: findings about {scope} only (what each domain observed is host-wide)"
+        );
+    }
     let _ = writeln!(o);
 
     if report.findings.is_empty() {
@@ -95,6 +104,9 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
             p.sev(f.severity),
             p.bold(&f.title)
         );
+        if let Some(w) = f.subject.whose() {
+            let _ = writeln!(o, "    {} {w}", p.dim("in:      "));
+        }
         let _ = writeln!(o, "    {} {}", p.dim("rule:    "), f.rule);
         field(&mut o, &p, "cause:   ", "", &f.cause);
         field(&mut o, &p, "impact:  ", "", &f.impact);
