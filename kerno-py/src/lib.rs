@@ -159,14 +159,14 @@ fn parse_signals(text: &str) -> PyResult<PySignals> {
 /// Every threshold of the built-in rules with its default value.
 #[pyfunction]
 fn default_thresholds(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    serde_to_py(py, &kerno_rules::thresholds().defaults())
+    serde_to_py(py, &rules::registry().defaults())
 }
 
 /// Every threshold the built-in rules declare: key, rule, kind, default, unit, valid range
 /// and what it does, in rule order.
 #[pyfunction]
 fn thresholds(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let list: Vec<serde_json::Value> = kerno_rules::thresholds()
+    let list: Vec<serde_json::Value> = rules::registry()
         .iter()
         .map(|(rule, s)| {
             let bounded = s.kind() != "list";
@@ -188,7 +188,7 @@ fn thresholds(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 /// The built-in rules as `(id, description)`, in the order they run.
 #[pyfunction]
 fn builtin_rules() -> Vec<(String, String)> {
-    kerno_rules::builtin()
+    rules::builtin()
         .iter()
         .map(|r| (r.id().to_string(), r.description().to_string()))
         .collect()

@@ -88,6 +88,20 @@ impl Rule for PyRule {
     }
 }
 
+/// The rules this build runs as "built-in": Kerno's, plus the test-only rule crate's in a
+/// test build (feature `test-rule`).
+pub fn builtin() -> Vec<Box<dyn Rule>> {
+    #[cfg(feature = "test-rule")]
+    return kerno_test_rule::rules();
+    #[cfg(not(feature = "test-rule"))]
+    kerno_rules::builtin()
+}
+
+/// The thresholds of [`builtin`]'s rules.
+pub fn registry() -> ThresholdRegistry {
+    ThresholdRegistry::of(&builtin())
+}
+
 /// The rules for one evaluation: the built-in ones (when asked) and the custom ones, with
 /// the slot where the custom ones leave their exceptions.
 pub struct RuleSet {
@@ -99,11 +113,7 @@ impl RuleSet {
     /// Checks every custom rule's shape and that no two rules share an id.
     pub fn new(builtin: bool, custom: Option<&Bound<'_, PyAny>>) -> PyResult<RuleSet> {
         let errors = Arc::new(Mutex::new(Vec::new()));
-        let mut rules = if builtin {
-            kerno_rules::builtin()
-        } else {
-            Vec::new()
-        };
+        let mut rules = if builtin { self::builtin() } else { Vec::new() };
         if let Some(custom) = custom.filter(|c| !c.is_none()) {
             if custom.hasattr("evaluate")? {
                 return Err(PyTypeError::new_err(
