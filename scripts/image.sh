@@ -8,7 +8,7 @@
 #   scripts/image.sh build   base, then the Dockerfile's runtime stage from the release binary
 #                            (KERNO_BINARY=prebuilt; builds it with cargo when missing)
 #   scripts/image.sh test    build, then run the image the way the DaemonSet runs it and check
-#                            doctor and the agent inside (takes /work/kernel.lock, or $KERNEL_LOCK)
+#                            doctor and the agent inside (holds $KERNEL_LOCK, default /tmp/kerno-kernel.lock)
 #
 # No image registry is reachable from CI, and Debian 12's rustc is older than Kerno's minimum,
 # hence the local base and the prebuilt binary; a user's `docker build .` builds both stages.
@@ -25,8 +25,7 @@ NAME=kerno-ci-$$
 PODMAN=(podman --runtime runc)   # crun refuses this machine's hybrid cgroup mode
 WORK=target/image
 # Root tests share one kernel: hold the lock they use while containers run.
-KERNEL_LOCK=${KERNEL_LOCK:-/work/kernel.lock}
-[ -d "$(dirname "$KERNEL_LOCK")" ] || KERNEL_LOCK=/tmp/kerno-kernel.lock
+KERNEL_LOCK=${KERNEL_LOCK:-/tmp/kerno-kernel.lock}
 # The capability set (docs/deploy.md, "Capabilities"): found by dropping each in turn.
 CAPS=(CAP_BPF CAP_PERFMON CAP_SYS_PTRACE CAP_DAC_READ_SEARCH)
 CAP_BITS=(39 38 19 2)

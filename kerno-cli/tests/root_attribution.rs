@@ -6,7 +6,7 @@
 //! test ends, failed or not (the guards' `Drop`).
 //!
 //! Run under the kernel lock, one at a time:
-//! `flock /work/kernel.lock cargo test -p kerno-cli --test root_attribution -- --test-threads=1`.
+//! `cargo test -p kerno-cli --test root_attribution -- --test-threads=1` (as root, alone: it shares the kernel with every other root test).
 
 use std::{
     fs,
