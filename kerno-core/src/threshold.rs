@@ -408,21 +408,6 @@ impl Thresholds {
         self.set(spec, value)?;
         Ok(self)
     }
-
-    /// Put the values of `other` over these (the later configuration layer wins).
-    pub fn merge(&mut self, other: &Thresholds) {
-        for (k, v) in &other.values {
-            self.values.insert(k.clone(), v.clone());
-        }
-        for (k, v) in &other.custom {
-            self.custom.insert(k.clone(), *v);
-        }
-    }
-
-    /// Remove what was set for a key, so it reads as its default again.
-    pub fn unset(&mut self, key: &str) {
-        self.values.remove(key);
-    }
 }
 
 /// The thresholds a set of rules declare, by key: what configuration is checked against and
