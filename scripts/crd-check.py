@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Validate the Prometheus Operator objects of a rendered manifest offline, against the
-vendored CRD schemas (deploy/schemas/prometheus-operator-*/), and write the PrometheusRule
-groups as a Prometheus rule file for `promtool check rules`.
+operator's CRD schemas as the PyPI package cloudcoil-models-prometheus-operator carries them
+(pydantic models generated from the published CRDs of operator v0.80.1; their JSON schema is
+what is checked), and write the PrometheusRule groups as a Prometheus rule file for
+`promtool check rules`.
 
     scripts/crd-check.py MANIFEST RULES_OUT
 
@@ -9,18 +11,17 @@ Strict like `kubernetes-validate --strict`: a field the schema does not declare 
 (the API server would prune it silently), except under x-kubernetes-preserve-unknown-fields.
 Exit 1 on any error, or when the manifest has no ServiceMonitor or no PrometheusRule.
 """
-import glob
-import json
-import os
+import importlib.metadata
 import sys
 
 import jsonschema
 import yaml
+from cloudcoil.models.prometheus_operator import v1
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "cloudcoil-models-prometheus-operator"
 SCHEMAS = {
-    "ServiceMonitor": "servicemonitor-monitoring.coreos.com-v1.json",
-    "PrometheusRule": "prometheusrule-monitoring.coreos.com-v1.json",
+    "ServiceMonitor": v1.ServiceMonitor,
+    "PrometheusRule": v1.PrometheusRule,
 }
 
 
@@ -42,14 +43,13 @@ def strict(schema):
 
 
 def main(manifest, rules_out):
-    (schema_dir,) = glob.glob(os.path.join(ROOT, "deploy", "schemas", "prometheus-operator-v*"))
-    version = os.path.basename(schema_dir)
+    version = f"{PACKAGE} {importlib.metadata.version(PACKAGE)}"
     validators = {}
-    for kind, name in SCHEMAS.items():
-        schema = strict(json.load(open(os.path.join(schema_dir, name))))
+    for kind, model in SCHEMAS.items():
+        schema = strict(model.model_json_schema(by_alias=True))
         # metadata is the API server's ObjectMeta, not the CRD's to describe.
         schema["properties"]["metadata"] = {"type": "object"}
-        validators[kind] = jsonschema.Draft7Validator(schema)
+        validators[kind] = jsonschema.Draft202012Validator(schema)
     seen = {kind: 0 for kind in SCHEMAS}
     errors = 0
     groups = []

@@ -81,6 +81,12 @@ say "kubernetes-validate --strict: ${KUBE_VERSIONS[*]} (default and all toggles)
 
 # 3. ServiceMonitor and PrometheusRule against the operator's CRD schemas; the rules through promtool.
 "$PY" scripts/crd-check.py "$TMP/all.yaml" "$TMP/rules.yaml" | sed 's/^/[deploy] /'
+# ...and it refuses a field the CRD does not declare.
+sed 's/^\(\s*\)scrapeTimeout: /\1scrapeTimout: /' "$TMP/all.yaml" > "$TMP/crd-typo.yaml"
+grep -q 'scrapeTimout' "$TMP/crd-typo.yaml" || die "no scrapeTimeout in the ServiceMonitor to misspell"
+if "$PY" scripts/crd-check.py "$TMP/crd-typo.yaml" "$TMP/rules-typo.yaml" > /dev/null 2>&1; then
+    die "crd-check accepted an undeclared ServiceMonitor field"
+fi
 promtool check rules "$TMP/rules.yaml" > "$TMP/promtool.txt" 2>&1 || { cat "$TMP/promtool.txt"; die "promtool check rules"; }
 say "promtool check rules: $(grep -o '[0-9]* rules found' "$TMP/promtool.txt")"
 

@@ -22,6 +22,7 @@ die() { printf '[image] FAIL: %s\n' "$*" >&2; exit 1; }
 BASE_IMAGE=$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)
 IMAGE=localhost/kerno:ci
 NAME=kerno-ci-$$
+WL_NAME=kerno-ci-wl-$$   # a plain podman container whose workload the host's doctor attributes
 PODMAN=(podman --runtime runc)   # crun refuses this machine's hybrid cgroup mode
 WORK=target/image
 # Root tests share one kernel: hold the lock they use while containers run.
@@ -80,6 +81,7 @@ build() {
 
 cleanup() {
     "${PODMAN[@]}" rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
+    "${PODMAN[@]}" rm -f -t 0 "$WL_NAME" >/dev/null 2>&1 || true
     [ -n "${WL:-}" ] && kill "$WL" 2>/dev/null || true
     "${PODMAN[@]}" rmi -f "$IMAGE" >/dev/null 2>&1 || true
     # The build's intermediate stages (the prebuilt binary's scratch stage stays otherwise).
@@ -113,10 +115,7 @@ run_opts() {
         # Tracepoint formats: the probe loader reads them here (it cannot mount tracefs
         # without CAP_SYS_ADMIN, and does not look under a prefix).
         -v /sys/kernel/tracing:/sys/kernel/tracing:ro
-        -e "NODE_NAME=$(hostname)")
-    if "${PODMAN[@]}" run --rm --entrypoint /usr/bin/kerno "$IMAGE" start --help 2>/dev/null | grep -q -- '--host-root'; then
-        out+=(-e KERNO_HOST_ROOT=/host)
-    fi
+        -e "NODE_NAME=$(hostname)" -e KERNO_HOST_ROOT=/host)
 }
 
 prog_ids() { bpftool prog list -j | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'; }
@@ -139,17 +138,21 @@ while time.time() < end:
     "${PODMAN[@]}" run --rm "${opts[@]}" "$IMAGE" doctor -d 3s -o json > "$WORK/doctor.json" \
         2> "$WORK/doctor.err" || { cat "$WORK/doctor.err" >&2; die "kerno doctor failed in the container"; }
     kill "$WL" 2>/dev/null || true
-    python3 - "$WORK/doctor.json" "$WL" <<'EOF' || die "doctor in the container: see above"
+    python3 - "$WORK/doctor.json" "$WL" "$(hostname)" <<'EOF' || die "doctor in the container: see above"
 import json, sys
-d = json.load(open(sys.argv[1])); wl = int(sys.argv[2])
+d = json.load(open(sys.argv[1])); wl = int(sys.argv[2]); node = sys.argv[3]
 missing = [x["domain"] for x in d["domains"] if not x["observed"]]
 assert not missing, f"domains not observed: {missing} ({d['degraded']})"
 seen = [e["process"] for s in d["signals"]["syscalls"]["syscalls"] for e in s.get("top_errors", [])
         if e["process"]["pid"] == wl]
 assert seen, f"the host workload (pid {wl}) is not among the syscall errors' processes"
 assert seen[0]["comm"] == "kerno-ci-wl", f"pid {wl} named {seen[0]['comm']!r}"
+h = d["host"]
+# The node, not the container: its name from NODE_NAME, its environment from the host's files.
+assert h.get("node") == node, f"node {h.get('node')!r}, want {node!r}"
+assert h["environment"] != "container", f"the report calls the node a container: {h}"
 print(f"[image] doctor in the container: 7 domains observed; host pid {wl} seen as "
-      f"{seen[0]['comm']!r}; host {d['host']['hostname']!r}, environment {d['host']['environment']!r}")
+      f"{seen[0]['comm']!r}; node {h['node']!r}, environment {h['environment']!r}")
 EOF
     # 2. Without the shipped profile (podman's default seccomp) bpf() is refused: the profile
     #    is what makes it work without CAP_SYS_ADMIN.
@@ -200,6 +203,39 @@ EOF
     for i in $after; do [[ " $before " == *" $i "* ]] || left+=("$i"); done
     [ ${#left[@]} -eq 0 ] || die "BPF programs left after stop: ${left[*]}"
     say "stopped: no BPF program left ($(wc -w <<< "$after") loaded, as before)"
+
+    # 5. A workload in a plain podman container (outside Kubernetes) that leaks descriptors:
+    #    the host's doctor names the runtime, the container id and the container's name.
+    cc -O2 -o "$WORK/leak" -x c - <<'EOF'
+#include <fcntl.h>
+#include <unistd.h>
+int main(void) {
+    for (int i = 0; i < 3000; i++) { open("/dev/null", O_RDONLY); usleep(10000); }
+    pause();
+}
+EOF
+    "${PODMAN[@]}" run -d --name "$WL_NAME" --network none --read-only \
+        --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit "nproc=1024:1024" \
+        -v "$ROOT/$WORK/leak:/leak:ro" "$BASE_IMAGE" /leak > /dev/null || die "podman run (workload) failed"
+    local cid
+    cid=$("${PODMAN[@]}" inspect "$WL_NAME" --format '{{.Id}}')
+    sleep 1
+    "$ROOT/target/release/kerno" doctor -d 4s -o json --standalone > "$WORK/attr.json" 2> "$WORK/attr.err" \
+        || { cat "$WORK/attr.err" >&2; die "kerno doctor on the host failed"; }
+    "${PODMAN[@]}" rm -f -t 0 "$WL_NAME" > /dev/null
+    python3 - "$WORK/attr.json" "$cid" "$WL_NAME" <<'EOF' || die "podman workload attribution: see above"
+import json, sys
+d, cid, name = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+mine = [f for f in d["findings"] if f["rule"] == "fd-leak" and f["subject"].get("container_id") == cid]
+assert mine, "no fd-leak finding names container " + cid + ": " + repr(
+    [(f["rule"], f["subject"]) for f in d["findings"]])
+s = mine[0]["subject"]
+assert s.get("runtime") == "podman", s
+assert s.get("container") == name, s
+assert not s.get("pod") and not s.get("namespace"), s
+print(f"[image] podman workload: fd-leak names runtime {s['runtime']!r}, container {s['container']!r}, "
+      f"id {cid[:12]}..., pid {s['process']['pid']} {s['process']['comm']!r}")
+EOF
 }
 
 case "${1:-}" in

