@@ -29,7 +29,8 @@ use std::{
 };
 
 use benign::fixture::{
-    Child, MemCgroup, NetnsPair, ROLE_VAR, Scratch, read_counters, retrans_segs, wait_until,
+    Child, MemCgroup, NetnsPair, ROLE_VAR, Scratch, read_counters, retrans_segs, tcp_snmp,
+    wait_until,
 };
 use kerno_core::{Domain, Engine, Finding, KernelOptions, Severity, Signals, Thresholds};
 
@@ -833,10 +834,14 @@ fn root_benign_tcp_bulk_veth() {
     );
     let retrans = || (retrans_segs(source.pid()), retrans_segs(sink.pid()));
     let retrans_before = retrans();
+    let sent_before = tcp_snmp(source.pid(), "OutSegs");
     let before = counters(&dir, "received").map(|c| c[0]).unwrap_or(0);
     let signals = case.window();
     let moved = counters(&dir, "received").map(|c| c[0]).unwrap_or(0) - before;
     let retrans_after = retrans();
+    let sent = tcp_snmp(source.pid(), "OutSegs")
+        .zip(sent_before)
+        .map(|(a, b)| a.saturating_sub(b));
     case.condition(
         "at least 200 MiB moved over the veth in the window",
         if moved >= 200 * MIB {
@@ -846,13 +851,22 @@ fn root_benign_tcp_bulk_veth() {
         },
     );
     case.condition(
-        "no segment was retransmitted in either namespace (no loss)",
-        match (retrans_before, retrans_after) {
-            ((Some(a0), Some(b0)), (Some(a1), Some(b1))) if a1 == a0 && b1 == b0 => {
-                Ok(format!("RetransSegs {a1} in {}, {b1} in {}", ns.a, ns.b))
+        // Healthy, not perfect: a veth under a busy CPU drops a segment now and then (2 of
+        // ~280,000 seen in a CI run). A share 20x below tcp-retransmits' 2% is no loss.
+        "retransmitted at most 0.1% of the segments sent in either namespace (no loss)",
+        match (retrans_before, retrans_after, sent) {
+            ((Some(a0), Some(b0)), (Some(a1), Some(b1)), Some(sent))
+                if sent > 0 && (a1.saturating_sub(a0) + b1.saturating_sub(b0)) * 1000 <= sent =>
+            {
+                Ok(format!(
+                    "{} of {sent} segments retransmitted ({}: RetransSegs {a1}, {}: {b1})",
+                    a1.saturating_sub(a0) + b1.saturating_sub(b0),
+                    ns.a,
+                    ns.b
+                ))
             }
-            (before, after) => Err(format!(
-                "RetransSegs (a, b) before {before:?}, after {after:?}"
+            (before, after, sent) => Err(format!(
+                "RetransSegs (a, b) before {before:?}, after {after:?}; segments sent {sent:?}"
             )),
         },
     );

@@ -429,9 +429,14 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 /// TCP `RetransSegs` in the network namespace of `pid` (`/proc/<pid>/net/snmp`).
 pub fn retrans_segs(pid: u32) -> Option<u64> {
+    tcp_snmp(pid, "RetransSegs")
+}
+
+/// A `Tcp:` counter of `/proc/<pid>/net/snmp` (the process's network namespace).
+pub fn tcp_snmp(pid: u32, field: &str) -> Option<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/net/snmp")).ok()?;
     let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
     let (names, values) = (tcp.next()?, tcp.next()?);
-    let i = names.split_whitespace().position(|n| n == "RetransSegs")?;
+    let i = names.split_whitespace().position(|n| n == field)?;
     values.split_whitespace().nth(i)?.parse().ok()
 }
