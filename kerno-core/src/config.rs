@@ -37,6 +37,207 @@ pub struct Config {
     /// The node name findings carry; `None`: the host's name. `NODE_NAME` (the downward
     /// API) sets it over the file, `KERNO_NODE_NAME` over both.
     pub node_name: Option<String>,
+    /// The optional AI post-processor (off by default; see `docs/ai.md`).
+    pub ai: AiConfig,
+}
+
+/// Which provider's HTTP API the AI post-processor speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AiProvider {
+    /// Anthropic Messages (`POST /v1/messages`).
+    #[default]
+    Anthropic,
+    /// OpenAI Chat Completions (`POST /v1/chat/completions`), and any server speaking it
+    /// (vLLM, llama.cpp's server, LiteLLM, Ollama's `/v1`).
+    Openai,
+    /// Ollama's native `POST /api/chat`, for air-gapped nodes.
+    Ollama,
+}
+
+impl AiProvider {
+    /// `anthropic`, `openai`, `ollama`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AiProvider::Anthropic => "anthropic",
+            AiProvider::Openai => "openai",
+            AiProvider::Ollama => "ollama",
+        }
+    }
+
+    /// The base URL used when `ai.endpoint` is not set.
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            AiProvider::Anthropic => "https://api.anthropic.com",
+            AiProvider::Openai => "https://api.openai.com",
+            AiProvider::Ollama => "http://localhost:11434",
+        }
+    }
+
+    /// The model used when `ai.model` is not set.
+    pub fn default_model(self) -> &'static str {
+        match self {
+            AiProvider::Anthropic => "claude-sonnet-4-5",
+            AiProvider::Openai => "gpt-4o-mini",
+            AiProvider::Ollama => "llama3.1",
+        }
+    }
+}
+
+impl std::str::FromStr for AiProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "anthropic" => Ok(AiProvider::Anthropic),
+            "openai" => Ok(AiProvider::Openai),
+            "ollama" => Ok(AiProvider::Ollama),
+            o => Err(format!("{o:?}: expected anthropic, openai or ollama")),
+        }
+    }
+}
+
+/// What of a report may leave the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AiPrivacy {
+    /// Rule ids, severities, units and numbers; no text and no names at all.
+    #[default]
+    Summary,
+    /// The findings' text with every name, address, id and path replaced by a typed
+    /// placeholder (`<pod-1>`, `<ip-2>`); the reply is mapped back locally.
+    Redacted,
+    /// The findings as they are, names included (an explicit opt-in).
+    Full,
+}
+
+impl AiPrivacy {
+    /// `summary`, `redacted`, `full`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AiPrivacy::Summary => "summary",
+            AiPrivacy::Redacted => "redacted",
+            AiPrivacy::Full => "full",
+        }
+    }
+}
+
+impl std::str::FromStr for AiPrivacy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "summary" => Ok(AiPrivacy::Summary),
+            "redacted" => Ok(AiPrivacy::Redacted),
+            "full" => Ok(AiPrivacy::Full),
+            o => Err(format!("{o:?}: expected summary, redacted or full")),
+        }
+    }
+}
+
+/// The AI post-processor's settings (`ai:`). The API key is never part of it: it comes
+/// from `KERNO_AI_API_KEY` or the file `api_key_file` names, read when a call is made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AiConfig {
+    /// Run the post-processor on every `doctor` (as `--ai` does).
+    pub enabled: bool,
+    /// The provider's API format.
+    pub provider: AiProvider,
+    /// The model; `None`: the provider's default.
+    pub model: Option<String>,
+    /// Base URL (`https://api.anthropic.com`, `http://vllm:8000`); `None`: the
+    /// provider's default. A URL ending in the API path is used as it is.
+    pub endpoint: Option<String>,
+    /// A file holding the API key (a mounted Secret); `KERNO_AI_API_KEY` wins over it.
+    pub api_key_file: Option<PathBuf>,
+    /// What may leave the machine.
+    pub privacy: AiPrivacy,
+    /// The whole call, retries included, must end within this.
+    #[serde(with = "duration_str")]
+    pub timeout: Duration,
+    /// The reply's length limit, in tokens.
+    pub max_tokens: u32,
+    /// How long an answer is reused for the same payload and model; `0s`: no cache.
+    #[serde(with = "duration_str")]
+    pub cache_ttl: Duration,
+    /// At most this many calls a minute (a token bucket shared by all Kerno processes
+    /// that use the same cache directory).
+    pub rate_per_minute: u32,
+    /// Where answers and the rate limiter's state are kept; `None`:
+    /// `$XDG_CACHE_HOME/kerno/ai`, else `~/.cache/kerno/ai`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        AiConfig {
+            enabled: false,
+            provider: AiProvider::default(),
+            model: None,
+            endpoint: None,
+            api_key_file: None,
+            privacy: AiPrivacy::default(),
+            timeout: Duration::from_secs(30),
+            max_tokens: 1024,
+            cache_ttl: Duration::from_secs(3600),
+            rate_per_minute: 10,
+            cache_dir: None,
+        }
+    }
+}
+
+impl AiConfig {
+    /// The model in use: `model`, else the provider's default.
+    pub fn model(&self) -> &str {
+        self.model
+            .as_deref()
+            .unwrap_or(self.provider.default_model())
+    }
+
+    /// Check values the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.timeout < Duration::from_secs(1) || self.timeout > Duration::from_secs(600) {
+            return Err(invalid(
+                "ai.timeout",
+                format!(
+                    "{} is out of range: use 1s to 10m",
+                    format_duration(self.timeout)
+                ),
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_tokens) {
+            return Err(invalid(
+                "ai.max_tokens",
+                format!("{} is out of range: use 1 to 100000", self.max_tokens),
+            ));
+        }
+        if !(1..=600).contains(&self.rate_per_minute) {
+            return Err(invalid(
+                "ai.rate_per_minute",
+                format!("{} is out of range: use 1 to 600", self.rate_per_minute),
+            ));
+        }
+        if self.cache_ttl > Duration::from_secs(7 * 86400) {
+            return Err(invalid(
+                "ai.cache_ttl",
+                format!(
+                    "{} is out of range: use 0s (no cache) to 168h",
+                    format_duration(self.cache_ttl)
+                ),
+            ));
+        }
+        if let Some(e) = &self.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(invalid(
+                "ai.endpoint",
+                format!("{e:?} is not an http:// or https:// URL"),
+            ));
+        }
+        if self.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+            return Err(invalid("ai.model", "must not be empty".into()));
+        }
+        Ok(())
+    }
 }
 
 /// Probe settings.
@@ -74,6 +275,7 @@ impl Default for Config {
             agent: AgentConfig::default(),
             host_root: None,
             node_name: None,
+            ai: AiConfig::default(),
         }
     }
 }
@@ -99,7 +301,7 @@ impl Default for AgentConfig {
 }
 
 /// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
-pub const ENV_VARS: [&str; 10] = [
+pub const ENV_VARS: [&str; 22] = [
     "KERNO_CONFIG",
     "KERNO_DURATION",
     "KERNO_OUTPUT",
@@ -110,6 +312,18 @@ pub const ENV_VARS: [&str; 10] = [
     "KERNO_FAIL_PROBES",
     "KERNO_HOST_ROOT",
     "KERNO_NODE_NAME",
+    "KERNO_AI_ENABLED",
+    "KERNO_AI_PROVIDER",
+    "KERNO_AI_MODEL",
+    "KERNO_AI_ENDPOINT",
+    "KERNO_AI_API_KEY",
+    "KERNO_AI_API_KEY_FILE",
+    "KERNO_AI_PRIVACY",
+    "KERNO_AI_TIMEOUT",
+    "KERNO_AI_MAX_TOKENS",
+    "KERNO_AI_CACHE_TTL",
+    "KERNO_AI_RATE_PER_MINUTE",
+    "KERNO_AI_CACHE_DIR",
 ];
 
 impl Config {
@@ -210,7 +424,37 @@ impl Config {
                 continue;
             }
             match k.as_str() {
-                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" => {}
+                // The key is read when a call is made, never kept in the configuration.
+                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_AI_API_KEY" => {}
+                "KERNO_AI_ENABLED" => self.ai.enabled = parse_bool(v).map_err(|r| invalid(k, r))?,
+                "KERNO_AI_PROVIDER" => self.ai.provider = v.parse().map_err(|r| invalid(k, r))?,
+                "KERNO_AI_MODEL" => self.ai.model = (!v.trim().is_empty()).then(|| v.trim().into()),
+                "KERNO_AI_ENDPOINT" => {
+                    self.ai.endpoint = (!v.trim().is_empty()).then(|| v.trim().into())
+                }
+                "KERNO_AI_API_KEY_FILE" => {
+                    self.ai.api_key_file = (!v.is_empty()).then(|| PathBuf::from(v))
+                }
+                "KERNO_AI_PRIVACY" => self.ai.privacy = v.parse().map_err(|r| invalid(k, r))?,
+                "KERNO_AI_TIMEOUT" => self.ai.timeout = parse_duration(v).map_err(|r| invalid(k, r))?,
+                "KERNO_AI_MAX_TOKENS" => {
+                    self.ai.max_tokens = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid(k, format!("{v:?} is not a whole number")))?
+                }
+                "KERNO_AI_CACHE_TTL" => {
+                    self.ai.cache_ttl = parse_duration(v).map_err(|r| invalid(k, r))?
+                }
+                "KERNO_AI_RATE_PER_MINUTE" => {
+                    self.ai.rate_per_minute = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid(k, format!("{v:?} is not a whole number")))?
+                }
+                "KERNO_AI_CACHE_DIR" => {
+                    self.ai.cache_dir = (!v.is_empty()).then(|| PathBuf::from(v))
+                }
                 "KERNO_DURATION" => self.duration = parse_duration(v).map_err(|r| invalid(k, r))?,
                 "KERNO_WINDOW" => {
                     self.agent.window = parse_duration(v).map_err(|r| invalid(k, r))?
@@ -288,7 +532,16 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        self.ai.validate()
+    }
+}
+
+/// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        o => Err(format!("{o:?} is not a boolean (use true or false)")),
     }
 }
 

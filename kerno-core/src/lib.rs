@@ -53,7 +53,7 @@ pub use engine::{Engine, KernelOptions, check_privileges, evaluate};
 pub use error::{CollectorError, ConfigError, CoreError};
 pub use finding::{Finding, Severity, Subject, human_bytes, human_ns, human_secs, rank, thousands};
 pub use histogram::Histogram;
-pub use report::{DomainStatus, Report, Status, Summary, domain_statuses};
+pub use report::{Analysis, DomainStatus, Report, Status, Summary, domain_statuses};
 pub use rule::Rule;
 pub use signals::*;
 pub use snapshot::{load_signals, parse_signals, save_signals};

@@ -75,6 +75,35 @@ pub struct Report {
     /// `pod payments/checkout-api-7d9f8b6c5-x2k4q`), when they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The AI post-processor's analysis, when one was asked for (`--ai`): advice added
+    /// after the findings, never a finding itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+}
+
+/// What the AI post-processor added to a report (`docs/ai.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Analysis {
+    /// The provider answered.
+    Ok {
+        /// `anthropic`, `openai` or `ollama`.
+        provider: String,
+        /// The model that answered.
+        model: String,
+        /// The privacy mode the payload was built in.
+        privacy: String,
+        /// The answer, with placeholders mapped back to the real names.
+        text: String,
+        /// Whether the answer came from the local cache.
+        #[serde(default)]
+        cached: bool,
+    },
+    /// No analysis: the report stands on its own.
+    Failed {
+        /// Why, in one line.
+        reason: String,
+    },
 }
 
 impl Report {
@@ -109,6 +138,7 @@ impl Report {
             lost: signals.lost.clone(),
             signals,
             scope: None,
+            analysis: None,
         }
     }
 

@@ -1,7 +1,7 @@
 use std::fmt::Write as _;
 
 use crate::{
-    Report, Severity, Status,
+    Analysis, Report, Severity, Status,
     finding::{human_bytes, human_secs, thousands},
 };
 
@@ -210,6 +210,38 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         ),
     };
     let _ = writeln!(o, "{line}");
+    // The deterministic report above is complete on its own; a failed analysis adds
+    // nothing here (the frontend says why on stderr).
+    if let Some(Analysis::Ok {
+        provider,
+        model,
+        privacy,
+        text,
+        cached,
+    }) = &report.analysis
+    {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "{} {}",
+            p.bold("Analysis"),
+            p.dim(&format!(
+                "(AI: {provider} {model}, privacy {privacy}{}; advice, not a finding)",
+                if *cached { ", cached" } else { "" }
+            ))
+        );
+        for para in text.trim().lines() {
+            if para.trim().is_empty() {
+                let _ = writeln!(o);
+                continue;
+            }
+            let lead = para.len() - para.trim_start().len();
+            let width = WIDTH.saturating_sub(2 + lead);
+            for line in wrap(para.trim_start(), width) {
+                let _ = writeln!(o, "  {:lead$}{line}", "");
+            }
+        }
+    }
     o
 }
 
