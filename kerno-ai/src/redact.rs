@@ -506,7 +506,14 @@ fn detectors() -> &'static [Detector] {
                 always,
             ),
             // Home directories name their user.
-            d(r#"(?:/home|/Users)/[^\s/'"]+[^\s'",;)]*"#, Kind::Path, false, always),
+            d(
+                r#"(?:/home|/Users)/[^\s/'"]+(?:/[^\s'",;)]*[^\s'",;).])?"#,
+                Kind::Path,
+                false,
+                always,
+            ),
+            // `user@host` (ssh, scp): the user part; the host is a name of its own.
+            d(r"\b([a-z_][a-z0-9_-]{0,31})@[A-Za-z0-9<]", Kind::User, true, always),
             d(r"(?i)\buid[=:]\s*(\d+)", Kind::User, true, always),
             d(r"\bffff[0-9a-f]{12}\b", Kind::Pointer, false, always),
             d(
