@@ -180,6 +180,18 @@ impl PostProcessor {
         })
     }
 
+    /// A post-processor for `--dry-run`: like [`PostProcessor::new`], but a missing key
+    /// is no error (nothing is sent; the request shows no key header).
+    pub fn for_dry_run(cfg: &AiConfig) -> Result<PostProcessor, AiError> {
+        match PostProcessor::new(cfg) {
+            Err(AiError::NoKey { .. }) => Ok(PostProcessor {
+                cfg: cfg.clone(),
+                key: None,
+            }),
+            other => other,
+        }
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &AiConfig {
         &self.cfg

@@ -355,15 +355,18 @@ pub struct Leak {
     pub kind: Kind,
     /// Where: the detector's or inventory's name for it.
     pub how: &'static str,
+    /// The value (shown only locally: the report holds it already).
+    pub value: String,
 }
 
 impl std::fmt::Display for Leak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "a {} ({}) would have left the machine verbatim",
+            "a {} ({}) would have left the machine verbatim: {:?}",
             self.kind.tag(),
-            self.how
+            self.how,
+            self.value
         )
     }
 }
@@ -375,16 +378,23 @@ pub fn check(payload: &str, inventory: &Inventory) -> Result<(), Leak> {
     let v: Value = serde_json::from_str(payload).map_err(|_| Leak {
         kind: Kind::Secret,
         how: "payload is not JSON",
+        value: String::new(),
     })?;
     let mut strings = Vec::new();
     collect_strings(&v, &mut strings);
     let known: Vec<(&str, Kind)> = inventory.names().collect();
+    static PLACEHOLDER: OnceLock<Regex> = OnceLock::new();
+    let placeholder = PLACEHOLDER.get_or_init(|| Regex::new(r"<[a-z]+-\d+>").expect("regex"));
     for s in strings {
+        // A placeholder's tag (`<node-1>`) is not the name `node`.
+        let s = placeholder.replace_all(s, "\u{1}");
+        let s = s.as_ref();
         for (name, kind) in &known {
             if occurrences(s, name, *kind).next().is_some() {
                 return Err(Leak {
                     kind: *kind,
                     how: "named in the report",
+                    value: name.to_string(),
                 });
             }
         }
@@ -392,6 +402,7 @@ pub fn check(payload: &str, inventory: &Inventory) -> Result<(), Leak> {
             return Err(Leak {
                 kind: sp.kind,
                 how: "found by a detector",
+                value: s[sp.start..sp.end].to_string(),
             });
         }
     }

@@ -101,6 +101,14 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "NS/NAME")]
     pub pod: Option<String>,
 
+    /// Add an AI analysis after the report, from the provider in the config's `ai:` section (key from $KERNO_AI_API_KEY or ai.api_key_file; docs/ai.md). The report itself is unchanged; a failure is one line on stderr
+    #[arg(long)]
+    pub ai: bool,
+
+    /// With --ai: print the exact request that would be sent (key hidden) and send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     #[command(flatten)]
     pub node: NodeArgs,
 }

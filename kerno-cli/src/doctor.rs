@@ -148,6 +148,12 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
         };
     }
     cfg.validate().map_err(Failure::usage)?;
+    let ai_on = args.ai || cfg.ai.enabled;
+    if args.dry_run && !ai_on {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--dry-run shows what --ai would send: add --ai (or set ai.enabled)"
+        )));
+    }
     let json_out = cfg.output == "json";
     let stderr_tty = std::io::stderr().is_terminal();
     let color = !args.no_color
@@ -235,6 +241,35 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
     if args.only_critical {
         report = report.only_critical();
     }
+    let code = if args.exit_code && critical {
+        exit::CRITICAL
+    } else {
+        exit::OK
+    };
+    if ai_on {
+        if args.dry_run {
+            let text = kerno_ai::PostProcessor::for_dry_run(&cfg.ai)
+                .and_then(|pp| pp.dry_run(&report))
+                .map_err(|e| Failure::from(anyhow::anyhow!("--dry-run: {e}")))?;
+            let _ = write!(std::io::stdout().lock(), "{text}");
+            if !args.quiet {
+                eprintln!("kerno: --dry-run: nothing was sent");
+            }
+            return Ok(code);
+        }
+        // The analysis never changes the exit code, and a failure leaves the report as it
+        // would be without --ai (the JSON report says why in `analysis`).
+        let analysis = match kerno_ai::PostProcessor::new(&cfg.ai) {
+            Ok(pp) => pp.analyze(&report),
+            Err(e) => kerno_core::Analysis::Failed {
+                reason: e.to_string(),
+            },
+        };
+        if let kerno_core::Analysis::Failed { reason } = &analysis {
+            eprintln!("kerno: no AI analysis: {reason}");
+        }
+        report.analysis = Some(analysis);
+    }
     let text = if json_out {
         json(&report)
     } else {
@@ -243,9 +278,5 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`kerno doctor | head`) is not an error worth a message.
     let _ = writeln!(out, "{}", text.trim_end());
-    Ok(if args.exit_code && critical {
-        exit::CRITICAL
-    } else {
-        exit::OK
-    })
+    Ok(code)
 }

@@ -634,3 +634,77 @@ fn ranking_does_not_depend_on_rule_order_and_a_report_replays_to_itself() {
         assert_eq!(json(&report(&again)), json(&r));
     }
 }
+
+/// What `--ai` would send about the report where every rule fires, in the two private
+/// modes: nothing the report names is in it (the tripwire agrees), and in `redacted` mode
+/// the texts are the rules' own with placeholders. The analysis, when one comes back, is
+/// printed after the report, marked as advice.
+#[test]
+fn ai_payloads_of_every_rule_name_nothing() {
+    use kerno_ai::{Inventory, payload, redact};
+    use kerno_core::{Analysis, config::AiPrivacy};
+
+    let mut r = report(&everything_fires());
+    let inv = Inventory::from_report(&r);
+    assert!(inv.len() > 10, "{inv:?}");
+    for mode in [AiPrivacy::Summary, AiPrivacy::Redacted] {
+        let p = payload::build(&r, mode, &inv);
+        redact::check(&p.text, &inv).unwrap_or_else(|l| panic!("{mode:?}: {l}\n{}", p.text));
+        // Long names anywhere (short ones are checked as words by the tripwire above),
+        // placeholders aside (the node `node-1` is in `<node-1>`).
+        let bare = strip_placeholders(&p.text);
+        for (name, kind) in inv.names() {
+            if name.len() >= 6 {
+                assert!(!bare.contains(name), "{mode:?}: {kind:?} {name:?} in\n{}", p.text);
+            }
+        }
+        if mode == AiPrivacy::Redacted {
+            insta::assert_snapshot!("every_rule_fires_ai_redacted", p.text);
+        }
+    }
+    r.analysis = Some(Analysis::Ok {
+        provider: "anthropic".into(),
+        model: "claude-sonnet-4-5".into(),
+        privacy: "redacted".into(),
+        text: "The fd leak in api is the likely root cause of the connect failures.\n\n\
+               1. Restart api.\n2. Check its connection pool."
+            .into(),
+        cached: false,
+    });
+    let with = text(&r);
+    let tail = &with[with.find("\nAnalysis").expect("an Analysis section")..];
+    insta::assert_snapshot!("every_rule_fires_ai_analysis_pretty", tail);
+    // A failed analysis adds nothing to the text report.
+    let mut failed = report(&everything_fires());
+    failed.analysis = Some(Analysis::Failed {
+        reason: "no answer".into(),
+    });
+    assert_eq!(text(&failed), text(&report(&everything_fires())));
+}
+
+/// `text` without its `<kind-N>` placeholders.
+fn strip_placeholders(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 1..];
+        let end = tail.find('>').unwrap_or(0);
+        let inner = &tail[..end];
+        let is_placeholder = inner.split_once('-').is_some_and(|(k, n)| {
+            !k.is_empty()
+                && k.bytes().all(|b| b.is_ascii_lowercase())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        });
+        if is_placeholder {
+            out.push(' ');
+            rest = &tail[end + 1..];
+        } else {
+            out.push('<');
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -98,6 +98,9 @@ pub struct AgentOptions {
     pub findings_window: Duration,
     /// How often counters and gauges are brought up to date.
     pub update_every: Duration,
+    /// The AI post-processor's settings: `/doctor?ai=1` on the unix socket asks the
+    /// provider only when `enabled`.
+    pub ai: kerno_core::config::AiConfig,
 }
 
 /// Parse a listen address: `:9090` (all IPv4 interfaces), `127.0.0.1:9090`, `[::]:9090`,
@@ -176,7 +179,8 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         opts.update_every,
         opts.rules,
         opts.thresholds,
-    ));
+    )
+    .with_ai(opts.ai));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(server::serve(tcp, unix, shared.clone(), stop_rx));
     eprintln!(

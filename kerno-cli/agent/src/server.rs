@@ -146,11 +146,54 @@ async fn signals(State(s): St, RawQuery(q): RawQuery) -> Response {
     }
 }
 
-/// `GET /doctor?window=30s`: the JSON report with the agent's rules and thresholds.
+/// The `ai` query parameter: `ai=1` or `ai=true` asks for the AI analysis.
+fn ai_param(query: Option<&str>) -> Result<bool, String> {
+    match query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ai="))
+    {
+        None => Ok(false),
+        Some(v) => kerno_core::config::parse_bool(v).map_err(|e| format!("ai: {e}")),
+    }
+}
+
+/// `GET /doctor?window=30s[&ai=1]`: the JSON report with the agent's rules and
+/// thresholds; with `ai=1`, and `ai.enabled` in the agent's configuration, the AI
+/// post-processor's analysis in it.
 async fn doctor(State(s): St, RawQuery(q): RawQuery) -> Response {
+    let ai = match ai_param(q.as_deref()) {
+        Ok(ai) => ai,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     match window(s.clone(), q).await {
         Ok(signals) => {
-            let report = s.evaluate(&signals);
+            let mut report = s.evaluate(&signals);
+            if ai {
+                let cfg = s.ai.clone();
+                let done = tokio::task::spawn_blocking(move || {
+                    let analysis = if !cfg.enabled {
+                        kerno_core::Analysis::Failed {
+                            reason: "AI is not enabled on this agent (ai.enabled in its configuration)"
+                                .into(),
+                        }
+                    } else {
+                        match kerno_ai::PostProcessor::new(&cfg) {
+                            Ok(pp) => pp.analyze(&report),
+                            Err(e) => kerno_core::Analysis::Failed {
+                                reason: e.to_string(),
+                            },
+                        }
+                    };
+                    report.analysis = Some(analysis);
+                    report
+                })
+                .await;
+                match done {
+                    Ok(r) => report = r,
+                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }
+            }
             json_reply(StatusCode::OK, kerno_core::render::json(&report))
         }
         Err(r) => r,

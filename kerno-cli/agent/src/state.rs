@@ -10,7 +10,8 @@ use std::{
 };
 
 use kerno_core::{
-    Degraded, Engine, Host, Report, Rule, Sample, Signals, Thresholds, readiness::ProbeDomain,
+    Degraded, Engine, Host, Report, Rule, Sample, Signals, Thresholds, config::AiConfig,
+    readiness::ProbeDomain,
 };
 
 use crate::{
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     pub totals: Mutex<Arc<Totals>>,
     pub recent: Mutex<Option<Arc<Recent>>>,
     pub stop: AtomicBool,
+    /// The AI post-processor's settings, for `/doctor?ai=1`.
+    pub ai: AiConfig,
 }
 
 impl Shared {
@@ -86,7 +89,14 @@ impl Shared {
             totals: Mutex::new(Arc::new(Totals::default())),
             recent: Mutex::new(None),
             stop: AtomicBool::new(false),
+            ai: AiConfig::default(),
         }
+    }
+
+    /// With the AI post-processor's settings.
+    pub fn with_ai(mut self, ai: AiConfig) -> Shared {
+        self.ai = ai;
+        self
     }
 
     /// Hand over the loaded engine and start answering.
