@@ -125,20 +125,89 @@ fn doctor(
 
 /// Run the rules over a window: the built-in ones (unless `builtin=False`) and any custom
 /// `rules`, with `thresholds` (a dict of threshold name -> value) over the defaults.
+///
+/// `ai=True` adds the AI post-processor's analysis (`report.analysis`) with the `ai:`
+/// settings of Kerno's config file and `KERNO_AI_*`; a dict (`{"provider": "ollama",
+/// "endpoint": "http://localhost:11434", "privacy": "redacted"}`) sets keys over those.
+/// The key comes from `KERNO_AI_API_KEY` or `api_key_file`, never from the dict. A failed
+/// analysis is `{"status": "failed", "reason": ...}`, never an exception.
 #[pyfunction]
-#[pyo3(signature = (signals, thresholds = None, rules = None, builtin = true))]
+#[pyo3(signature = (signals, thresholds = None, rules = None, builtin = true, ai = None))]
 fn evaluate(
+    py: Python<'_>,
     signals: &Bound<'_, PySignals>,
     thresholds: Option<&Bound<'_, PyAny>>,
     rules: Option<&Bound<'_, PyAny>>,
     builtin: bool,
+    ai: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyReport> {
     let rule_set = RuleSet::new(builtin, rules)?;
-    let thresholds = thresholds_from(thresholds, &ThresholdRegistry::of(&rule_set.rules))?;
+    let registry = ThresholdRegistry::of(&rule_set.rules);
+    let thresholds = thresholds_from(thresholds, &registry)?;
+    let ai = ai_config(ai, &registry)?;
     let signals = &signals.get().inner;
-    let report = guarded(|| kerno_core::evaluate(signals, &rule_set.rules, &thresholds))?;
+    let mut report = guarded(|| kerno_core::evaluate(signals, &rule_set.rules, &thresholds))?;
     rule_set.errors().check()?;
+    if let Some(cfg) = ai {
+        // The call runs without the GIL: other Python threads go on meanwhile.
+        let analysis = py.detach(|| match kerno_ai::PostProcessor::new(&cfg) {
+            Ok(pp) => pp.analyze(&report),
+            Err(e) => kerno_core::Analysis::Failed {
+                reason: e.to_string(),
+            },
+        });
+        report.analysis = Some(analysis);
+    }
     Ok(PyReport { inner: report })
+}
+
+/// The AI settings for `ai=`: `None`/`False` none; `True` the configuration's; a dict,
+/// its keys over the configuration's (unknown keys and bad values raise ValueError).
+fn ai_config(
+    ai: Option<&Bound<'_, PyAny>>,
+    registry: &ThresholdRegistry,
+) -> PyResult<Option<kerno_core::config::AiConfig>> {
+    let Some(ai) = ai.filter(|a| !a.is_none()) else {
+        return Ok(None);
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let base = kerno_core::Config::load(None, &env, registry)
+        .map_err(config_err)?
+        .ai;
+    if let Ok(b) = ai.cast::<pyo3::types::PyBool>() {
+        return Ok(b.is_true().then(|| kerno_core::config::AiConfig {
+            enabled: true,
+            ..base
+        }));
+    }
+    let given = convert::from_py(ai, "ai")?;
+    let serde_json::Value::Object(given) = given else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "ai must be True, False, None or a dict of ai settings",
+        ));
+    };
+    if given.contains_key("api_key") {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "ai: the API key is never passed as a setting: set KERNO_AI_API_KEY or api_key_file",
+        ));
+    }
+    // Each key alone first, so an error names the key it is about.
+    for (k, v) in &given {
+        let one = serde_json::Value::Object([(k.clone(), v.clone())].into_iter().collect());
+        serde_json::from_value::<kerno_core::config::AiConfig>(one)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("ai[{k:?}]: {e}")))?;
+    }
+    let mut merged = match serde_json::to_value(&base) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    merged.extend(given);
+    let mut cfg: kerno_core::config::AiConfig =
+        serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("ai: {e}")))?;
+    cfg.enabled = true;
+    cfg.validate().map_err(config_err)?;
+    Ok(Some(cfg))
 }
 
 /// Read a window saved by `kerno doctor --save` (or the JSON report of a run). No root needed.

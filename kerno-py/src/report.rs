@@ -280,6 +280,16 @@ impl PyReport {
     fn lost<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         serde_to_py(py, &self.inner.lost)
     }
+    /// The AI post-processor's analysis (`evaluate(..., ai=True)`): `{"status": "ok",
+    /// "provider", "model", "privacy", "text", "cached"}` or `{"status": "failed",
+    /// "reason"}`; `None` when none was asked for.
+    #[getter]
+    fn analysis<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.inner.analysis {
+            Some(a) => serde_to_py(py, a),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
     /// The window the findings were computed from.
     #[getter]
     fn signals(&self) -> PySignals {
