@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
 else
     # Debian packages for tests that induce real incidents and for the benchmarks.
     PKGS=(stress-ng fio iproute2 iptables nftables fuse3 libfuse3-dev pkg-config bpftool bpftrace
-          prometheus util-linux procps e2fsprogs jq gcc
+          prometheus util-linux procps e2fsprogs jq gcc strace
           podman runc mmdebstrap curl unzip python3-venv systemd)
     missing=()
     for p in "${PKGS[@]}"; do

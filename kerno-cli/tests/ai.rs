@@ -214,3 +214,48 @@ fn dry_run_prints_the_request_and_sends_nothing() {
     assert!(err(&o).contains("KERNO_AI_PRIVACY"), "{}", err(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The `connect()` calls of `kerno args...` to internet addresses, as strace sees them.
+fn inet_connects(dir: &Path, endpoint: &str, args: &[&str]) -> Vec<String> {
+    let trace = dir.join("connects.trace");
+    let mut full = vec!["-f", "-qq", "-e", "trace=connect", "-o", trace.to_str().unwrap()];
+    full.push(env!("CARGO_BIN_EXE_kerno"));
+    full.extend_from_slice(args);
+    let o = Command::new("strace")
+        .args(&full)
+        .env_remove("KERNO_CONFIG")
+        .env("HOME", dir)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("KERNO_AI_PROVIDER", "ollama")
+        .env("KERNO_AI_ENDPOINT", endpoint)
+        .env("KERNO_AI_CACHE_TTL", "0s")
+        .output()
+        .expect("strace (scripts/setup.sh installs it)");
+    assert!(o.status.success() || o.status.code() == Some(3), "{}", err(&o));
+    std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("AF_INET"))
+        .map(String::from)
+        .collect()
+}
+
+/// With AI off, a doctor opens no network connection, even with a provider configured and
+/// listening; with `--ai`, the observer sees the one it makes (so it would see others).
+#[test]
+fn no_connection_without_ai_seen_by_an_observer() {
+    let dir = tmp("observer");
+    let w = window(&dir);
+    let from = w.to_str().unwrap();
+    let (url, seen) = ollama("fine");
+    let off = inet_connects(&dir, &url, &["doctor", "--from", from, "-o", "json"]);
+    assert!(off.is_empty(), "connections with AI off: {off:?}");
+    let off = inet_connects(&dir, &url, &["doctor", "--from", from, "--ai", "--dry-run"]);
+    assert!(off.is_empty(), "connections in a dry run: {off:?}");
+    let on = inet_connects(&dir, &url, &["doctor", "--from", from, "--ai"]);
+    let port = url.rsplit(':').next().unwrap();
+    assert_eq!(on.len(), 1, "{on:?}");
+    assert!(on[0].contains(&format!("sin_port=htons({port})")), "{on:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -794,6 +794,67 @@ mod tests {
     }
 
     #[test]
+    fn ai_section_and_its_environment_twins() {
+        let c = Config::from_yaml(
+            "ai:\n  enabled: true\n  provider: ollama\n  endpoint: http://gpu:11434\n  privacy: redacted\n  timeout: 45s\n  max_tokens: 512\n  cache_ttl: 0s\n  rate_per_minute: 3\n",
+            "x.yaml",
+            &rules(),
+        )
+        .unwrap();
+        assert!(c.ai.enabled);
+        assert_eq!(c.ai.provider, AiProvider::Ollama);
+        assert_eq!(c.ai.model(), "llama3.1", "the provider's default model");
+        assert_eq!(c.ai.privacy, AiPrivacy::Redacted);
+        assert_eq!(c.ai.timeout, Duration::from_secs(45));
+        assert_eq!((c.ai.max_tokens, c.ai.rate_per_minute), (512, 3));
+        assert!(c.ai.cache_ttl.is_zero());
+        let mut c = Config::default();
+        c.apply_env(
+            &env(&[
+                ("KERNO_AI_ENABLED", "1"),
+                ("KERNO_AI_PROVIDER", "openai"),
+                ("KERNO_AI_MODEL", "qwen2.5"),
+                ("KERNO_AI_ENDPOINT", "http://vllm:8000/v1"),
+                ("KERNO_AI_PRIVACY", "full"),
+                ("KERNO_AI_API_KEY", "sk-never-stored"),
+                ("KERNO_AI_API_KEY_FILE", "/run/secrets/key"),
+                ("KERNO_AI_TIMEOUT", "10s"),
+                ("KERNO_AI_MAX_TOKENS", "64"),
+                ("KERNO_AI_CACHE_TTL", "5m"),
+                ("KERNO_AI_RATE_PER_MINUTE", "20"),
+                ("KERNO_AI_CACHE_DIR", "/var/cache/kerno"),
+            ]),
+            &rules(),
+        )
+        .unwrap();
+        assert!(c.ai.enabled && c.ai.provider == AiProvider::Openai);
+        assert_eq!(c.ai.model(), "qwen2.5");
+        assert_eq!(c.ai.api_key_file.as_deref(), Some(Path::new("/run/secrets/key")));
+        assert!(
+            !format!("{c:?}").contains("sk-never-stored")
+                && !serde_yaml::to_string(&c).unwrap().contains("sk-never-stored"),
+            "the key is never part of the configuration"
+        );
+        for (k, v) in [
+            ("KERNO_AI_PROVIDER", "gemini"),
+            ("KERNO_AI_PRIVACY", "all"),
+            ("KERNO_AI_TIMEOUT", "0s"),
+            ("KERNO_AI_MAX_TOKENS", "-1"),
+            ("KERNO_AI_RATE_PER_MINUTE", "0"),
+            ("KERNO_AI_ENDPOINT", "gpu:11434"),
+            ("KERNO_AI_ENABLED", "maybe"),
+        ] {
+            let err = Config::default()
+                .apply_env(&env(&[(k, v)]), &rules())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(k) || err.contains("ai."), "{k}={v}: {err}");
+        }
+        let err = Config::from_yaml("ai:\n  api_key: sk-x\n", "x.yaml", &rules()).unwrap_err();
+        assert!(err.to_string().contains("api_key"), "{err}");
+    }
+
+    #[test]
     fn list_threshold_from_text() {
         let mut c = Config::default();
         c.set_threshold("benign_errnos", "EAGAIN, EINTR", &rules())
