@@ -43,9 +43,7 @@ pub use redact::{Inventory, Kind, Redactor};
 #[derive(Debug, thiserror::Error)]
 pub enum AiError {
     /// The provider needs a key and none was given.
-    #[error(
-        "no API key for {provider}: set KERNO_AI_API_KEY or ai.api_key_file (never a flag)"
-    )]
+    #[error("no API key for {provider}: set KERNO_AI_API_KEY or ai.api_key_file (never a flag)")]
     NoKey {
         /// The provider.
         provider: &'static str,
@@ -82,7 +80,9 @@ pub enum AiError {
     #[error("{0}")]
     Reply(String),
     /// `ai.rate_per_minute` calls were made in the last minute.
-    #[error("rate limit reached ({rate} calls a minute, ai.rate_per_minute); next call in {wait:.0} s")]
+    #[error(
+        "rate limit reached ({rate} calls a minute, ai.rate_per_minute); next call in {wait:.0} s"
+    )]
     RateLimited {
         /// The configured rate.
         rate: u32,
@@ -283,7 +283,11 @@ impl PostProcessor {
         if let Some(d) = &self.cfg.cache_dir {
             return Some(d.clone());
         }
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         var("XDG_CACHE_HOME")
             .or_else(|| var("HOME").map(|h| h.join(".cache")))
             .map(|d| d.join("kerno/ai"))
@@ -354,9 +358,7 @@ impl PostProcessor {
                 Ok(text) => return Ok(text),
                 Err(e) if e.retry && attempt < 2 => {
                     let wait = Duration::from_secs_f64(
-                        retry_after
-                            .unwrap_or(f64::from(1u32 << attempt))
-                            .min(600.0),
+                        retry_after.unwrap_or(f64::from(1u32 << attempt)).min(600.0),
                     );
                     if Instant::now() + wait >= deadline {
                         return Err(AiError::Reply(format!(

@@ -274,7 +274,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.retry, "{e:?}");
-        let e = parse(AiProvider::Anthropic, 529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#).unwrap_err();
+        let e = parse(
+            AiProvider::Anthropic,
+            529,
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        )
+        .unwrap_err();
         assert!(e.retry && e.message.contains("overloaded_error"), "{e:?}");
         let e = parse(AiProvider::Ollama, 200, "{not json").unwrap_err();
         assert!(e.message.contains("not JSON"), "{e:?}");

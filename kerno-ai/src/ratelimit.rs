@@ -84,7 +84,10 @@ mod tests {
         let (t, at) = step(1.0, 0.0, 0.0, 6).unwrap();
         let wait = step(t, at, at + 1.0, 6).unwrap_err();
         assert!((wait - 9.0).abs() < 1e-6, "{wait}");
-        assert!(step(t, at, at + 10.0, 6).is_ok(), "refilled after 10 s at 6/min");
+        assert!(
+            step(t, at, at + 10.0, 6).is_ok(),
+            "refilled after 10 s at 6/min"
+        );
         let dir = std::env::temp_dir().join(format!("kerno-ai-rl-{}", std::process::id()));
         assert!(take(Some(&dir), 2).is_ok());
         assert!(take(Some(&dir), 2).is_ok());

@@ -261,10 +261,8 @@ pub struct Redactor {
 impl Redactor {
     /// A redactor for the names in `inventory`.
     pub fn new(inventory: &Inventory) -> Redactor {
-        let mut known: Vec<(String, Kind)> = inventory
-            .names()
-            .map(|(n, k)| (n.to_string(), k))
-            .collect();
+        let mut known: Vec<(String, Kind)> =
+            inventory.names().map(|(n, k)| (n.to_string(), k)).collect();
         known.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         Redactor {
             known,
@@ -457,7 +455,8 @@ fn number_tokens(text: &str) -> Vec<(usize, usize)> {
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
             }
-            let before_ok = start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'.');
+            let before_ok =
+                start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'.');
             let after_ok = i == b.len()
                 || !(b[i].is_ascii_alphanumeric()
                     || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit()));
@@ -613,12 +612,22 @@ mod tests {
                  aa:bb:cc:dd:ee:ff, /home/alice/x, db.prod.internal, Bearer abcdefghijk";
         let out = r.redact(t);
         for leak in [
-            "4121", "payments", "checkout", "10.1.2.3", "fe80", "aa:bb", "alice", "prod",
+            "4121",
+            "payments",
+            "checkout",
+            "10.1.2.3",
+            "fe80",
+            "aa:bb",
+            "alice",
+            "prod",
             "abcdefghijk",
         ] {
             assert!(!out.contains(leak), "{leak} in {out}");
         }
-        assert!(out.starts_with("<comm-1> (pid <pid-1>) in <ns-1>/<pod-1>"), "{out}");
+        assert!(
+            out.starts_with("<comm-1> (pid <pid-1>) in <ns-1>/<pod-1>"),
+            "{out}"
+        );
         assert!(out.contains("<ip-1>:443"), "port kept: {out}");
         assert_eq!(r.unmask(&out), t);
         check(&serde_json::to_string(&out).unwrap(), &inv()).unwrap();
@@ -630,7 +639,11 @@ mod tests {
         let mut r = Redactor::new(&inv());
         assert_eq!(r.redact("rapid api calls"), "rapid <comm-1> calls");
         assert_eq!(r.redact("41210 calls, 4121.5 ms"), "41210 calls, 4121.5 ms");
-        assert_eq!(r.redact("10.1.2.30"), "<ip-1>", "a different address, detected");
+        assert_eq!(
+            r.redact("10.1.2.30"),
+            "<ip-1>",
+            "a different address, detected"
+        );
     }
 
     #[test]

@@ -145,7 +145,9 @@ fn report() -> Report {
     let f = Finding {
         rule: "fd-leak".into(),
         severity: Severity::Critical,
-        title: format!("process checkoutd (pid 4121) leaks file descriptors: +60/s in payments/{POD}"),
+        title: format!(
+            "process checkoutd (pid 4121) leaks file descriptors: +60/s in payments/{POD}"
+        ),
         cause: "Descriptors opened and never closed; peer 10.20.30.40:5432.".into(),
         impact: "EMFILE at the limit.".into(),
         evidence: vec!["900 of 1024 open".into()],
@@ -230,7 +232,10 @@ fn anthropic_messages_request_and_answer() {
         format!("The leak in {POD} (checkoutd, pid 4121) is the cause; restart it first.")
     );
     let r = &s.requests()[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/messages"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v1/messages")
+    );
     assert_eq!(r.headers["x-api-key"], KEY);
     assert_eq!(r.headers["anthropic-version"], "2023-06-01");
     assert_eq!(r.headers["content-type"], "application/json");
@@ -238,19 +243,32 @@ fn anthropic_messages_request_and_answer() {
     let b = &r.body;
     for k in keys(b) {
         assert!(
-            ["model", "max_tokens", "system", "messages", "temperature", "stop_sequences", "stream"]
-                .contains(&k.as_str()),
+            [
+                "model",
+                "max_tokens",
+                "system",
+                "messages",
+                "temperature",
+                "stop_sequences",
+                "stream"
+            ]
+            .contains(&k.as_str()),
             "{k} is not a Messages field"
         );
     }
     assert_eq!(b["model"], "claude-sonnet-4-5");
-    assert!(b["max_tokens"].as_u64().unwrap() > 0, "max_tokens is required");
+    assert!(
+        b["max_tokens"].as_u64().unwrap() > 0,
+        "max_tokens is required"
+    );
     assert!(b["system"].is_string(), "system is top-level, not a role");
     let m = b["messages"].as_array().unwrap();
     assert_eq!(m.len(), 1);
     assert_eq!(m[0]["role"], "user");
     let content = m[0]["content"].as_str().unwrap();
-    assert!(!content.contains(POD) && !content.contains("4121") && !content.contains("10.20.30.40"));
+    assert!(
+        !content.contains(POD) && !content.contains("4121") && !content.contains("10.20.30.40")
+    );
     assert!(content.contains("<pod-1>"), "{content}");
 }
 
@@ -267,25 +285,44 @@ fn openai_chat_completions_request_and_answer() {
         .to_string(),
     ))]);
     let pp = PostProcessor::with_key(
-        &cfg(AiProvider::Openai, &format!("{}/v1", s.addr), AiPrivacy::Summary),
+        &cfg(
+            AiProvider::Openai,
+            &format!("{}/v1", s.addr),
+            AiPrivacy::Summary,
+        ),
         Some(KEY.into()),
     )
     .unwrap();
     assert_eq!(text_of(&pp.analyze(&report())), "Restart first.");
     let r = &s.requests()[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/chat/completions"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v1/chat/completions")
+    );
     assert_eq!(r.headers["authorization"], format!("Bearer {KEY}"));
     assert!(!r.headers.contains_key("x-api-key"));
     let b = &r.body;
     for k in keys(b) {
         assert!(
-            ["model", "messages", "max_tokens", "max_completion_tokens", "temperature", "seed", "stream", "response_format"]
-                .contains(&k.as_str()),
+            [
+                "model",
+                "messages",
+                "max_tokens",
+                "max_completion_tokens",
+                "temperature",
+                "seed",
+                "stream",
+                "response_format"
+            ]
+            .contains(&k.as_str()),
             "{k} is not a Chat Completions field"
         );
     }
     let m = b["messages"].as_array().unwrap();
-    assert_eq!((m[0]["role"].as_str(), m[1]["role"].as_str()), (Some("system"), Some("user")));
+    assert_eq!(
+        (m[0]["role"].as_str(), m[1]["role"].as_str()),
+        (Some("system"), Some("user"))
+    );
     let content = m[1]["content"].as_str().unwrap();
     // Summary mode: no text, no names, no placeholders.
     assert!(!content.contains(POD) && !content.contains("payments") && !content.contains('<'));
@@ -309,11 +346,23 @@ fn ollama_chat_request_and_answer_without_a_key() {
     let r = &s.requests()[0];
     assert_eq!(r.path, "/api/chat");
     assert!(!r.headers.contains_key("authorization") && !r.headers.contains_key("x-api-key"));
-    assert_eq!(r.body["stream"], false, "stream defaults to true: it must be sent false");
+    assert_eq!(
+        r.body["stream"], false,
+        "stream defaults to true: it must be sent false"
+    );
     assert!(r.body["options"]["num_predict"].as_u64().is_some());
     for k in keys(&r.body) {
         assert!(
-            ["model", "messages", "stream", "format", "options", "keep_alive", "tools"].contains(&k.as_str()),
+            [
+                "model",
+                "messages",
+                "stream",
+                "format",
+                "options",
+                "keep_alive",
+                "tools"
+            ]
+            .contains(&k.as_str()),
             "{k} is not an /api/chat field"
         );
     }
@@ -321,7 +370,10 @@ fn ollama_chat_request_and_answer_without_a_key() {
 
 #[test]
 fn client_errors_are_not_retried() {
-    for (status, kind) in [(400, "invalid_request_error"), (401, "authentication_error")] {
+    for (status, kind) in [
+        (400, "invalid_request_error"),
+        (401, "authentication_error"),
+    ] {
         let s = serve(vec![anthropic_err(status, kind, "bad")]);
         let pp = PostProcessor::with_key(
             &cfg(AiProvider::Anthropic, &s.addr, AiPrivacy::Summary),
@@ -330,7 +382,10 @@ fn client_errors_are_not_retried() {
         .unwrap();
         let a = pp.analyze(&report());
         let r = reason_of(&a);
-        assert!(r.contains(&format!("HTTP {status}")) && r.contains(kind), "{r}");
+        assert!(
+            r.contains(&format!("HTTP {status}")) && r.contains(kind),
+            "{r}"
+        );
         assert!(!r.contains(KEY));
         assert_eq!(s.requests().len(), 1, "{status} is not retried");
     }
@@ -342,7 +397,8 @@ fn rate_limited_and_overloaded_are_retried_with_retry_after() {
         Some((
             429,
             vec![("retry-after", "1".into())],
-            json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}).to_string(),
+            json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
+                .to_string(),
         )),
         anthropic_err(529, "overloaded_error", "Overloaded"),
         anthropic_ok("ok after retries"),
@@ -355,7 +411,11 @@ fn rate_limited_and_overloaded_are_retried_with_retry_after() {
     let t = Instant::now();
     assert_eq!(text_of(&pp.analyze(&report())), "ok after retries");
     assert_eq!(s.requests().len(), 3);
-    assert!(t.elapsed() >= Duration::from_millis(1900), "1 s retry-after, then 2 s backoff: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "1 s retry-after, then 2 s backoff: {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -418,21 +478,37 @@ fn a_server_that_never_answers_times_out() {
 
 #[test]
 fn malformed_replies_and_unreachable_servers() {
-    let s = serve(vec![Some((200, vec![], "{\"id\": \"msg_01\", \"content\": [".into()))]);
+    let s = serve(vec![Some((
+        200,
+        vec![],
+        "{\"id\": \"msg_01\", \"content\": [".into(),
+    ))]);
     let pp = PostProcessor::with_key(
         &cfg(AiProvider::Anthropic, &s.addr, AiPrivacy::Summary),
         Some(KEY.into()),
     )
     .unwrap();
     assert!(reason_of(&pp.analyze(&report())).contains("not JSON"));
-    let s = serve(vec![Some((200, vec![], json!({"choices": []}).to_string()))]);
+    let s = serve(vec![Some((
+        200,
+        vec![],
+        json!({"choices": []}).to_string(),
+    ))]);
     let pp = PostProcessor::with_key(&cfg(AiProvider::Openai, &s.addr, AiPrivacy::Summary), None)
         .unwrap();
     assert!(reason_of(&pp.analyze(&report())).contains("choices[0].message"));
     // Nothing listens on this port.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let pp = PostProcessor::with_key(
-        &cfg(AiProvider::Ollama, &format!("http://127.0.0.1:{port}"), AiPrivacy::Summary),
+        &cfg(
+            AiProvider::Ollama,
+            &format!("http://127.0.0.1:{port}"),
+            AiPrivacy::Summary,
+        ),
         None,
     )
     .unwrap();
@@ -450,10 +526,20 @@ fn cache_hits_and_the_rate_limit() {
     let pp = PostProcessor::with_key(&c, Some(KEY.into())).unwrap();
     let first = pp.analyze(&report());
     let second = pp.analyze(&report());
-    assert!(matches!(first, Analysis::Ok { cached: false, .. }), "{first:?}");
-    assert!(matches!(second, Analysis::Ok { cached: true, .. }), "{second:?}");
+    assert!(
+        matches!(first, Analysis::Ok { cached: false, .. }),
+        "{first:?}"
+    );
+    assert!(
+        matches!(second, Analysis::Ok { cached: true, .. }),
+        "{second:?}"
+    );
     assert_eq!(text_of(&second), format!("Restart {POD}."));
-    assert_eq!(s.requests().len(), 1, "the second answer came from the cache");
+    assert_eq!(
+        s.requests().len(),
+        1,
+        "the second answer came from the cache"
+    );
     // On disk: the reply as sent, placeholders and all; no name, no key.
     for e in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
@@ -476,7 +562,11 @@ fn cache_hits_and_the_rate_limit() {
 
 #[test]
 fn the_key_is_never_shown_and_dry_run_sends_nothing() {
-    let s = serve(vec![anthropic_err(401, "authentication_error", "invalid x-api-key")]);
+    let s = serve(vec![anthropic_err(
+        401,
+        "authentication_error",
+        "invalid x-api-key",
+    )]);
     let pp = PostProcessor::with_key(
         &cfg(AiProvider::Anthropic, &s.addr, AiPrivacy::Redacted),
         Some(KEY.into()),
@@ -484,7 +574,10 @@ fn the_key_is_never_shown_and_dry_run_sends_nothing() {
     .unwrap();
     let dry = pp.dry_run(&report()).unwrap();
     assert!(s.requests().is_empty(), "a dry run sends nothing");
-    assert!(dry.starts_with(&format!("POST {}/v1/messages\n", s.addr)), "{dry}");
+    assert!(
+        dry.starts_with(&format!("POST {}/v1/messages\n", s.addr)),
+        "{dry}"
+    );
     assert!(dry.contains(&format!("x-api-key: <hidden: {} characters>", KEY.len())));
     assert!(!dry.contains(KEY) && !dry.contains(POD), "{dry}");
     assert!(!format!("{pp:?}").contains(KEY));
@@ -492,7 +585,10 @@ fn the_key_is_never_shown_and_dry_run_sends_nothing() {
     let json = serde_json::to_string(&a).unwrap();
     assert!(!json.contains(KEY), "{json}");
     // Anthropic needs a key: none is a clear error, not a request without one.
-    let err = PostProcessor::with_key(&cfg(AiProvider::Anthropic, &s.addr, AiPrivacy::Summary), None)
-        .unwrap_err();
+    let err = PostProcessor::with_key(
+        &cfg(AiProvider::Anthropic, &s.addr, AiPrivacy::Summary),
+        None,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("KERNO_AI_API_KEY"), "{err}");
 }

@@ -85,10 +85,7 @@ fn case(rng: &mut Rng) -> Case {
         rng.hex(4),
         rng.hex(12)
     );
-    let cgroup = format!(
-        "/kubepods/burstable/pod{}/{cid}",
-        uid.replace('-', "_")
-    );
+    let cgroup = format!("/kubepods/burstable/pod{}/{cid}", uid.replace('-', "_"));
     let comm = format!("{}d", rng.word(6));
     let unit = format!("{}.service", rng.word(7));
     let user = format!("u{}", rng.word(6));
@@ -140,13 +137,20 @@ fn case(rng: &mut Rng) -> Case {
         Finding {
             rule: "fd-leak".into(),
             severity: Severity::Critical,
-            title: format!("process {comm} (pid {pid}) leaks file descriptors: +60/s, 900 of 1024 open, limit in about 2 s"),
-            cause: format!("It created 1,800 descriptors and closed 0 in 30 s. In pod {ns}/{pod} (container {container}), workload Deployment {workload}; it writes {home}."),
+            title: format!(
+                "process {comm} (pid {pid}) leaks file descriptors: +60/s, 900 of 1024 open, limit in about 2 s"
+            ),
+            cause: format!(
+                "It created 1,800 descriptors and closed 0 in 30 s. In pod {ns}/{pod} (container {container}), workload Deployment {workload}; it writes {home}."
+            ),
             impact: "At 1024 open descriptors every open() fails with EMFILE.".into(),
             evidence: vec![
                 format!("runs in {cgroup}"),
                 format!("peer {local}:{port} → {remote}:443, also [{v6}]:8443 and {extra_ip}"),
-                format!("interface {mac}; owner {email}; uid={}", 1000 + rng.below(5000)),
+                format!(
+                    "interface {mac}; owner {email}; uid={}",
+                    1000 + rng.below(5000)
+                ),
                 format!("resolver asked {fqdn}; kernel pointer {ptr}"),
                 format!("child [{pid2}] of {pid}"),
             ],
@@ -170,13 +174,20 @@ fn case(rng: &mut Rng) -> Case {
             rule: "tcp-retransmits".into(),
             severity: Severity::Warning,
             title: format!("TCP retransmits 3.2% of segments sent; most to {remote}:443"),
-            cause: format!("Segments are lost on the way to {remote}. Most retransmits go to {remote}:443 from {comm} (pid {pid})."),
+            cause: format!(
+                "Segments are lost on the way to {remote}. Most retransmits go to {remote}:443 from {comm} (pid {pid})."
+            ),
             impact: "Requests to that peer stall for a retransmit timeout.".into(),
-            evidence: vec![format!("{local}:{port} → {remote}:443: 120 retransmits ({comm} (pid {pid}))")],
+            evidence: vec![format!(
+                "{local}:{port} → {remote}:443: 120 retransmits ({comm} (pid {pid}))"
+            )],
             value: 3.2,
             threshold: 2.0,
             unit: "%".into(),
-            fix: vec![format!("ss -tin dst {remote}"), format!("mtr -rwzc 50 {remote}")],
+            fix: vec![
+                format!("ss -tin dst {remote}"),
+                format!("mtr -rwzc 50 {remote}"),
+            ],
             eta_secs: None,
             subject: Subject::host(&host),
             low_volume: rng.below(2) == 0,
@@ -290,9 +301,7 @@ fn leaks(payload: &str, c: &Case) -> Vec<String> {
     for t in texts(&v) {
         for p in &c.pids {
             let p = p.to_string();
-            let token = t
-                .split(|ch: char| !ch.is_ascii_digit())
-                .any(|tok| tok == p);
+            let token = t.split(|ch: char| !ch.is_ascii_digit()).any(|tok| tok == p);
             if token {
                 found.push(format!("pid {p} in {t:?}"));
             }
@@ -310,7 +319,11 @@ fn a_thousand_reports_leak_nothing_and_unmask_exactly() {
         let inv = Inventory::from_report(&c.report);
 
         let summary = payload::build(&c.report, AiPrivacy::Summary, &inv);
-        assert_eq!(leaks(&summary.text, &c), Vec::<String>::new(), "summary, case {i}");
+        assert_eq!(
+            leaks(&summary.text, &c),
+            Vec::<String>::new(),
+            "summary, case {i}"
+        );
         redact::check(&summary.text, &inv).unwrap_or_else(|l| panic!("case {i}: {l}"));
         let v: Value = serde_json::from_str(&summary.text).unwrap();
         assert!(texts(&v).is_empty(), "summary carries no text");

@@ -139,16 +139,26 @@ fn analysis_follows_the_report_and_names_come_back() {
     let with = kerno(&dir, &url, &["doctor", "--from", from, "--ai"]);
     assert!(with.status.success(), "{}", err(&with));
     let text = out(&with);
-    assert!(text.starts_with(&out(&plain)), "the report comes first, unchanged");
+    assert!(
+        text.starts_with(&out(&plain)),
+        "the report comes first, unchanged"
+    );
     assert!(
         text.contains("Analysis (AI: ollama llama3.1, privacy redacted; advice, not a finding)"),
         "{text}"
     );
     assert!(text.contains("ledgerd (pid 31337) was killed"), "{text}");
     let sent = seen.lock().unwrap()[0].to_string();
-    assert!(!sent.contains("ledgerd") && !sent.contains("31337") && !sent.contains("worker-3"), "{sent}");
+    assert!(
+        !sent.contains("ledgerd") && !sent.contains("31337") && !sent.contains("worker-3"),
+        "{sent}"
+    );
     // JSON: the analysis, and the same answer from the cache the second time.
-    let j = kerno(&dir, &url, &["doctor", "--from", from, "--ai", "-o", "json"]);
+    let j = kerno(
+        &dir,
+        &url,
+        &["doctor", "--from", from, "--ai", "-o", "json"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     assert_eq!(v["analysis"]["status"], "ok");
     assert_eq!(v["analysis"]["cached"], true);
@@ -164,12 +174,24 @@ fn a_failing_provider_leaves_the_report_as_it_is() {
     let dir = tmp("down");
     let w = window(&dir);
     let from = w.to_str().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}");
     let plain = kerno(&dir, &url, &["doctor", "--from", from, "--exit-code"]);
-    let with = kerno(&dir, &url, &["doctor", "--from", from, "--exit-code", "--ai"]);
+    let with = kerno(
+        &dir,
+        &url,
+        &["doctor", "--from", from, "--exit-code", "--ai"],
+    );
     assert_eq!(plain.status.code(), Some(3), "{}", err(&plain));
-    assert_eq!(with.status.code(), plain.status.code(), "the exit code is the report's");
+    assert_eq!(
+        with.status.code(),
+        plain.status.code(),
+        "the exit code is the report's"
+    );
     assert_eq!(out(&with), out(&plain), "byte-identical report");
     let (with_err, plain_err) = (err(&with), err(&plain));
     let extra: Vec<&str> = with_err
@@ -177,11 +199,23 @@ fn a_failing_provider_leaves_the_report_as_it_is() {
         .filter(|l| !plain_err.contains(l))
         .collect();
     assert_eq!(extra.len(), 1, "one line says why: {extra:?}");
-    assert!(extra[0].starts_with("kerno: no AI analysis: cannot reach"), "{extra:?}");
-    let j = kerno(&dir, &url, &["doctor", "--from", from, "--ai", "-o", "json"]);
+    assert!(
+        extra[0].starts_with("kerno: no AI analysis: cannot reach"),
+        "{extra:?}"
+    );
+    let j = kerno(
+        &dir,
+        &url,
+        &["doctor", "--from", from, "--ai", "-o", "json"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     assert_eq!(v["analysis"]["status"], "failed");
-    assert!(v["analysis"]["reason"].as_str().unwrap().contains("cannot reach"));
+    assert!(
+        v["analysis"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -194,8 +228,14 @@ fn dry_run_prints_the_request_and_sends_nothing() {
     let o = kerno(&dir, &url, &["doctor", "--from", from, "--ai", "--dry-run"]);
     assert!(o.status.success(), "{}", err(&o));
     let text = out(&o);
-    assert!(text.starts_with(&format!("POST {url}/api/chat\n")), "{text}");
-    assert!(text.contains("\"stream\": false") && text.contains("<comm-1>"), "{text}");
+    assert!(
+        text.starts_with(&format!("POST {url}/api/chat\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"stream\": false") && text.contains("<comm-1>"),
+        "{text}"
+    );
     assert!(!text.contains("ledgerd") && !text.contains(KEY));
     assert!(err(&o).contains("nothing was sent"));
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -218,7 +258,14 @@ fn dry_run_prints_the_request_and_sends_nothing() {
 /// The `connect()` calls of `kerno args...` to internet addresses, as strace sees them.
 fn inet_connects(dir: &Path, endpoint: &str, args: &[&str]) -> Vec<String> {
     let trace = dir.join("connects.trace");
-    let mut full = vec!["-f", "-qq", "-e", "trace=connect", "-o", trace.to_str().unwrap()];
+    let mut full = vec![
+        "-f",
+        "-qq",
+        "-e",
+        "trace=connect",
+        "-o",
+        trace.to_str().unwrap(),
+    ];
     full.push(env!("CARGO_BIN_EXE_kerno"));
     full.extend_from_slice(args);
     let o = Command::new("strace")
@@ -231,7 +278,11 @@ fn inet_connects(dir: &Path, endpoint: &str, args: &[&str]) -> Vec<String> {
         .env("KERNO_AI_CACHE_TTL", "0s")
         .output()
         .expect("strace (scripts/setup.sh installs it)");
-    assert!(o.status.success() || o.status.code() == Some(3), "{}", err(&o));
+    assert!(
+        o.status.success() || o.status.code() == Some(3),
+        "{}",
+        err(&o)
+    );
     std::fs::read_to_string(&trace)
         .unwrap()
         .lines()

@@ -436,7 +436,9 @@ impl Config {
                     self.ai.api_key_file = (!v.is_empty()).then(|| PathBuf::from(v))
                 }
                 "KERNO_AI_PRIVACY" => self.ai.privacy = v.parse().map_err(|r| invalid(k, r))?,
-                "KERNO_AI_TIMEOUT" => self.ai.timeout = parse_duration(v).map_err(|r| invalid(k, r))?,
+                "KERNO_AI_TIMEOUT" => {
+                    self.ai.timeout = parse_duration(v).map_err(|r| invalid(k, r))?
+                }
                 "KERNO_AI_MAX_TOKENS" => {
                     self.ai.max_tokens = v
                         .trim()
@@ -829,10 +831,15 @@ mod tests {
         .unwrap();
         assert!(c.ai.enabled && c.ai.provider == AiProvider::Openai);
         assert_eq!(c.ai.model(), "qwen2.5");
-        assert_eq!(c.ai.api_key_file.as_deref(), Some(Path::new("/run/secrets/key")));
+        assert_eq!(
+            c.ai.api_key_file.as_deref(),
+            Some(Path::new("/run/secrets/key"))
+        );
         assert!(
             !format!("{c:?}").contains("sk-never-stored")
-                && !serde_yaml::to_string(&c).unwrap().contains("sk-never-stored"),
+                && !serde_yaml::to_string(&c)
+                    .unwrap()
+                    .contains("sk-never-stored"),
             "the key is never part of the configuration"
         );
         for (k, v) in [

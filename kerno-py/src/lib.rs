@@ -175,7 +175,7 @@ fn ai_config(
         .map_err(config_err)?
         .ai;
     if let Ok(b) = ai.cast::<pyo3::types::PyBool>() {
-        return Ok(b.is_true().then(|| kerno_core::config::AiConfig {
+        return Ok(b.is_true().then_some(kerno_core::config::AiConfig {
             enabled: true,
             ..base
         }));

@@ -655,7 +655,11 @@ fn ai_payloads_of_every_rule_name_nothing() {
         let bare = strip_placeholders(&p.text);
         for (name, kind) in inv.names() {
             if name.len() >= 6 {
-                assert!(!bare.contains(name), "{mode:?}: {kind:?} {name:?} in\n{}", p.text);
+                assert!(
+                    !bare.contains(name),
+                    "{mode:?}: {kind:?} {name:?} in\n{}",
+                    p.text
+                );
             }
         }
         if mode == AiPrivacy::Redacted {

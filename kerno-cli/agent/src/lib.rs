@@ -173,14 +173,16 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         kerno_core::host::HostRoot::new(opts.kernel.host_root.clone().unwrap_or_default()),
         opts.kernel.node_name.clone(),
     );
-    let shared = Arc::new(Shared::new(
-        opts.window,
-        opts.findings_window,
-        opts.update_every,
-        opts.rules,
-        opts.thresholds,
-    )
-    .with_ai(opts.ai));
+    let shared = Arc::new(
+        Shared::new(
+            opts.window,
+            opts.findings_window,
+            opts.update_every,
+            opts.rules,
+            opts.thresholds,
+        )
+        .with_ai(opts.ai),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(server::serve(tcp, unix, shared.clone(), stop_rx));
     eprintln!(

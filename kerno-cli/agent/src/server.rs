@@ -174,8 +174,9 @@ async fn doctor(State(s): St, RawQuery(q): RawQuery) -> Response {
                 let done = tokio::task::spawn_blocking(move || {
                     let analysis = if !cfg.enabled {
                         kerno_core::Analysis::Failed {
-                            reason: "AI is not enabled on this agent (ai.enabled in its configuration)"
-                                .into(),
+                            reason:
+                                "AI is not enabled on this agent (ai.enabled in its configuration)"
+                                    .into(),
                         }
                     } else {
                         match kerno_ai::PostProcessor::new(&cfg) {
