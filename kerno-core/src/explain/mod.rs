@@ -500,9 +500,18 @@ pub fn explain_entries(
         if s.metadata {
             continue;
         }
-        let msg = s.message.trim();
+        let mut msg = s.message.trim();
         if msg.is_empty() {
             continue;
+        }
+        // No kernel message is this long (a record is at most 1 KiB of text); matching
+        // the whole of a huge line would only cost time.
+        if msg.len() > MAX_LINE {
+            let mut end = MAX_LINE;
+            while !msg.is_char_boundary(end) {
+                end -= 1;
+            }
+            msg = &msg[..end];
         }
         lines += 1;
         let mut time = s.time;
@@ -627,6 +636,27 @@ fn phrase(field: &str, value: &str) -> String {
         "function" => format!("in {value}()"),
         _ => format!("({field} {value})"),
     }
+}
+
+/// `--since`: how far back to read the kernel log: `30m`, `1h`, `2d` (or any
+/// [`crate::config::parse_duration`] form), more than zero.
+pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    let d = match s.trim().strip_suffix('d') {
+        Some(days) => {
+            let n: f64 = days
+                .parse()
+                .map_err(|_| format!("{s:?} is not a duration (examples: 30m, 1h, 2d)"))?;
+            std::time::Duration::try_from_secs_f64(n * 86_400.0)
+                .map_err(|_| format!("{s:?} is not a valid duration"))?
+        }
+        None => crate::config::parse_duration(s)?,
+    };
+    if d.is_zero() {
+        return Err(format!(
+            "{s:?}: use a duration above zero (examples: 30m, 1h, 2d)"
+        ));
+    }
+    Ok(d)
 }
 
 /// `4 min ago`, `2 h ago`, `just now`.
