@@ -632,7 +632,7 @@ pub static PATTERNS: &[Pattern] = &[
         group_by: &["pod", "cgroup", "comm"],
         block: Block::Starts(Kind::Stack),
         rank: 3,
-        format: "%s[%d]: segfault at %lx ip %px sp %px error %lx in %s[%lx+%lx] likely on CPU %d (core %d, socket %d)",
+        format: "%s[%d]: segfault at %lx ip %px sp %px error %lx in %s[%lx,%lx+%lx] likely on CPU %d (core %d, socket %d) (before 6.9: in %s[%lx+%lx])",
         source: "arch/x86/mm/fault.c show_signal_msg()",
         meaning: "A user-space process touched memory it may not (address `at`), got SIGSEGV and died (or its handler ran). `ip` is the instruction, `in` names the binary or library it was in. The error bits: 4 = user mode, 2 = write (else read), 1 = protection violation (else page not present), 0x10 = instruction fetch.",
         causes: &[
@@ -649,7 +649,7 @@ pub static PATTERNS: &[Pattern] = &[
             "Fix the program (get a core dump: ulimit -c unlimited or systemd-coredump, then gdb); upgrade the library it crashed in.",
             "If many programs crash on the same CPU or core, test the memory and the CPU.",
         ],
-        regex: r"^(?P<comm>.+)\[(?P<pid>\d+)\]: segfault at (?P<address>[0-9a-f]+) ip (?P<ip>[0-9a-f]+) sp (?P<sp>[0-9a-f]+) error (?P<error>[0-9a-f]+)(?: in (?P<object>[^\[ ]+)\[(?P<base>[0-9a-f]+)\+(?P<size>[0-9a-f]+)\])?(?: likely on CPU (?P<cpu>\d+))?",
+        regex: r"^(?P<comm>.+)\[(?P<pid>\d+)\]: segfault at (?P<address>[0-9a-f]+) ip (?P<ip>[0-9a-f]+) sp (?P<sp>[0-9a-f]+) error (?P<error>[0-9a-f]+)(?: in (?P<object>[^\[ ]+)\[(?:(?P<file_offset>[0-9a-f]+),)?(?P<base>[0-9a-f]+)\+(?P<size>[0-9a-f]+)\])?(?: likely on CPU (?P<cpu>\d+))?",
     },
     Pattern {
         id: "user-gpf",
