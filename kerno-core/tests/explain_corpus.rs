@@ -47,9 +47,12 @@ fn parse_expect(s: &str) -> (String, Vec<(String, String)>) {
     (id, fields)
 }
 
+/// An expectation line: its number, the pattern id and the fields.
+type Expect = (usize, String, Vec<(String, String)>);
+
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
-    let mut pending: Option<(usize, String, Vec<(String, String)>)> = None;
+    let mut pending: Option<Expect> = None;
     for (i, l) in CORPUS.lines().enumerate() {
         if let Some(e) = l.strip_prefix("> ") {
             assert!(

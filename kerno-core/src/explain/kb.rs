@@ -123,7 +123,7 @@ pub static PATTERNS: &[Pattern] = &[
         check: &[
             "cat /sys/fs/cgroup/memory{cgroup}/memory.max_usage_in_bytes /sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes  # cgroup v1",
             "cat /sys/fs/cgroup{cgroup}/memory.events  # cgroup v2: oom and oom_kill counts",
-            "kubectl get pod -A -o wide | grep <pod>  # the pod, its restarts and last state OOMKilled",
+            "kubectl get pod -n {namespace} {pod_name} -o wide  # the pod, its restarts and last state OOMKilled",
         ],
         fix: &[
             "Raise the container's memory limit (resources.limits.memory) if its working set is legitimately larger.",
@@ -151,7 +151,7 @@ pub static PATTERNS: &[Pattern] = &[
         check: &[
             "cat /sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes /sys/fs/cgroup/memory{cgroup}/memory.max_usage_in_bytes /sys/fs/cgroup/memory{cgroup}/memory.failcnt  # cgroup v1",
             "cat /sys/fs/cgroup{cgroup}/memory.max /sys/fs/cgroup{cgroup}/memory.peak /sys/fs/cgroup{cgroup}/memory.events  # cgroup v2",
-            "kubectl describe pod <pod> | grep -A3 'Last State'  # Reason: OOMKilled",
+            "kubectl describe pod -n {namespace} {pod_name} | grep -A3 'Last State'  # Reason: OOMKilled",
             "kerno doctor  # with the agent running: the oom-kill and oom-imminent findings, the growth before the kill",
         ],
         fix: &[

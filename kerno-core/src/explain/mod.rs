@@ -117,8 +117,8 @@ pub struct Fields {
 }
 
 impl Fields {
-    /// A field by name (`pid`, `comm`, `cgroup`, `device`, `pod`, or one of
-    /// [`Fields::other`]).
+    /// A field by name (`pid`, `comm`, `cgroup`, `device`, `pod`, `namespace`,
+    /// `pod_name`, `unit`, or one of [`Fields::other`]).
     pub fn get(&self, name: &str) -> Option<String> {
         match name {
             "pid" => self.pid.map(|p| p.to_string()),
@@ -127,6 +127,8 @@ impl Fields {
             "device" => self.device.clone(),
             "pod" => self.attribution.as_ref().and_then(Attribution::pod),
             "unit" => self.attribution.as_ref().and_then(|a| a.unit.clone()),
+            "namespace" => self.attribution.as_ref().and_then(|a| a.namespace.clone()),
+            "pod_name" => self.attribution.as_ref().and_then(|a| a.pod_name.clone()),
             _ => self.other.get(name).cloned(),
         }
     }
