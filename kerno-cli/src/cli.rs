@@ -244,4 +244,7 @@ pub struct ExplainArgs {
 
     #[command(flatten)]
     pub cfg: ConfigArgs,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
 }

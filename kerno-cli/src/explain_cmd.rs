@@ -31,17 +31,23 @@ fn stdin_has_input() -> bool {
 /// `kerno explain`: explain kernel log lines (arguments, stdin, or the kernel log), or a
 /// rule (`--rule`).
 pub fn run(args: ExplainArgs, rules: RuleSet) -> Result<u8, Failure> {
+    let rule_set = rules();
+    let registry = ThresholdRegistry::of(&rule_set);
+    let mut cfg = doctor::config(args.cfg.config.as_deref(), &args.cfg.thresholds, &registry)?;
     if let Some(id) = &args.rule {
-        let rules = rules();
-        let registry = ThresholdRegistry::of(&rules);
-        let cfg = doctor::config(args.cfg.config.as_deref(), &args.cfg.thresholds, &registry)?;
-        let r = explain::explain_rule(&rules, id, &cfg.thresholds).map_err(Failure::usage)?;
+        let r = explain::explain_rule(&rule_set, id, &cfg.thresholds).map_err(Failure::usage)?;
         match args.output {
             ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
             ExplainFormat::Pretty => print!("{}", explain::pretty_rule(&r)),
         }
         return Ok(crate::exit::OK);
     }
+    // Pod and container names come from the host's files, as for `kerno doctor`.
+    doctor::apply_node_args(&mut cfg, &args.node);
+    kerno_core::host::configure(
+        kerno_core::host::HostRoot::new(cfg.host_root.clone().unwrap_or_default()),
+        cfg.node_name.clone(),
+    );
     let opts = ExplainOptions::live();
     let since = args
         .since

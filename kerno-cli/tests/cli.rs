@@ -366,3 +366,92 @@ fn explain_needs_no_root_for_text_input() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("OOM kill"));
 }
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
+fn iso_utc(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let rem = t % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn explain_names_the_pod_from_the_nodes_files_and_counts_its_kills() {
+    let uid = "5a1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
+    let id = "3c".repeat(32);
+    let root = std::env::temp_dir().join(format!("kerno-explain-root-{}", std::process::id()));
+    let pod_dir = root.join(format!(
+        "var/log/pods/payments_checkout-api-7d9f8b6c5-x2k4q_{uid}/api"
+    ));
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    std::fs::write(pod_dir.join("0.log"), "").unwrap();
+    std::fs::create_dir_all(root.join("var/log/containers")).unwrap();
+    std::os::unix::fs::symlink(
+        pod_dir.join("0.log"),
+        root.join(format!(
+            "var/log/containers/checkout-api-7d9f8b6c5-x2k4q_payments_api-{id}.log"
+        )),
+    )
+    .unwrap();
+    let cg = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+        uid.replace('-', "_")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut log = String::new();
+    for (i, min) in [10u64, 7, 4].iter().enumerate() {
+        let stamp = iso_utc(now - min * 60);
+        let pid = 7000 + i;
+        log.push_str(&format!(
+            "{stamp} node-1 kernel: oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=x,mems_allowed=0,oom_memcg={cg},task_memcg={cg},task=java,pid={pid},uid=1000\n\
+             {stamp} node-1 kernel: Memory cgroup out of memory: Killed process {pid} (java) total-vm:4194304kB, anon-rss:1043788kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:2448kB oom_score_adj:936\n"
+        ));
+    }
+    let o = kerno_stdin(
+        &[
+            "explain",
+            "--host-root",
+            root.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        log.as_bytes(),
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let g = &v["groups"][0];
+    assert_eq!(v["groups"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(
+        g["summary"],
+        "3 OOM kills in payments/checkout-api-7d9f8b6c5-x2k4q (container api), last 4 min ago"
+    );
+    let a = &g["events"][2]["fields"]["attribution"];
+    assert_eq!(a["namespace"], "payments");
+    assert_eq!(a["workload"]["kind"], "Deployment");
+    assert_eq!(a["workload"]["name"], "checkout-api");
+    assert!(
+        g["check"].as_array().unwrap().iter().any(|c| c
+            .as_str()
+            .unwrap()
+            .starts_with("kubectl describe pod -n payments checkout-api-7d9f8b6c5-x2k4q")),
+        "{}",
+        g["check"]
+    );
+}
