@@ -455,3 +455,49 @@ fn explain_names_the_pod_from_the_nodes_files_and_counts_its_kills() {
         g["check"]
     );
 }
+
+#[test]
+fn explain_without_input_as_an_unprivileged_user_says_where_it_read() {
+    if unsafe { libc::geteuid() } != 0 {
+        return; // needs root to become another user; scripts/test.sh runs as root
+    }
+    let restricted =
+        std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict").is_ok_and(|s| s.trim() == "1");
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_kerno"))
+        .arg("explain")
+        .env_remove("KERNO_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    if !restricted {
+        assert!(o.status.success(), "{err}");
+        assert!(out.starts_with("Kernel log (/dev/kmsg"), "{out}");
+        return;
+    }
+    // /dev/kmsg is closed to this user: the journal is read instead, or both failures are
+    // named.
+    match o.status.code() {
+        Some(0) => assert!(
+            out.starts_with("Kernel log (journalctl -k, last 60m; /dev/kmsg: ")
+                && out.contains("CAP_SYSLOG"),
+            "{out}"
+        ),
+        Some(1) => assert!(
+            err.contains("/dev/kmsg")
+                && err.contains("journalctl -k")
+                && err.contains("CAP_SYSLOG"),
+            "{err}"
+        ),
+        c => panic!("exit {c:?}: {err}"),
+    }
+}

@@ -69,7 +69,12 @@ fn read_kmsg(since: Duration, now_unix_ms: u64) -> Result<Vec<Entry>, String> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open("/dev/kmsg")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!(
+                "{e} (reading it needs root or CAP_SYSLOG while kernel.dmesg_restrict is 1)"
+            ),
+            _ => e.to_string(),
+        })?;
     let now_us = monotonic_us();
     let from_us = now_us.saturating_sub(since.as_micros() as u64);
     let mut entries = Vec::new();
@@ -161,7 +166,7 @@ pub fn read_kernel_log(since: Duration, now_unix_ms: u64) -> Result<KernelLog, E
     };
     match read_journal(since, now_unix_ms) {
         Ok(entries) => Ok(KernelLog {
-            source: format!("journalctl -k, last {window} (/dev/kmsg: {kmsg})"),
+            source: format!("journalctl -k, last {window}; /dev/kmsg: {kmsg}"),
             entries,
         }),
         Err(journal) => Err(ExplainError::KernelLog { kmsg, journal }),
