@@ -636,6 +636,7 @@ fn phrase(field: &str, value: &str) -> String {
         "cpu" => format!("on CPU {value}"),
         "module" => format!("in module {value}"),
         "function" => format!("in {value}()"),
+        "netns" => format!("in network namespace {value}"),
         _ => format!("({field} {value})"),
     }
 }
@@ -737,7 +738,18 @@ fn group(events: Vec<Event>, opts: &ExplainOptions) -> Vec<Group> {
     for g in &mut groups {
         let p = kb::pattern(&g.pattern).expect("known");
         let last = g.events.last().expect("a group has an event");
-        g.check = p.check.iter().map(|c| fill(c, &last.fields)).collect();
+        // A Kubernetes command is for pods only.
+        let is_pod = last
+            .fields
+            .attribution
+            .as_ref()
+            .is_some_and(|a| a.pod_uid.is_some());
+        g.check = p
+            .check
+            .iter()
+            .filter(|c| is_pod || !(c.contains("{pod_name}") || c.contains("{namespace}")))
+            .map(|c| fill(c, &last.fields))
+            .collect();
         let (one, many) = p.noun;
         let mut s = format!("{} {}", g.count, if g.count == 1 { one } else { many });
         if let Some((k, v)) = &g.subject {

@@ -85,6 +85,7 @@ pub fn pretty(e: &Explanation) -> String {
             "\nNo known kernel message among these lines.\n"
         });
     }
+    let mut explained: Vec<&str> = Vec::new();
     for g in &e.groups {
         let _ = writeln!(
             out,
@@ -100,14 +101,28 @@ pub fn pretty(e: &Explanation) -> String {
         if !facts.is_empty() {
             let _ = writeln!(out, "      {}", facts.join(", "));
         }
-        let _ = writeln!(out, "  What it means: {}", g.meaning);
-        out.push_str("  Likely causes:\n");
-        for c in &g.causes {
-            let _ = writeln!(out, "    - {c}");
+        // A pattern is explained once; its later groups (other cgroups, devices...) get
+        // their own commands only.
+        let first = !explained.contains(&g.pattern.as_str());
+        if first {
+            explained.push(&g.pattern);
+            let _ = writeln!(out, "  What it means: {}", g.meaning);
+            out.push_str("  Likely causes:\n");
+            for c in &g.causes {
+                let _ = writeln!(out, "    - {c}");
+            }
         }
         out.push_str("  Check next:\n");
         for c in &g.check {
             let _ = writeln!(out, "    $ {c}");
+        }
+        if !first {
+            let _ = writeln!(
+                out,
+                "  (meaning, causes and fix: see [{}] above)",
+                g.pattern
+            );
+            continue;
         }
         out.push_str("  Fix:\n");
         for f in &g.fix {
