@@ -37,6 +37,13 @@ pub enum Command {
     /// Induce a real incident (CPU contention, slow disk, packet loss, OOM...) to see Kerno
     /// diagnose it; needs root.
     Chaos(ChaosArgs),
+    /// Explain kernel log messages (arguments, stdin, or the kernel log itself), or a rule.
+    ///
+    /// Offline: an embedded knowledge base of kernel messages, each with what it means, the
+    /// likely causes, what to check next and the fix. Multi-line reports (an OOM report, an
+    /// Oops with its stack) are read as one; repeated events are counted; lines it does not
+    /// know are listed as unknown. Needs no root for text input.
+    Explain(ExplainArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -207,4 +214,45 @@ pub struct ChaosArgs {
     /// Remove what earlier runs that crashed left behind, and exit.
     #[arg(long, conflicts_with = "induce")]
     pub clean: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    /// Plain text.
+    Pretty,
+    /// JSON (schema: docs/cli.md, `kerno explain`).
+    Json,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  kerno explain 'Memory cgroup out of memory: Killed process 4121 (java) ...'
+  dmesg | tail -50 | kerno explain
+  journalctl -k --since -1h | kerno explain -o json
+  kerno explain --since 24h        # the kernel log itself (/dev/kmsg, else journalctl -k)
+  kerno explain --rule fd-leak")]
+pub struct ExplainArgs {
+    /// A kernel log message (the words are joined by spaces; one argument may hold several
+    /// lines). Without one, lines are read from stdin when it is a pipe or a file, else from
+    /// the kernel log itself.
+    #[arg(value_name = "MESSAGE")]
+    pub message: Vec<String>,
+
+    /// Explain a rule instead: what it checks, its thresholds, what to do when it fires.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["message", "since"])]
+    pub rule: Option<String>,
+
+    /// How far back to read the kernel log when no lines are given (e.g. 30m, 1h, 2d) [default: 1h]
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "pretty")]
+    pub output: ExplainFormat,
+
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
 }

@@ -176,3 +176,328 @@ fn not_root_is_a_clear_error_naming_the_capabilities() {
     );
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
 }
+
+fn kerno_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kerno"))
+        .args(args)
+        .env_remove("KERNO_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kerno");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// A pod's OOM kill as the kernel reports it (its cgroup names the pod), a hung task with
+/// its stack, a suppressed burst of I/O errors, and a line nobody knows.
+const EXPLAIN_INPUT: &str = "\
+[ 5011.902114] java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=936
+[ 5011.902150] CPU: 1 UID: 1000 PID: 4121 Comm: java Not tainted 6.18.44 #1
+[ 5011.902199] memory: usage 1048576kB, limit 1048576kB, failcnt 112
+[ 5011.903001] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=x,mems_allowed=0,oom_memcg=/kubepods/burstable/pod7c1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b,task_memcg=/kubepods/burstable/pod7c1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b/9a8b7c6d5e4f3a2b1c0d9a8b7c6d5e4f3a2b1c0d9a8b7c6d5e4f3a2b1c0d9a8b,task=java,pid=4121,uid=1000
+[ 5011.903122] Memory cgroup out of memory: Killed process 4121 (java) total-vm:4194304kB, anon-rss:1043788kB, file-rss:19456kB, shmem-rss:0kB, UID:1000 pgtables:2448kB oom_score_adj:936
+[ 5200.000001] I/O error, dev sdb, sector 81920 op 0x0:(READ) flags 0x0 phys_seg 8 prio class 0
+[ 5205.000001] blk_print_req_error: 9 callbacks suppressed
+[ 5205.000002] I/O error, dev sdb, sector 81928 op 0x0:(READ) flags 0x0 phys_seg 8 prio class 0
+[ 5300.000001] some_driver: frobnicated the widget
+";
+
+#[test]
+fn explain_text_input_pretty_and_json() {
+    let help = kerno(&["explain", "--help"]);
+    assert!(help.status.success());
+    insta::assert_snapshot!("explain_help", String::from_utf8_lossy(&help.stdout));
+
+    let o = kerno_stdin(&["explain"], EXPLAIN_INPUT.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    insta::assert_snapshot!("explain_pretty", String::from_utf8_lossy(&o.stdout));
+
+    let o = kerno_stdin(&["explain", "-o", "json"], EXPLAIN_INPUT.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    insta::assert_json_snapshot!("explain_json", v);
+    assert_eq!(
+        v["unknown"][0]["text"],
+        "some_driver: frobnicated the widget"
+    );
+
+    // A message as arguments, words joined.
+    let o = kerno(&[
+        "explain",
+        "nf_conntrack:",
+        "table",
+        "full,",
+        "dropping",
+        "packet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    insta::assert_snapshot!("explain_argument", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn explain_unknown_and_binary_input_answers_clearly() {
+    let o = kerno(&["explain", "hello from user space"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    insta::assert_snapshot!("explain_unknown", String::from_utf8_lossy(&o.stdout));
+
+    let mut garbage: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    garbage.extend_from_slice(b"\n\xff\xfe\x00\x01\n");
+    let o = kerno_stdin(&["explain"], &garbage);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("not text (binary data, skipped)"), "{out}");
+    assert!(!stderr(&o).contains("panicked"));
+
+    let o = kerno_stdin(&["explain"], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Nothing to explain"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn explain_rule_shows_its_declared_thresholds() {
+    let o = kerno(&["explain", "--rule", "fd-leak"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    insta::assert_snapshot!("explain_rule_fd_leak", String::from_utf8_lossy(&o.stdout));
+    // The values in force, with the default beside a changed one.
+    let o = kerno(&[
+        "explain",
+        "--rule",
+        "fd-leak",
+        "-o",
+        "json",
+        "-t",
+        "fd_growth_per_sec=25",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["thresholds"][0]["key"], "fd_growth_per_sec");
+    assert_eq!(v["thresholds"][0]["value"], 25.0);
+    assert_eq!(v["thresholds"][0]["default"], 10.0);
+    assert!(!v["when_it_fires"].as_array().unwrap().is_empty());
+    // Every built-in rule has its own explanation.
+    for id in [
+        "disk-io",
+        "oom-kill",
+        "tcp-retransmits",
+        "tcp-rtt",
+        "sched-contention",
+        "fd-leak",
+        "syscall-latency",
+        "oom-imminent",
+        "syscall-errors",
+        "memory-pressure",
+        "network-latency",
+    ] {
+        let o = kerno(&["explain", "--rule", id]);
+        assert!(o.status.success(), "{id}: {}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("When it fires:\n  1. "));
+    }
+}
+
+#[test]
+fn explain_usage_errors() {
+    let o = kerno(&["explain", "--rule", "fd-leek"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("unknown rule \"fd-leek\"") && err.contains("fd-leak, syscall-latency"),
+        "{err}"
+    );
+    for (args, needle) in [
+        (&["explain", "--since", "soon"][..], "--since"),
+        (&["explain", "--since", "0s"][..], "--since"),
+        (&["explain", "--since", "1h", "some message"][..], "--since"),
+        (
+            &["explain", "--rule", "fd-leak", "some message"][..],
+            "--rule",
+        ),
+        (&["explain", "-o", "xml", "x"][..], "xml"),
+    ] {
+        let o = kerno(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
+
+#[test]
+fn explain_needs_no_root_for_text_input() {
+    let run = |args: &[&str], input: &[u8]| {
+        use std::io::Write;
+        let mut c = if unsafe { libc::geteuid() } == 0 {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(env!("CARGO_BIN_EXE_kerno"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_kerno"))
+        };
+        let mut child = c
+            .args(args)
+            .env_remove("KERNO_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = run(&["explain"], EXPLAIN_INPUT.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("OOM kill"));
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
+fn iso_utc(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let rem = t % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn explain_names_the_pod_from_the_nodes_files_and_counts_its_kills() {
+    let uid = "5a1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
+    let id = "3c".repeat(32);
+    let root = std::env::temp_dir().join(format!("kerno-explain-root-{}", std::process::id()));
+    let pod_dir = root.join(format!(
+        "var/log/pods/payments_checkout-api-7d9f8b6c5-x2k4q_{uid}/api"
+    ));
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    std::fs::write(pod_dir.join("0.log"), "").unwrap();
+    std::fs::create_dir_all(root.join("var/log/containers")).unwrap();
+    std::os::unix::fs::symlink(
+        pod_dir.join("0.log"),
+        root.join(format!(
+            "var/log/containers/checkout-api-7d9f8b6c5-x2k4q_payments_api-{id}.log"
+        )),
+    )
+    .unwrap();
+    let cg = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+        uid.replace('-', "_")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut log = String::new();
+    for (i, min) in [10u64, 7, 4].iter().enumerate() {
+        let stamp = iso_utc(now - min * 60);
+        let pid = 7000 + i;
+        log.push_str(&format!(
+            "{stamp} node-1 kernel: oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=x,mems_allowed=0,oom_memcg={cg},task_memcg={cg},task=java,pid={pid},uid=1000\n\
+             {stamp} node-1 kernel: Memory cgroup out of memory: Killed process {pid} (java) total-vm:4194304kB, anon-rss:1043788kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:2448kB oom_score_adj:936\n"
+        ));
+    }
+    let o = kerno_stdin(
+        &[
+            "explain",
+            "--host-root",
+            root.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        log.as_bytes(),
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let g = &v["groups"][0];
+    assert_eq!(v["groups"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(
+        g["summary"],
+        "3 OOM kills in payments/checkout-api-7d9f8b6c5-x2k4q (container api), last 4 min ago"
+    );
+    let a = &g["events"][2]["fields"]["attribution"];
+    assert_eq!(a["namespace"], "payments");
+    assert_eq!(a["workload"]["kind"], "Deployment");
+    assert_eq!(a["workload"]["name"], "checkout-api");
+    assert!(
+        g["check"].as_array().unwrap().iter().any(|c| c
+            .as_str()
+            .unwrap()
+            .starts_with("kubectl describe pod -n payments checkout-api-7d9f8b6c5-x2k4q")),
+        "{}",
+        g["check"]
+    );
+}
+
+#[test]
+fn explain_without_input_as_an_unprivileged_user_says_where_it_read() {
+    if unsafe { libc::geteuid() } != 0 {
+        return; // needs root to become another user; scripts/test.sh runs as root
+    }
+    let restricted =
+        std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict").is_ok_and(|s| s.trim() == "1");
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_kerno"))
+        .arg("explain")
+        .env_remove("KERNO_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    if !restricted {
+        assert!(o.status.success(), "{err}");
+        assert!(out.starts_with("Kernel log (/dev/kmsg"), "{out}");
+        return;
+    }
+    // /dev/kmsg is closed to this user: the journal is read instead, or both failures are
+    // named.
+    match o.status.code() {
+        Some(0) => assert!(
+            out.starts_with("Kernel log (journalctl -k, last 60m; /dev/kmsg: ")
+                && out.contains("CAP_SYSLOG"),
+            "{out}"
+        ),
+        Some(1) => assert!(
+            err.contains("/dev/kmsg")
+                && err.contains("journalctl -k")
+                && err.contains("CAP_SYSLOG"),
+            "{err}"
+        ),
+        c => panic!("exit {c:?}: {err}"),
+    }
+}

@@ -14,7 +14,9 @@
 //! - [`Config`]: configuration from file, `KERNO_*` environment and flags;
 //! - [`attribution`]: whose a process or cgroup is (pod, container, systemd unit), from
 //!   node-local files alone; [`host`]: the host root, node name and environment;
-//! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients.
+//! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients;
+//! - [`explain`]: kernel log messages explained offline (`kerno explain`), and what each
+//!   rule checks.
 //!
 //! ```
 //! use kerno_core::{Signals, Thresholds, evaluate};
@@ -32,6 +34,7 @@ pub mod config;
 mod domain;
 mod engine;
 mod error;
+pub mod explain;
 mod finding;
 mod histogram;
 pub mod host;
@@ -54,7 +57,7 @@ pub use error::{CollectorError, ConfigError, CoreError};
 pub use finding::{Finding, Severity, Subject, human_bytes, human_ns, human_secs, rank, thousands};
 pub use histogram::Histogram;
 pub use report::{Analysis, DomainStatus, Report, Status, Summary, domain_statuses};
-pub use rule::Rule;
+pub use rule::{Rule, RuleDoc};
 pub use signals::*;
 pub use snapshot::{load_signals, parse_signals, save_signals};
 pub use threshold::{

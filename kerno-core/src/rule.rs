@@ -1,6 +1,19 @@
 //! The `Rule` trait.
 
+use serde::{Deserialize, Serialize};
+
 use crate::{Finding, Signals, ThresholdSpec, Thresholds};
+
+/// What a rule checks and what to do when it fires, for `kerno explain --rule ID` (its
+/// thresholds come from [`Rule::thresholds`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleDoc {
+    /// What the rule looks at and when it fires, in plain English, naming its thresholds
+    /// by key.
+    pub checks: String,
+    /// What to do when it fires, first step first.
+    pub when_it_fires: Vec<String>,
+}
 
 /// A diagnosis rule: a pure function of a window's [`Signals`] and the [`Thresholds`].
 ///
@@ -49,6 +62,14 @@ pub trait Rule: Send + Sync {
     /// them with [`Thresholds::number`], [`Thresholds::count`] and [`Thresholds::list`].
     fn thresholds(&self) -> &[ThresholdSpec] {
         &[]
+    }
+    /// What the rule checks and what to do when it fires. The default says only the
+    /// [`Rule::description`]; a rule that people will ask about should say more.
+    fn doc(&self) -> RuleDoc {
+        RuleDoc {
+            checks: self.description().to_string(),
+            when_it_fires: Vec::new(),
+        }
     }
     /// The findings for this window (empty when all is well).
     fn evaluate(&self, signals: &Signals, thresholds: &Thresholds) -> Vec<Finding>;

@@ -441,6 +441,17 @@ impl Rule for DiskIo {
         "fsync/fdatasync or device flush p99 above disk_sync_p99_ms, or device write p99 above disk_write_p99_ms (critical above disk_critical_p99_ms)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Durable writes: the p99 latency of fsync/fdatasync (per process) and of each block device's flushes, against disk_sync_p99_ms, and each device's write p99 against disk_write_p99_ms; above disk_critical_p99_ms it is critical. A slow device is the subject, with the process that waited most in fsync; slow syncs on fast devices get a finding of their own. Fewer than disk_min_samples samples make it an informational, low-volume finding.".into(),
+            when_it_fires: vec![
+                "See which device and which process the finding names: iostat -x 1 5 shows whether the device is saturated (%util near 100, long w_await) or just slow.".into(),
+                "Check for a dirty-page backlog the next sync must write (grep -E '^(Dirty|Writeback):' /proc/meminfo) and for other writers on the same device (iotop -o).".into(),
+                "If the device is at its limit, spread the writers, move to a volume with more IOPS, or keep a database's WAL on a dedicated low-latency disk; if it is failing, check its SMART data and the kernel log (kerno explain).".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

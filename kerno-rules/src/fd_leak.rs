@@ -197,6 +197,17 @@ impl Rule for FdLeak {
         "a process's net descriptor growth above fd_growth_per_sec, sustained (critical when its limit is under fd_critical_eta_secs away)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Per process, the net growth of open file descriptors (opens minus closes over the window) against fd_growth_per_sec, and whether it grew in at least fd_sustained_ratio of the sample intervals, so a burst is not a leak. With the open count and the soft RLIMIT_NOFILE known, the ETA to the limit is (limit - open) / growth; under fd_critical_eta_secs it is critical.".into(),
+            when_it_fires: vec![
+                "List what the process holds: ls -l /proc/<pid>/fd | awk '{print $NF}' | sed 's/[0-9]*//g' | sort | uniq -c | sort -rn (sockets, pipes, files).".into(),
+                "Compare with its limit: grep 'open files' /proc/<pid>/limits; a restart buys time until the limit again.".into(),
+                "Fix the code path that opens without closing (connections not returned to a pool, files opened per request); raise the limit only if the growth is legitimate.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

@@ -118,6 +118,28 @@ mod tests {
     }
 
     #[test]
+    fn every_rule_says_what_it_checks_naming_each_threshold_and_what_to_do() {
+        for r in super::builtin() {
+            let doc = r.doc();
+            assert_ne!(
+                doc.checks,
+                r.description(),
+                "{}: only the default doc",
+                r.id()
+            );
+            assert!(!doc.when_it_fires.is_empty(), "{}", r.id());
+            for spec in r.thresholds() {
+                assert!(
+                    doc.checks.contains(spec.key),
+                    "{}: the doc does not name {}",
+                    r.id(),
+                    spec.key
+                );
+            }
+        }
+    }
+
+    #[test]
     fn an_empty_window_says_nothing() {
         let t = Thresholds::default();
         for r in super::builtin() {

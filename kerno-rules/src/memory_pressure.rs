@@ -151,6 +151,17 @@ impl Rule for MemoryPressure {
         "a memory cgroup's working set (or the host's used memory) above memory_pressure_pct of its limit (warning)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Per memory cgroup, the working set (usage minus the inactive page cache the kernel can drop) against memory_pressure_pct of its limit, growing or not; and the host's total minus available memory against that share of its RAM. A cgroup full of page cache is not under pressure. It speaks of reclaim and stalls; the countdown to the limit is oom-imminent's.".into(),
+            when_it_fires: vec![
+                "Read the cgroup's memory.stat (anon vs file) and PSI (memory.pressure, /proc/pressure/memory) to see whether reclaim already stalls tasks.".into(),
+                "Raise the limit if the working set is legitimately that large, or shrink it: bound caches, lower heap limits.".into(),
+                "On the host: find the largest consumers (ps -eo pid,rss,comm --sort=-rss | head) and the kernel's share (Slab in /proc/meminfo).".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

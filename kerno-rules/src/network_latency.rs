@@ -44,6 +44,17 @@ impl Rule for NetworkLatency {
         "TCP connect latency p99 above connect_p99_ms (warning)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "TCP connect latency, SYN sent to ESTABLISHED, as a p99 over the window against connect_p99_ms; with fewer than connect_min_samples connects the finding is informational and low volume. A connect near 1 s or 3 s lost a SYN (the retransmission timeout).".into(),
+            when_it_fires: vec![
+                "Find which peers are slow: ss -tin state syn-sent, and the finding's flow list.".into(),
+                "On the server: nstat -az TcpExtListenOverflows TcpExtListenDrops (a full accept backlog drops SYNs); on the path: packet loss, a full conntrack table (cat /proc/sys/net/netfilter/nf_conntrack_count /proc/sys/net/netfilter/nf_conntrack_max).".into(),
+                "Fix the overloaded listener (backlog, somaxconn, more acceptors) or the lossy path; keep connections alive instead of reconnecting per request.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

@@ -218,6 +218,17 @@ impl Rule for OomImminent {
         "a working set above oom_imminent_pct of its limit and growing steadily (critical when the limit is under oom_critical_eta_secs away)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Per memory cgroup (and the host), the working set (usage minus reclaimable page cache) against oom_imminent_pct of the limit, and whether it grows steadily by at least oom_min_growth_kib_per_sec (a good trend fit, mostly rising, no sawtooth). It warns with the ETA to the limit at that rate; under oom_critical_eta_secs it is critical. A cgroup held at its limit by page cache, or one that reclaims at the limit (failcnt rising), is not about to be OOM-killed.".into(),
+            when_it_fires: vec![
+                "Check the ETA and the growing process the finding names; confirm with the cgroup's memory.current (v2) or memory.usage_in_bytes (v1) a few seconds apart.".into(),
+                "If the growth is legitimate, raise the limit (resources.limits.memory, MemoryMax=) before the ETA; otherwise restart the process in a quiet moment before the OOM killer does.".into(),
+                "Then find the leak: heap profile, unbounded caches or queues.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

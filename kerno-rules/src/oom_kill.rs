@@ -201,6 +201,17 @@ impl Rule for OomKills {
         "any OOM kill in the window (one finding per victim; the kernel's counter when the probe saw none)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Whether the kernel's OOM killer killed a process in the window: any OOM kill is critical, one finding per victim the probe recorded, with its memory cgroup and limit. When the probe recorded none but the kernel's oom_kill counter moved, one host-level finding says so, naming the cgroups that counted kills. It has no threshold: a kill is never normal.".into(),
+            when_it_fires: vec![
+                "Read the kernel's own report of the kill: kerno explain (or dmesg | grep -A40 'invoked oom-killer') names the victim, its cgroup or pod, and usage against limit.".into(),
+                "Compare the cgroup's peak with its limit (memory.max_usage_in_bytes or memory.peak) and check the pod's restarts (kubectl describe pod: Last State OOMKilled).".into(),
+                "Raise the memory limit if the working set is legitimately larger, or fix what grows; set runtime heap limits below the cgroup limit.".into(),
+            ],
+        }
+    }
+
     fn evaluate(&self, s: &Signals, _t: &Thresholds) -> Vec<Finding> {
         let Some(oom) = &s.oom else {
             return Vec::new();

@@ -61,6 +61,16 @@ impl Rule for SchedContention {
         "run-queue delay p99 above runq_p99_ms (critical above runq_critical_p99_ms)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Run-queue delay, the time from a thread's wakeup to it running on a CPU, as a p99 over the window: above runq_p99_ms warns, above runq_critical_p99_ms is critical; quiet with fewer than runq_min_samples wakeups. The subject is the process that waited longest in total.".into(),
+            when_it_fires: vec![
+                "Check whether every CPU is busy (mpstat -P ALL 1 5: %idle near 0) or the process is throttled or pinned (cpu.stat nr_throttled, taskset -p <pid>).".into(),
+                "Spread or shed the load, add CPUs, or raise the CPU limit of a throttled container (resources.limits.cpu, cpu.max).".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

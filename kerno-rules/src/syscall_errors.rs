@@ -486,6 +486,17 @@ impl Rule for SyscallErrors {
         "a syscall failing with non-benign errnos above syscall_error_pct of calls (critical above syscall_error_critical_pct)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Per syscall with at least syscall_error_min_calls calls (and syscall_error_min_errors failures), the share of calls failing with an errno not in benign_errnos: above syscall_error_pct warns, above syscall_error_critical_pct is critical. Lookups that answer \"not that one\" (probe_errnos) count only when more than probe_errno_pct of the calls fail with them. The subject is the process with the most non-benign failures.".into(),
+            when_it_fires: vec![
+                "See the syscall and errno in the finding, then watch the process fail: strace -f -e trace=<syscall> -p <pid>.".into(),
+                "Map the errno to its cause: EMFILE/ENFILE descriptor limits, ENOSPC a full disk, ECONNREFUSED a peer down, EACCES/EPERM permissions or a security policy, ETIMEDOUT the network.".into(),
+                "Fix the cause; if the errno is expected for this workload, add it to benign_errnos.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

@@ -209,6 +209,17 @@ impl Rule for SyscallLatency {
         "a non-waiting syscall's p99 above syscall_p99_ms (critical above syscall_critical_p99_ms)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Per syscall that does not wait by design (waits such as poll, futex or accept are excluded), with at least syscall_min_calls calls, the p99 latency: above syscall_p99_ms warns, above syscall_critical_p99_ms is critical. The subject is the process with the most slow calls; fsync/fdatasync are judged by disk-io.".into(),
+            when_it_fires: vec![
+                "Trace the slow calls of the process the finding names: strace -f -T -e trace=<syscall> -p <pid>, or perf trace for a system-wide view.".into(),
+                "Look where that class of call spends its time: the disk for file I/O, memory reclaim for mmap/brk (allocstall in /proc/vmstat), lock contention in the kernel.".into(),
+                "Fix the slow resource (disk, memory pressure, a slow network filesystem) the trace points at.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

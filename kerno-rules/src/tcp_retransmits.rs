@@ -72,6 +72,17 @@ impl Rule for TcpRetransmits {
         "TCP retransmitted / sent segments above tcp_retransmit_pct (critical)"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "The share of TCP segments retransmitted, the kernel's RetransSegs over OutSegs in the window, against tcp_retransmit_pct: above it is critical. Quiet when fewer than tcp_min_segments segments were sent. The subject is the flow with the most retransmits.".into(),
+            when_it_fires: vec![
+                "See which peer the finding names: ss -tin dst <peer> (retrans, rto, cwnd per connection).".into(),
+                "Look for drops on the path: nstat -az TcpRetransSegs TcpOutSegs TcpExtTCPTimeouts; ethtool -S <interface> | grep -iE 'err|drop|discard'; the kernel log (kerno explain) for conntrack or NIC errors.".into(),
+                "Fix the lossy link, NIC or overloaded middlebox; a peer that is overloaded drops too.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

@@ -75,6 +75,17 @@ impl Rule for TcpRtt {
         "TCP smoothed RTT p99 above tcp_rtt_p99_ms (warning); a tail that comes from loopback flows is not the network"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "The smoothed TCP round-trip time, one sample per ACK, as a p99 over the window against tcp_rtt_p99_ms; quiet with fewer than tcp_rtt_min_samples samples. A slow tail that comes only from loopback flows is a peer acknowledging late (delayed ACKs), not the network, and does not count.".into(),
+            when_it_fires: vec![
+                "Find the slow peers: ss -tin state established shows rtt:<smoothed>/<variance> per connection.".into(),
+                "Measure the path to them (ping, mtr) and check for queueing (bufferbloat) on the node's interfaces (tc -s qdisc).".into(),
+                "Move chatty peers closer, fix the congested link, or reduce round trips (batching, connection reuse).".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }
