@@ -336,3 +336,79 @@ fn root_explain_reads_the_kernel_log_and_says_where_from() {
         "{text}"
     );
 }
+
+#[test]
+fn root_explain_reads_ext4_errors_when_its_device_fails() {
+    require_root();
+    let t0 = Instant::now();
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let dev = kerno_chaos::SlowDevice::with_ext4(16 << 20, Duration::ZERO).expect("ext4 device");
+    let name = dev.name();
+    let mnt = dev.mountpoint().unwrap().to_path_buf();
+    std::fs::write(mnt.join("before"), b"x").unwrap();
+    // SAFETY: kill(2) on the helper process this test owns.
+    unsafe { libc::kill(dev.server_pid() as i32, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    // Metadata changes and a sync: the journal write fails and ext4 reports it.
+    for i in 0..20 {
+        let _ = std::fs::write(mnt.join(format!("after-{i}")), vec![1u8; 4096]);
+    }
+    if let Ok(f) = std::fs::File::open(&mnt) {
+        let _ = f.sync_all();
+    }
+    let _ = std::fs::File::open(mnt.join("before")).and_then(|f| f.sync_all());
+    // This test's events: on its device, logged after it started (the log is shared, and
+    // loop devices are reused).
+    let mine = |e: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = e["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| {
+                g["events"].as_array().unwrap().iter().any(|ev| {
+                    let d = ev["fields"]["device"].as_str().unwrap_or("");
+                    (d == name || d.starts_with(&format!("{name}-")))
+                        && ev["time"]["unix_ms"].as_u64().unwrap_or(0) + 50 >= start_ms
+                })
+            })
+            .map(|g| g["pattern"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let want = [
+        "blk-io-error",
+        "buffer-lost-write",
+        "ext4-error",
+        "ext4-remount-ro",
+        "jbd2-abort",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let got = loop {
+        let e = explain_log();
+        let got = mine(&e);
+        if want.iter().all(|w| got.iter().any(|g| g == w)) || Instant::now() > deadline {
+            break (got, e);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    drop(dev);
+    let (got, e) = got;
+    for w in want {
+        assert!(got.iter().any(|g| g == w), "no {w} on {name}: {got:?}");
+    }
+    let unknown: Vec<&str> = e["unknown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["text"].as_str().unwrap())
+        .filter(|t| t.contains(&format!("({name})")) && t.contains("error"))
+        .collect();
+    eprintln!(
+        "ext4: {:?}: {got:?}; unknown error lines on {name}: {unknown:?}",
+        t0.elapsed()
+    );
+}
