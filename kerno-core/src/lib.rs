@@ -14,7 +14,8 @@
 //! - [`Config`]: configuration from file, `KERNO_*` environment and flags;
 //! - [`attribution`]: whose a process or cgroup is (pod, container, systemd unit), from
 //!   node-local files alone; [`host`]: the host root, node name and environment;
-//! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients.
+//! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients;
+//! - [`preflight`]: whether this node can run Kerno, check by check, with the fixes.
 //!
 //! ```
 //! use kerno_core::{Signals, Thresholds, evaluate};
@@ -35,6 +36,7 @@ mod error;
 mod finding;
 mod histogram;
 pub mod host;
+pub mod preflight;
 pub mod procfs;
 pub mod readiness;
 pub mod render;
