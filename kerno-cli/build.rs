@@ -1,5 +1,5 @@
 //! Build facts `kerno version` reports: the git revision of the checkout (or
-//! `KERNO_BUILD_REVISION`, or `unknown` outside a git checkout, e.g. a container build whose
+//! `BUILD_GIT_REVISION`, or `unknown` outside a git checkout, e.g. a container build whose
 //! context has no `.git`), and the sha256 of the eBPF object kerno-probes embeds.
 
 use std::{path::Path, process::Command};
@@ -21,8 +21,8 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    println!("cargo:rerun-if-env-changed=KERNO_BUILD_REVISION");
-    let revision = match std::env::var("KERNO_BUILD_REVISION") {
+    println!("cargo:rerun-if-env-changed=BUILD_GIT_REVISION");
+    let revision = match std::env::var("BUILD_GIT_REVISION") {
         Ok(r) if !r.trim().is_empty() => r.trim().to_string(),
         _ => match git(&dir, &["rev-parse", "--short=12", "HEAD"]) {
             Some(rev) => {
@@ -55,7 +55,7 @@ fn main() {
             None => "unknown".to_string(),
         },
     };
-    println!("cargo:rustc-env=KERNO_GIT_REVISION={revision}");
+    println!("cargo:rustc-env=BUILD_KERNO_REVISION={revision}");
 
     let object = dir.join("../kerno-probes/ebpf/prebuilt/kerno.bpf.o");
     println!("cargo:rerun-if-changed={}", object.display());
@@ -66,5 +66,5 @@ fn main() {
             .collect::<String>(),
         Err(_) => "unknown".to_string(),
     };
-    println!("cargo:rustc-env=KERNO_EBPF_SHA256={hash}");
+    println!("cargo:rustc-env=BUILD_KERNO_EBPF_SHA256={hash}");
 }

@@ -28,6 +28,7 @@ pub struct Cli {
 /// Flags every command takes, before or after its name (`kerno -o json version` or
 /// `kerno version -o json`).
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Configuration file (YAML) [default: $KERNO_CONFIG, ~/.config/kerno/config.yaml, /etc/kerno/config.yaml]
     #[arg(short, long, value_name = "FILE", global = true)]
@@ -147,9 +148,9 @@ pub struct ManArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// Human-readable report.
+    /// Human-readable text.
     Pretty,
-    /// JSON report (schema: docs/json-report.md), including the signals.
+    /// JSON (doctor's report with its signals: docs/json-report.md).
     Json,
 }
 

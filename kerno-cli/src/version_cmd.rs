@@ -11,9 +11,9 @@ use crate::{Failure, cli::GlobalArgs, cli::Output, exit};
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git revision this binary was built from (`unknown` outside a git checkout).
-pub const REVISION: &str = env!("KERNO_GIT_REVISION");
+pub const REVISION: &str = env!("BUILD_KERNO_REVISION");
 /// sha256 of the eBPF object embedded in this binary, computed at build time.
-pub const EBPF_SHA256: &str = env!("KERNO_EBPF_SHA256");
+pub const EBPF_SHA256: &str = env!("BUILD_KERNO_EBPF_SHA256");
 
 #[derive(Serialize)]
 struct VersionInfo {
