@@ -114,6 +114,10 @@ pub struct PreflightArgs {
     #[arg(short, long, value_name = "ADDR")]
     pub listen: Option<String>,
 
+    /// No agent will run here (only `kerno doctor`): skip the port check.
+    #[arg(long, conflicts_with = "listen")]
+    pub no_agent: bool,
+
     /// Check the tracepoints of these domains only (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
     pub domains: Option<Vec<Domain>>,

@@ -26,7 +26,11 @@ pub fn run(args: PreflightArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Fa
     }
     doctor::apply_node_args(&mut cfg, &args.node);
     let out = g.output_for("preflight", &[Output::Pretty, Output::Json], None)?;
-    let listen = kerno_agent::parse_listen(&cfg.agent.listen).map_err(Failure::usage)?;
+    let listen = if args.no_agent {
+        None
+    } else {
+        Some(kerno_agent::parse_listen(&cfg.agent.listen).map_err(Failure::usage)?)
+    };
     let mut domains = Vec::new();
     for d in &cfg.probes.domains {
         if let Some(p) = d.probe()
@@ -40,7 +44,7 @@ pub fn run(args: PreflightArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Fa
     }
     let opts = PreflightOptions {
         host_root: HostRoot::new(cfg.host_root.clone().unwrap_or_default()),
-        listen: Some(listen),
+        listen,
         agent_running: kerno_agent::fetch_readiness(&cfg.agent.socket, Duration::from_secs(1))
             .is_ok(),
         domains,
