@@ -881,9 +881,13 @@ fn judge_host_mounts(f: &Facts) -> Check {
             "share the host's pid namespace (hostPID: true in a pod, --pid host with podman/docker) so pids match the host's",
         );
     }
-    if f.host_paths
-        .iter()
-        .any(|(p, ok)| !ok && p == "/var/log/pods")
+    // Pod and container names come from the kubelet's log directories: only a Kubernetes
+    // node has them.
+    let kubelet = f.cgroups.layout.iter().any(|l| l.starts_with("kubelet"));
+    if kubelet
+        && f.host_paths
+            .iter()
+            .any(|(p, ok)| !ok && p == "/var/log/pods")
     {
         return Check::warn(
             name,
@@ -899,7 +903,10 @@ fn judge_host_mounts(f: &Facts) -> Check {
     }
     Check::pass(
         name,
-        format!("in a container; the host's /proc, /sys/fs/cgroup and /var/log/pods under {root}"),
+        format!(
+            "in a container; the host's /proc and /sys/fs/cgroup{} under {root}",
+            if kubelet { " and /var/log/pods" } else { "" }
+        ),
     )
 }
 
@@ -1125,6 +1132,11 @@ mod tests {
                 .contains("/sys/fs/cgroup at /host/sys/fs/cgroup")
         );
         f.host_paths[1].1 = true;
+        // No pod logs: nothing to miss off a Kubernetes node, a warning on one.
+        assert_eq!(verdict(&f, "host mounts").verdict, Verdict::Pass);
+        f.cgroups
+            .layout
+            .push("kubelet (systemd cgroup driver): kubepods.slice".into());
         let c = verdict(&f, "host mounts");
         assert_eq!(c.verdict, Verdict::Warn);
         assert!(c.detail.contains("/host/var/log/pods"), "{c:?}");
