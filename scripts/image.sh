@@ -154,6 +154,19 @@ assert h["environment"] != "container", f"the report calls the node a container:
 print(f"[image] doctor in the container: 7 domains observed; host pid {wl} seen as "
       f"{seen[0]['comm']!r}; node {h['node']!r}, environment {h['environment']!r}")
 EOF
+    # 1b. The chart's init container: `kerno preflight` passes with the pod's capabilities,
+    #     profile and mounts, and names bpf() refused under podman's default profile.
+    "${PODMAN[@]}" run --rm "${opts[@]}" "$IMAGE" preflight --no-color > "$WORK/preflight.out" 2>&1 \
+        || { cat "$WORK/preflight.out" >&2; die "kerno preflight failed in the container"; }
+    local pfdef
+    run_opts pfdef default "${CAPS[@]}"
+    if "${PODMAN[@]}" run --rm "${pfdef[@]}" "$IMAGE" preflight --no-color > "$WORK/preflight-default.out" 2>&1; then
+        die "kerno preflight passed under podman's default seccomp profile"
+    fi
+    grep -q '^FAIL  bpf syscall' "$WORK/preflight-default.out" \
+        || { cat "$WORK/preflight-default.out" >&2; die "preflight under the default profile does not FAIL bpf syscall"; }
+    say "preflight in the container: $(tail -1 "$WORK/preflight.out"); under podman's default profile: FAIL bpf syscall"
+
     # 2. Without the shipped profile (podman's default seccomp) bpf() is refused: the profile
     #    is what makes it work without CAP_SYS_ADMIN.
     local defopts

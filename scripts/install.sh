@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Kerno on a host without Kubernetes, as root.
 #
-#   scripts/install.sh [--daemon] [--prefix DIR] [TARBALL]
+#   scripts/install.sh [--daemon] [--prefix DIR] [--skip-preflight] [TARBALL]
 #       the binary (from TARBALL, a .tar.gz with a file named `kerno` in it, else from this
 #       checkout's target/release/kerno), /etc/kerno/config.yaml (kept when it exists) and,
 #       with --daemon, the systemd unit kerno.service (enabled and started when systemd runs)
@@ -10,10 +10,10 @@
 #
 # Running it again installs the same files again and changes nothing else. DESTDIR=DIR
 # installs into a scratch root (no systemctl then). The prefix defaults to /usr/local.
-# Refuses, before touching anything, on an architecture other than x86-64 or a kernel without
-# BTF (/sys/kernel/btf/vmlinux) or older than 5.8 (CAP_BPF).
-# For tests: INSTALL_ARCH, INSTALL_BTF and INSTALL_KERNEL stand in for `uname -m`, the BTF
-# path and `uname -r`.
+# Refuses, before touching anything, on an architecture other than x86-64, or when the
+# binary's `kerno preflight` (the chart's init container runs the same checks: kernel, BTF,
+# tracepoints, capabilities, bpf(), cgroups, the agent's port with --daemon) has a FAIL;
+# --skip-preflight installs anyway. For tests: INSTALL_ARCH stands in for `uname -m`.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '[install] %s\n' "$*"; }
@@ -21,6 +21,7 @@ die() { printf '[install] %s\n' "$*" >&2; exit 1; }
 
 DAEMON=0
 UNINSTALL=0
+SKIP_PREFLIGHT=0
 PREFIX=/usr/local
 TARBALL=
 while [ $# -gt 0 ]; do
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
         --uninstall) UNINSTALL=1 ;;
         --prefix) PREFIX=${2:?--prefix needs a directory}; shift ;;
         --prefix=*) PREFIX=${1#--prefix=} ;;
+        --skip-preflight) SKIP_PREFLIGHT=1 ;;
         -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) [ -z "$TARBALL" ] || die "one tarball at most"; TARBALL=$1 ;;
@@ -69,12 +71,6 @@ fi
 # What the probes need, checked before anything is written.
 arch=${INSTALL_ARCH:-$(uname -m)}
 [ "$arch" = x86_64 ] || die "unsupported architecture $arch: Kerno's eBPF object is built for x86-64 only (docs/deploy.md, \"Multi-arch\")"
-btf=${INSTALL_BTF:-/sys/kernel/btf/vmlinux}
-[ -r "$btf" ] || die "unsupported kernel: no BTF at $btf (Kerno needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, 5.8 or later)"
-kernel=${INSTALL_KERNEL:-$(uname -r)}
-IFS=.- read -r kmaj kmin _ <<< "$kernel"
-[ "$kmaj" -gt 5 ] || { [ "$kmaj" -eq 5 ] && [ "$kmin" -ge 8 ]; } \
-    || die "unsupported kernel $kernel: Kerno needs 5.8 or later (CAP_BPF, CAP_PERFMON)"
 
 # The binary.
 tmp=$(mktemp -d)
@@ -92,7 +88,17 @@ else
     src=$HERE/target/release/kerno
     [ -x "$src" ] || die "no $src: build it (cargo build --release -p kerno-cli) or give a release tarball"
 fi
-version=$("$src" --version 2>/dev/null) || die "$src does not run here"
+version=$("$src" -V 2>/dev/null) || die "$src does not run here"
+# Everything else the probes need, by the binary itself (kerno-core's preflight).
+if [ "$SKIP_PREFLIGHT" = 0 ]; then
+    pf=(preflight --no-color)
+    [ "$DAEMON" = 1 ] || pf+=(--no-agent)
+    if ! report=$("$src" "${pf[@]}" 2>&1); then
+        printf '%s\n' "$report" >&2
+        die "this host cannot run Kerno: fix each FAIL above (kerno preflight checks again), or --skip-preflight to install anyway"
+    fi
+    say "preflight: $(tail -1 <<< "$report")"
+fi
 
 changed=()
 put() { # put MODE SRC DEST: install when different

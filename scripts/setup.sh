@@ -18,7 +18,8 @@ else
     # Debian packages for tests that induce real incidents and for the benchmarks.
     PKGS=(stress-ng fio iproute2 iptables nftables fuse3 libfuse3-dev pkg-config bpftool bpftrace
           prometheus util-linux procps e2fsprogs jq gcc strace
-          podman runc mmdebstrap curl unzip python3-venv systemd)
+          podman runc mmdebstrap curl unzip python3-venv systemd
+          bash man-db)  # the completion and man page tests (kerno-cli/tests/cli.rs)
     missing=()
     for p in "${PKGS[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

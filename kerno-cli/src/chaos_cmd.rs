@@ -12,14 +12,17 @@ use kerno_core::config::parse_duration;
 
 use crate::{
     Failure,
-    cli::{ChaosArgs, IntensityArg},
-    exit, signal,
+    cli::{ChaosArgs, GlobalArgs, IntensityArg, Output},
+    exit,
+    progress::Progress,
+    signal,
 };
 
 /// Scenarios may run from 1 s to an hour.
 const MAX_DURATION: Duration = Duration::from_secs(3600);
 
-pub fn run(args: ChaosArgs) -> Result<u8, Failure> {
+pub fn run(args: ChaosArgs, g: &GlobalArgs) -> Result<u8, Failure> {
+    g.output_for("chaos", &[Output::Pretty], None)?;
     if args.list {
         print_list();
         return Ok(exit::OK);
@@ -115,7 +118,20 @@ devices (try: sudo kerno chaos --induce {name} ...)"
     let _ = writeln!(out, "running (Ctrl-C stops it and cleans up)");
     let _ = out.flush();
 
-    let waited = running.wait(duration, Some(&signal::INTERRUPTED));
+    // The wait, a second at a time, with a progress line on a terminal.
+    let bar = Progress::new(format!("{name} running"), args.quiet);
+    let started = std::time::Instant::now();
+    let waited = loop {
+        let left = duration.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break Ok(false);
+        }
+        match running.wait(left.min(Duration::from_secs(1)), Some(&signal::INTERRUPTED)) {
+            Ok(false) => bar.update(started.elapsed(), duration),
+            other => break other,
+        }
+    };
+    bar.done();
     let stopped = running.stop();
     let interrupted = waited.map_err(|e| anyhow::Error::new(e).context("the scenario failed"))?;
     stopped.map_err(|e| anyhow::Error::new(e).context("cleaning up"))?;

@@ -18,8 +18,59 @@ ranked, plain-English report.",
 finding (with --exit-code), 130 interrupted."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Flags every command takes, before or after its name (`kerno -o json version` or
+/// `kerno version -o json`).
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Configuration file (YAML) [default: $KERNO_CONFIG, ~/.config/kerno/config.yaml, /etc/kerno/config.yaml]
+    #[arg(short, long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Output format; each command says which it can write [default: pretty, or the config file's]
+    #[arg(short, long, value_enum, global = true)]
+    pub output: Option<Output>,
+
+    /// No colours (also when NO_COLOR is set or the output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Log level of the agent's and the commands' logs on stderr [default: info]
+    #[arg(long, value_enum, value_name = "LEVEL", global = true)]
+    pub log_level: Option<LogLevel>,
+
+    /// Log format: text lines, or one JSON object a line (for log collectors) [default: text]
+    #[arg(long, value_enum, value_name = "FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Only errors.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// What the agent does (the default).
+    Info,
+    /// Details for a bug report.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line: timestamp, level, target, message and fields.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,13 +95,73 @@ pub enum Command {
     /// Oops with its stack) are read as one; repeated events are counted; lines it does not
     /// know are listed as unknown. Needs no root for text input.
     Explain(ExplainArgs),
+    /// Print the version, the build's git revision, the eBPF object's hash and the kernel
+    /// features detected here.
+    Version,
+    /// Check that this node can run Kerno: kernel, BTF, tracepoints, capabilities, tracefs,
+    /// cgroups, host mounts, the agent's port, memlock. Exits 1 on any FAIL.
+    ///
+    /// Each line is PASS, WARN or FAIL, with the fix under each WARN and FAIL. It loads
+    /// nothing: it creates one BPF map and closes it at once (is bpf() allowed?) and binds
+    /// the agent's port and releases it.
+    Preflight(PreflightArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    ///
+    /// bash: `source <(kerno completions bash)`, or save it as
+    /// /usr/share/bash-completion/completions/kerno. zsh: save it as `_kerno` in a directory
+    /// of $fpath. fish: save it as ~/.config/fish/completions/kerno.fish.
+    Completions(CompletionsArgs),
+    /// Print the man page kerno(1), or write kerno(1) and a page per command to a directory.
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PreflightArgs {
+    /// The agent's address whose port must be free [default: :9090, $KERNO_LISTEN, or agent.listen]
+    #[arg(short, long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// No agent will run here (only `kerno doctor`): skip the port check.
+    #[arg(long, conflicts_with = "listen")]
+    pub no_agent: bool,
+
+    /// Check the tracepoints of these domains only (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
+    pub domains: Option<Vec<Domain>>,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write kerno.1 and kerno-COMMAND.1 into DIR (created when missing) instead of printing kerno(1).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// Human-readable report.
+    /// Human-readable text.
     Pretty,
-    /// JSON report (schema: docs/json-report.md), including the signals.
+    /// JSON (doctor's report with its signals: docs/json-report.md).
     Json,
 }
 
@@ -60,10 +171,6 @@ pub struct DoctorArgs {
     #[arg(short, long, value_name = "DURATION")]
     pub duration: Option<String>,
 
-    /// Report format [default: pretty, or the config file's]
-    #[arg(short, long, value_enum)]
-    pub output: Option<Output>,
-
     /// Exit with status 3 when any finding is critical.
     #[arg(long)]
     pub exit_code: bool,
@@ -71,10 +178,6 @@ pub struct DoctorArgs {
     /// No progress indicator and no notes on stderr; only the report.
     #[arg(short, long)]
     pub quiet: bool,
-
-    /// No colours (also when NO_COLOR is set or stdout is not a terminal).
-    #[arg(long)]
-    pub no_color: bool,
 
     /// Show only critical findings.
     #[arg(long)]
@@ -163,13 +266,10 @@ pub struct RulesArgs {
     pub cfg: ConfigArgs,
 }
 
-/// The configuration file and threshold overrides, for every command that runs rules.
+/// Threshold overrides, for every command that runs rules (the configuration file is the
+/// global `--config`).
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
-    /// Configuration file (YAML) [default: $KERNO_CONFIG, ~/.config/kerno/config.yaml, /etc/kerno/config.yaml]
-    #[arg(short, long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
     /// Override a rule threshold, e.g. --threshold syscall_p99_ms=250 (repeatable; see `kerno rules`).
     #[arg(short = 't', long = "threshold", value_name = "KEY=VALUE")]
     pub thresholds: Vec<String>,
@@ -214,14 +314,10 @@ pub struct ChaosArgs {
     /// Remove what earlier runs that crashed left behind, and exit.
     #[arg(long, conflicts_with = "induce")]
     pub clean: bool,
-}
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ExplainFormat {
-    /// Plain text.
-    Pretty,
-    /// JSON (schema: docs/cli.md, `kerno explain`).
-    Json,
+    /// No progress line while the scenario runs.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -245,10 +341,6 @@ pub struct ExplainArgs {
     /// How far back to read the kernel log when no lines are given (e.g. 30m, 1h, 2d) [default: 1h]
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
-
-    /// Output format.
-    #[arg(short, long, value_enum, default_value = "pretty")]
-    pub output: ExplainFormat,
 
     #[command(flatten)]
     pub cfg: ConfigArgs,

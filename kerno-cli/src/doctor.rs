@@ -1,7 +1,4 @@
-use std::{
-    io::{IsTerminal, Write},
-    time::Duration,
-};
+use std::{io::Write, time::Duration};
 
 use anyhow::Context as _;
 use kerno_core::{
@@ -12,8 +9,10 @@ use kerno_core::{
 
 use crate::{
     Failure, RuleSet,
-    cli::{DoctorArgs, NodeArgs, Output},
-    exit, signal,
+    cli::{DoctorArgs, GlobalArgs, NodeArgs, Output},
+    exit,
+    progress::Progress,
+    signal,
 };
 
 fn env() -> Vec<(String, String)> {
@@ -118,10 +117,10 @@ fn ask_agent(cfg: &Config, quiet: bool) -> Option<kerno_core::Signals> {
     }
 }
 
-pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
+pub fn run(args: DoctorArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failure> {
     let rules = rules();
     let mut cfg = config(
-        args.cfg.config.as_deref(),
+        g.config.as_deref(),
         &args.cfg.thresholds,
         &ThresholdRegistry::of(&rules),
     )?;
@@ -141,12 +140,6 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
     }
     .transpose()
     .map_err(|e| Failure::usage(anyhow::anyhow!("--namespace/--pod: {e}")))?;
-    if let Some(o) = args.output {
-        cfg.output = match o {
-            Output::Pretty => "pretty".into(),
-            Output::Json => "json".into(),
-        };
-    }
     cfg.validate().map_err(Failure::usage)?;
     let ai_on = args.ai || cfg.ai.enabled;
     if args.dry_run && !ai_on {
@@ -154,12 +147,14 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
             "--dry-run shows what --ai would send: add --ai (or set ai.enabled)"
         )));
     }
-    let json_out = cfg.output == "json";
-    let stderr_tty = std::io::stderr().is_terminal();
-    let color = !args.no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal()
-        && !json_out;
+    let out = g.output_for(
+        "doctor",
+        &[Output::Pretty, Output::Json],
+        Some(cfg.output.as_str()),
+    )?;
+    cfg.output = out.name().into();
+    let json_out = out == Output::Json;
+    let color = g.color(false) && !json_out;
 
     let mut engine = Engine::new();
     engine.add_rules(rules);
@@ -192,21 +187,10 @@ pub fn run(args: DoctorArgs, rules: RuleSet) -> Result<u8, Failure> {
                 }
             }
             signal::install();
-            let show_progress = stderr_tty && !args.quiet;
-            let mut progress = |elapsed: Duration, total: Duration| {
-                if show_progress {
-                    eprint!(
-                        "\r\x1b[2Kcollecting kernel signals… {:>3}s / {}s",
-                        elapsed.as_secs(),
-                        total.as_secs()
-                    );
-                    let _ = std::io::stderr().flush();
-                }
-            };
+            let bar = Progress::new("collecting kernel signals", args.quiet);
+            let mut progress = |elapsed: Duration, total: Duration| bar.update(elapsed, total);
             let result = kernel.collect(cfg.duration, Some(&signal::INTERRUPTED), &mut progress);
-            if show_progress {
-                eprint!("\r\x1b[2K");
-            }
+            bar.done();
             match result {
                 Ok(s) => s,
                 Err(CoreError::Interrupted) => {

@@ -7,7 +7,7 @@ use kerno_core::{
 
 use crate::{
     Failure, RuleSet,
-    cli::{ExplainArgs, ExplainFormat},
+    cli::{ExplainArgs, GlobalArgs, Output},
     doctor,
 };
 
@@ -30,15 +30,16 @@ fn stdin_has_input() -> bool {
 
 /// `kerno explain`: explain kernel log lines (arguments, stdin, or the kernel log), or a
 /// rule (`--rule`).
-pub fn run(args: ExplainArgs, rules: RuleSet) -> Result<u8, Failure> {
+pub fn run(args: ExplainArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failure> {
     let rule_set = rules();
     let registry = ThresholdRegistry::of(&rule_set);
-    let mut cfg = doctor::config(args.cfg.config.as_deref(), &args.cfg.thresholds, &registry)?;
+    let mut cfg = doctor::config(g.config.as_deref(), &args.cfg.thresholds, &registry)?;
+    let output = g.output_for("explain", &[Output::Pretty, Output::Json], None)?;
     if let Some(id) = &args.rule {
         let r = explain::explain_rule(&rule_set, id, &cfg.thresholds).map_err(Failure::usage)?;
-        match args.output {
-            ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-            ExplainFormat::Pretty => print!("{}", explain::pretty_rule(&r)),
+        match output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+            _ => print!("{}", explain::pretty_rule(&r)),
         }
         return Ok(crate::exit::OK);
     }
@@ -79,9 +80,9 @@ pub fn run(args: ExplainArgs, rules: RuleSet) -> Result<u8, Failure> {
         })?;
         explain::explain_entries(log.entries, &log.source, &opts)
     };
-    match args.output {
-        ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&e)?),
-        ExplainFormat::Pretty => print!("{}", explain::pretty(&e)),
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&e)?),
+        _ => print!("{}", explain::pretty(&e)),
     }
     Ok(crate::exit::OK)
 }

@@ -22,13 +22,18 @@ mod chaos_cmd;
 mod cli;
 mod doctor;
 mod explain_cmd;
+mod globals;
+mod manpages;
+mod preflight_cmd;
+mod progress;
 mod rules_cmd;
 mod signal;
 mod start;
+mod version_cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches as _;
 
 use crate::cli::{Cli, Command};
 
@@ -83,7 +88,10 @@ pub fn main_with(rules: RuleSet) -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = match Cli::try_parse() {
+    let parsed = globals::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -94,12 +102,18 @@ pub fn main_with(rules: RuleSet) -> ExitCode {
             });
         }
     };
+    let g = cli.global;
+    globals::init_logging(&g);
     let result = match cli.command {
-        Command::Doctor(args) => doctor::run(args, rules),
-        Command::Rules(args) => rules_cmd::run(args, rules),
-        Command::Start(args) => start::run(args, rules),
-        Command::Chaos(args) => chaos_cmd::run(args),
-        Command::Explain(args) => explain_cmd::run(args, rules),
+        Command::Doctor(args) => doctor::run(args, &g, rules),
+        Command::Rules(args) => rules_cmd::run(args, &g, rules),
+        Command::Start(args) => start::run(args, &g, rules),
+        Command::Chaos(args) => chaos_cmd::run(args, &g),
+        Command::Version => version_cmd::run(&g),
+        Command::Preflight(args) => preflight_cmd::run(args, &g, rules),
+        Command::Completions(args) => manpages::completions(args, &g),
+        Command::Man(args) => manpages::man(args, &g),
+        Command::Explain(args) => explain_cmd::run(args, &g, rules),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,14 +1,19 @@
 use kerno_core::{ThresholdRegistry, ThresholdValue};
 
-use crate::{Failure, RuleSet, cli::RulesArgs, doctor};
+use crate::{
+    Failure, RuleSet,
+    cli::{GlobalArgs, Output, RulesArgs},
+    doctor,
+};
 
 /// `kerno rules`: every rule with the thresholds it declares, each with its value (from the
 /// defaults, the config file, `KERNO_THRESHOLD_*` and `--threshold`), unit, valid range and
 /// what it does.
-pub fn run(args: RulesArgs, rules: RuleSet) -> Result<u8, Failure> {
+pub fn run(args: RulesArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failure> {
+    g.output_for("rules", &[Output::Pretty], None)?;
     let rules = rules();
     let registry = ThresholdRegistry::of(&rules);
-    let cfg = doctor::config(args.cfg.config.as_deref(), &args.cfg.thresholds, &registry)?;
+    let cfg = doctor::config(g.config.as_deref(), &args.cfg.thresholds, &registry)?;
     let values = registry.values(&cfg.thresholds);
     println!(
         "Rules and their thresholds (set with --threshold KEY=VALUE, KERNO_THRESHOLD_<KEY>, or `thresholds:` in the config file):"

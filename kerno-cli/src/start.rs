@@ -5,12 +5,23 @@ use std::time::Duration;
 use kerno_agent::{AgentError, AgentOptions};
 use kerno_core::{CoreError, ThresholdRegistry, config::parse_duration};
 
-use crate::{Failure, RuleSet, cli::StartArgs, doctor, exit};
+use crate::{
+    Failure, RuleSet,
+    cli::{GlobalArgs, StartArgs},
+    doctor, exit,
+};
 
-pub fn run(args: StartArgs, rules: RuleSet) -> Result<u8, Failure> {
+pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failure> {
+    // The agent writes logs (--log-format), not a report.
+    if let Some(o) = g.output {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "kerno start writes no report, so no --output {}; it serves /metrics and writes logs (--log-format text|json)",
+            o.name()
+        )));
+    }
     let rules = rules();
     let mut cfg = doctor::config(
-        args.cfg.config.as_deref(),
+        g.config.as_deref(),
         &args.cfg.thresholds,
         &ThresholdRegistry::of(&rules),
     )?;

@@ -15,14 +15,406 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The commands `kerno --help` lists (but `help`).
+fn commands() -> Vec<String> {
+    let top = String::from_utf8_lossy(&kerno(&["--help"]).stdout).into_owned();
+    top.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect()
+}
+
 #[test]
 fn help_texts() {
     let top = kerno(&["--help"]);
     assert!(top.status.success());
     insta::assert_snapshot!("help", String::from_utf8_lossy(&top.stdout));
-    let doctor = kerno(&["doctor", "--help"]);
-    assert!(doctor.status.success());
-    insta::assert_snapshot!("doctor_help", String::from_utf8_lossy(&doctor.stdout));
+    // Every command's help, each its own snapshot (a new command gets one).
+    let cmds = commands();
+    for must in [
+        "doctor",
+        "rules",
+        "start",
+        "chaos",
+        "version",
+        "preflight",
+        "completions",
+        "man",
+    ] {
+        assert!(cmds.iter().any(|c| c == must), "{must} not in {cmds:?}");
+    }
+    for c in &cmds {
+        let o = kerno(&[c, "--help"]);
+        assert!(o.status.success(), "{c} --help: {}", stderr(&o));
+        insta::assert_snapshot!(format!("{c}_help"), String::from_utf8_lossy(&o.stdout));
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn version_names_the_build_the_ebpf_object_and_the_kernel() {
+    let o = kerno(&["version", "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    // The hash embedded at build time is the hash of the object the binary embeds.
+    assert_eq!(
+        v["ebpf_object_sha256"],
+        sha256_hex(kerno_probes::EBPF_OBJECT)
+    );
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let rev = v["revision"].as_str().unwrap();
+    let head = Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
+        .output();
+    match head {
+        Ok(h) if h.status.success() => {
+            let head = String::from_utf8_lossy(&h.stdout).trim().to_string();
+            // Built from this checkout (HEAD may have moved on since: same length, hex).
+            assert_eq!(rev.trim_end_matches("-dirty").len(), 12, "{rev}");
+            assert!(
+                rev.chars().take(12).all(|c| c.is_ascii_hexdigit()),
+                "{rev} (HEAD {head})"
+            );
+        }
+        _ => assert_eq!(rev, "unknown"),
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(v["kernel"]["release"], release.trim());
+    assert_eq!(
+        v["kernel"]["btf"],
+        std::path::Path::new("/sys/kernel/btf/vmlinux").exists()
+    );
+    assert!(["v2", "hybrid", "v1", "none"].contains(&v["kernel"]["cgroup"].as_str().unwrap()));
+    // The global flag before the command gives the same.
+    let before = kerno(&["-o", "json", "version"]);
+    let b: serde_json::Value = serde_json::from_slice(&before.stdout).expect("JSON");
+    assert_eq!(b["ebpf_object_sha256"], v["ebpf_object_sha256"]);
+    // -V: one line; --version: the long form.
+    let short = String::from_utf8_lossy(&kerno(&["-V"]).stdout).into_owned();
+    assert_eq!(short.lines().count(), 1, "{short}");
+    assert!(
+        short.contains(&v["ebpf_object_sha256"].as_str().unwrap()[..12]),
+        "{short}"
+    );
+    assert!(short.contains(rev), "{short}");
+    let long = String::from_utf8_lossy(&kerno(&["--version"]).stdout).into_owned();
+    for needle in [
+        "revision",
+        "eBPF object   sha256",
+        "kernel",
+        "BTF",
+        "tracefs",
+        "cgroup",
+    ] {
+        assert!(long.contains(needle), "{needle}: {long}");
+    }
+    let pretty = String::from_utf8_lossy(&kerno(&["version"]).stdout).into_owned();
+    assert_eq!(pretty, long);
+}
+
+#[test]
+fn an_output_a_command_cannot_write_is_a_usage_error_naming_those_it_can() {
+    for (args, can) in [
+        (&["rules", "-o", "json"][..], "it can write: pretty"),
+        (&["-o", "json", "rules"][..], "it can write: pretty"),
+        (
+            &["chaos", "--list", "-o", "json"][..],
+            "it can write: pretty",
+        ),
+        (&["start", "--output", "json"][..], "--log-format"),
+    ] {
+        let o = kerno(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(can), "{args:?}: {}", stderr(&o));
+    }
+    let o = kerno(&["version", "-o", "yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("pretty") && stderr(&o).contains("json"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn global_flags_go_before_or_after_the_command() {
+    for args in [
+        &["--no-color", "rules"][..],
+        &["rules", "--no-color"][..],
+        &["--log-level", "debug", "--log-format", "json", "rules"][..],
+        &["rules", "--log-level", "warn", "--log-format", "text"][..],
+    ] {
+        let o = kerno(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    let o = kerno(&["--config", "/nonexistent/kerno.yaml", "rules"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/nonexistent/kerno.yaml"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kerno(&["--log-format", "xml", "rules"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("text") && stderr(&o).contains("json"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Run `kerno args` in bash with its completion loaded, completing the last word.
+fn complete(words: &[&str]) -> Vec<String> {
+    let script = kerno(&["completions", "bash"]);
+    assert!(script.status.success(), "{}", stderr(&script));
+    let dir = std::env::temp_dir().join(format!(
+        "kerno-compl-{}-{}",
+        std::process::id(),
+        words.len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kerno.bash");
+    std::fs::write(&file, &script.stdout).unwrap();
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let cword = words.len() - 1;
+    let prev = if cword > 0 { words[cword - 1] } else { "" };
+    let cmd = format!(
+        "source '{}' && COMP_WORDS=({}) && COMP_CWORD={cword} && COMP_LINE='{}' && COMP_POINT=${{#COMP_LINE}} \
+         && _kerno kerno '{}' '{prev}' && printf '%s\n' \"${{COMPREPLY[@]}}\"",
+        file.display(),
+        quoted.join(" "),
+        words.join(" "),
+        words[cword]
+    );
+    let o = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &cmd])
+        .output()
+        .expect("bash");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bash_completes_commands_and_flag_values() {
+    assert_eq!(complete(&["kerno", "pre"]), ["preflight"]);
+    assert_eq!(
+        complete(&["kerno", "doctor", "--output", ""]),
+        ["pretty", "json"]
+    );
+    let shells = complete(&["kerno", "completions", ""]);
+    for sh in ["bash", "zsh", "fish"] {
+        assert!(shells.contains(&sh.to_string()), "{shells:?}");
+    }
+    assert!(!shells.contains(&"doctor".to_string()), "{shells:?}");
+    assert!(complete(&["kerno", "doctor", "--ex"]).contains(&"--exit-code".to_string()));
+    for shell in ["zsh", "fish"] {
+        let o = kerno(&["completions", shell]);
+        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("preflight"));
+    }
+}
+
+#[test]
+fn man_pages_come_from_the_clap_definitions() {
+    let o = kerno(&["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(page.contains(".TH kerno 1"), "{page}");
+    assert!(
+        page.contains("preflight") && page.contains("\\-\\-log\\-format"),
+        "{page}"
+    );
+    let dir = std::env::temp_dir().join(format!("kerno-man-{}", std::process::id()));
+    let o = kerno(&["man", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for c in commands() {
+        let p = std::fs::read_to_string(dir.join(format!("kerno-{c}.1")))
+            .unwrap_or_else(|e| panic!("kerno-{c}.1: {e}"));
+        assert!(p.contains(&format!(".TH kerno-{c} 1")), "{p}");
+    }
+    assert!(dir.join("kerno.1").is_file());
+    // man(1) renders it (man-db).
+    let m = Command::new("man")
+        .arg("-l")
+        .arg(dir.join("kerno-preflight.1"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("man (man-db)");
+    let shown = String::from_utf8_lossy(&m.stdout);
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    assert!(
+        shown.contains("kerno-preflight") && shown.contains("--listen"),
+        "{shown}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `kerno args` as an unprivileged user (nobody, no capabilities) when the tests run as root.
+fn kerno_unprivileged(args: &[&str]) -> Output {
+    if unsafe { libc::geteuid() } != 0 {
+        return kerno(args);
+    }
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_kerno"))
+        .args(args)
+        .env_remove("KERNO_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+#[test]
+fn preflight_names_every_tracepoint_and_fails_without_capabilities() {
+    let o = kerno_unprivileged(&["preflight", "--listen", "127.0.0.1:0", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["ok"], false);
+    let checks = v["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    // Each tracepoint of the probes' own table, once.
+    for d in kerno_probes::Domain::ALL {
+        for tp in d.tracepoints() {
+            let n = format!("tracepoint {tp}");
+            assert_eq!(
+                names.iter().filter(|x| **x == n).count(),
+                1,
+                "{n} in {names:?}"
+            );
+        }
+    }
+    for n in [
+        "kernel",
+        "btf",
+        "tracefs",
+        "capabilities",
+        "bpf syscall",
+        "cgroup",
+        "host mounts",
+        "agent port",
+        "memlock",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let caps = checks.iter().find(|c| c["name"] == "capabilities").unwrap();
+    assert_eq!(caps["verdict"], "fail");
+    assert!(
+        caps["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CAP_BPF and CAP_PERFMON"),
+        "{caps}"
+    );
+    for c in checks {
+        if c["verdict"] != "pass" {
+            assert!(
+                c["fix"].as_str().is_some_and(|f| !f.is_empty()),
+                "no fix: {c}"
+            );
+        }
+    }
+    assert_eq!(
+        v["failed"],
+        checks.iter().filter(|c| c["verdict"] == "fail").count()
+    );
+    // The port taken: a FAIL naming the process that holds it.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let o = kerno(&["preflight", "--listen", &addr, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let port = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "agent port")
+        .unwrap()
+        .clone();
+    assert_eq!(port["verdict"], "fail", "{port}");
+    assert!(
+        port["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {}", std::process::id())),
+        "{port}"
+    );
+    assert_eq!(o.status.code(), Some(1));
+    drop(l);
+    let o = kerno(&["preflight", "--listen", "nonsense"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn preflight_text_unprivileged() {
+    let o = kerno_unprivileged(&["preflight", "--listen", "127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    // What depends on the machine, not on being unprivileged, is redacted.
+    insta::with_settings!({filters => vec![
+        (r"(PASS|WARN|FAIL)  (kernel +)\S+ .*", "[..]  $2[RELEASE]"),
+        (r"(PASS|WARN|FAIL)  (btf +).*", "[..]  $2[BTF]"),
+        (r"(PASS|WARN|FAIL)  (lockdown +).*", "[..]  $2[LOCKDOWN]"),
+        (r"(PASS|WARN|FAIL)  (cgroup +).*", "[..]  $2[CGROUP]"),
+        (r"(PASS|WARN|FAIL)  (host mounts +).*", "[..]  $2[HOST MOUNTS]"),
+        (r"(PASS|WARN|FAIL)  (memlock +).*", "[..]  $2[MEMLOCK]"),
+        (r"\n +fix: .*(CONFIG_DEBUG_INFO_BTF|lockdown=|cgroup2|memory controller|LimitMEMLOCK|KERNO_HOST_ROOT|read-only|hostPID|5.8 or later kernel).*", ""),
+        (r"\d+ passed, \d+ warnings, \d+ failed", "[N] passed, [N] warnings, [N] failed"),
+    ]}, {
+        insta::assert_snapshot!("preflight_unprivileged", text);
+    });
+}
+
+#[test]
+fn no_color_is_honoured_on_a_terminal() {
+    // script(1) gives kerno a terminal: colours there, none with NO_COLOR or --no-color.
+    let run = |env_no_color: bool, flag: bool| -> String {
+        let mut cmd = format!(
+            "{} preflight --listen 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_kerno")
+        );
+        if flag {
+            cmd.push_str(" --no-color");
+        }
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        if env_no_color {
+            c.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&c.output().expect("script (util-linux)").stdout).into_owned()
+    };
+    assert!(
+        run(false, false).contains("\x1b["),
+        "no colour on a terminal"
+    );
+    assert!(!run(true, false).contains("\x1b["), "NO_COLOR not honoured");
+    assert!(
+        !run(false, true).contains("\x1b["),
+        "--no-color not honoured"
+    );
 }
 
 #[test]

@@ -852,3 +852,49 @@ fn root_agent_without_privileges_is_one_clear_line() {
     assert!(!dir.join("agent.sock").exists(), "nothing created");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn root_agent_logs_one_json_object_a_line_with_log_format_json() {
+    let mut agent = Agent::start(
+        "json-logs",
+        &["--domains", "syscalls,tcp", "--log-format", "json"],
+        &[("KERNO_FAIL_PROBES", "tcp")],
+    );
+    agent.wait_ready();
+    assert!(agent.stop().success(), "{}", agent.log());
+    let log = agent.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .find(|v| v["message"].as_str().is_some_and(|m| m.contains(needle)))
+            .unwrap_or_else(|| panic!("no {needle:?} in {log}"))
+    };
+    let serving = find("agent serving");
+    assert_eq!(serving["level"], "INFO", "{serving}");
+    assert_eq!(serving["http"], format!("127.0.0.1:{}", agent.port));
+    assert!(serving["timestamp"].is_string(), "{serving}");
+    // The degraded domain as fields a log collector can filter on.
+    let degraded = find("degraded: tcp");
+    assert_eq!(degraded["level"], "WARN");
+    assert_eq!(degraded["domain"], "tcp");
+    assert!(
+        degraded["reason"]
+            .as_str()
+            .unwrap()
+            .contains("tcp probe not attached")
+    );
+    find("probes detached");
+    // --log-level error keeps the info lines out.
+    let mut quiet = Agent::start(
+        "json-logs-error",
+        &["--domains", "syscalls", "--log-level", "error"],
+        &[],
+    );
+    quiet.wait_ready();
+    assert!(quiet.stop().success());
+    assert!(!quiet.log().contains("agent serving"), "{}", quiet.log());
+}

@@ -95,6 +95,7 @@ impl Engine {
     /// An engine with the kernel probes loaded and the built-in collectors for the
     /// requested domains. Domains whose probes fail are recorded as degraded.
     pub fn kernel(opts: &KernelOptions) -> Result<Engine, CoreError> {
+        check_privileges()?;
         crate::host::configure(
             crate::host::HostRoot::new(opts.host_root.clone().unwrap_or_default()),
             opts.node_name.clone(),
@@ -361,7 +362,10 @@ pub(crate) fn not_attached(domain: ProbeDomain, error: &str) -> String {
 /// Check that this process may load the kernel probes (`CAP_BPF` and `CAP_PERFMON`, or
 /// `CAP_SYS_ADMIN`), before doing anything else: the error names what is missing.
 pub fn check_privileges() -> Result<(), CoreError> {
-    kerno_probes::check_privileges().map_err(CoreError::from)
+    crate::preflight::check_capabilities().map_err(|c| CoreError::NotPermitted {
+        detail: c.detail,
+        fix: c.fix.unwrap_or_default(),
+    })
 }
 
 /// Run `rules` over `signals` with `thresholds` and build the ranked report. Pure: no

@@ -60,6 +60,14 @@ pub enum CoreError {
     /// The probes could not be loaded at all (privileges, no BTF, no object).
     #[error(transparent)]
     Probes(#[from] kerno_probes::ProbeError),
+    /// The process may not load the probes (the preflight's capability check failed).
+    #[error("{detail}; fix: {fix} (`kerno preflight` checks everything this node needs)")]
+    NotPermitted {
+        /// What is missing (`not permitted to load eBPF probes: missing CAP_BPF`).
+        detail: String,
+        /// How to grant it.
+        fix: String,
+    },
     /// Collection was interrupted (Ctrl-C).
     #[error("interrupted")]
     Interrupted,

@@ -17,6 +17,7 @@
 //! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients;
 //! - [`explain`]: kernel log messages explained offline (`kerno explain`), and what each
 //!   rule checks.
+//! - [`preflight`]: whether this node can run Kerno, check by check, with the fixes.
 //!
 //! ```
 //! use kerno_core::{Signals, Thresholds, evaluate};
@@ -38,6 +39,7 @@ pub mod explain;
 mod finding;
 mod histogram;
 pub mod host;
+pub mod preflight;
 pub mod procfs;
 pub mod readiness;
 pub mod render;

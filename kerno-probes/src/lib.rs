@@ -21,7 +21,10 @@ pub mod tracefs;
 
 pub use error::ProbeError;
 pub use kerno_probes_common as common;
-pub use loader::{Domain, LoadOptions, ProbeStatus, Probes, check_privileges};
+pub use loader::{
+    Domain, LoadOptions, ProbeStatus, Probes, Tracepoint, bpf_syscall_allowed, check_privileges,
+    check_tracepoints,
+};
 pub use readers::{
     DiskReader, DiskTotals, LostCounters, OomReader, SchedReader, SyscallReader, SyscallTotals,
     TcpCounters, TcpReader,

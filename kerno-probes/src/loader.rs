@@ -10,6 +10,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     programs::{BtfTracePoint, TracePoint},
 };
+use aya_obj::btf::BtfKind;
 use kerno_probes_common::{Config, TpOffsets};
 
 use crate::{
@@ -60,6 +61,27 @@ impl Domain {
         Domain::ALL.into_iter().find(|d| d.name() == s)
     }
 
+    /// The kernel tracepoints this domain's programs attach to, from the loader's own table.
+    pub fn tracepoints(self) -> Vec<Tracepoint> {
+        self.programs()
+            .iter()
+            .map(|a| match *a {
+                Attach::Btf(program, name) => Tracepoint {
+                    domain: self,
+                    program,
+                    category: None,
+                    name,
+                },
+                Attach::Tp(program, category, name) => Tracepoint {
+                    domain: self,
+                    program,
+                    category: Some(category),
+                    name,
+                },
+            })
+            .collect()
+    }
+
     /// The programs of this domain, with their attach points.
     fn programs(self) -> &'static [Attach] {
         match self {
@@ -90,6 +112,116 @@ impl fmt::Display for Domain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// A kernel tracepoint a probe program attaches to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tracepoint {
+    /// The domain whose program it is.
+    pub domain: Domain,
+    /// The program's name in the object.
+    pub program: &'static str,
+    /// A classic tracepoint's category (`sched`); `None` for a BTF-typed one (`tp_btf`).
+    pub category: Option<&'static str>,
+    /// The tracepoint's name.
+    pub name: &'static str,
+}
+
+impl fmt::Display for Tracepoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.category {
+            Some(c) => write!(f, "{c}:{}", self.name),
+            None => write!(f, "tp_btf/{}", self.name),
+        }
+    }
+}
+
+/// Check, loading and attaching nothing, that this kernel offers the tracepoints of
+/// `domains` as their programs need them: a classic tracepoint's `format` file under the
+/// tracefs root `tracefs` (`None`: not mounted), with every field the loader reads (the
+/// loader's own check), a BTF-typed one its `btf_trace_<name>` type in the kernel's BTF.
+pub fn check_tracepoints(
+    domains: &[Domain],
+    tracefs: Option<&Path>,
+) -> Vec<(Tracepoint, Result<(), String>)> {
+    let mut btf: Option<Result<Btf, String>> = None;
+    let mut out: Vec<(Tracepoint, Result<(), String>)> = Vec::new();
+    for &domain in domains {
+        let first = out.len();
+        for tp in domain.tracepoints() {
+            let r = match (tp.category, tracefs) {
+                (None, _) => {
+                    let btf = btf.get_or_insert_with(|| {
+                        Btf::from_sys_fs().map_err(|e| ProbeError::Btf(e).to_string())
+                    });
+                    match btf {
+                        Ok(b) => b
+                            .id_by_type_name_kind(
+                                &format!("btf_trace_{}", tp.name),
+                                BtfKind::Typedef,
+                            )
+                            .map(|_| ())
+                            .map_err(|_| {
+                                format!("the kernel's BTF has no type btf_trace_{}", tp.name)
+                            }),
+                        Err(e) => Err(e.clone()),
+                    }
+                }
+                (Some(c), Some(root)) => Format::read(root, c, tp.name)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                (Some(_), None) => Err("tracefs is not mounted".to_string()),
+            };
+            out.push((tp, r));
+        }
+        // Every format is there: the fields the programs read, as the loader checks them.
+        let mine = &mut out[first..];
+        let mut scratch = TpOffsets::NONE;
+        if let Some(root) = tracefs
+            && mine.iter().any(|(t, _)| t.category.is_some())
+            && mine.iter().all(|(_, r)| r.is_ok())
+            && let Err(e) = fill_offsets(root, domain, &mut scratch)
+        {
+            let named = match &e {
+                ProbeError::MissingField { tracepoint, .. } => mine.iter().position(|(t, _)| {
+                    t.category.map(|c| format!("{c}/{}", t.name)).as_deref()
+                        == Some(tracepoint.split(' ').next().unwrap_or(""))
+                }),
+                _ => None,
+            };
+            let i = named.unwrap_or(0);
+            mine[i].1 = Err(e.to_string());
+        }
+    }
+    out
+}
+
+/// Whether this process may make the `bpf()` system call at all: creates a one-entry array
+/// map and closes it at once. A seccomp profile or LSM that refuses `bpf()` fails here while
+/// the capabilities look right.
+pub fn bpf_syscall_allowed() -> Result<(), std::io::Error> {
+    // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries, then
+    // fields left zero.
+    let mut attr = [0u32; 32];
+    attr[0] = 2; // BPF_MAP_TYPE_ARRAY
+    attr[1] = 4;
+    attr[2] = 4;
+    attr[3] = 1;
+    // SAFETY: BPF_MAP_CREATE (0) reads `size` bytes of a valid, initialised buffer.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            0,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr) as u32,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    unsafe { libc::close(fd as libc::c_int) };
+    Ok(())
 }
 
 #[derive(Clone, Copy)]
@@ -551,5 +683,80 @@ impl Probes {
     /// The lost-sample counters (taken once).
     pub fn take_lost(&mut self) -> Option<LostCounters> {
         self.lost.take()
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    fn format(fields: &[(&str, u32)]) -> String {
+        let mut s = String::from("name: x\nformat:\n");
+        for (f, o) in fields {
+            s.push_str(&format!(
+                "\tfield:int {f};\toffset:{o};\tsize:4;\tsigned:1;\n"
+            ));
+        }
+        s
+    }
+
+    /// A tracefs root holding the sched tracepoints' formats, `switch` the fields of
+    /// sched_switch; without sched_wakeup_new when `wakeup_new` is false.
+    fn root(switch: &[(&str, u32)], wakeup_new: bool) -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let r = std::env::temp_dir().join(format!(
+            "kerno-tp-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let put = |name: &str, text: String| {
+            let d = r.join("events/sched").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("format"), text).unwrap();
+        };
+        put("sched_wakeup", format(&[("pid", 8)]));
+        if wakeup_new {
+            put("sched_wakeup_new", format(&[("pid", 8)]));
+        }
+        put("sched_switch", format(switch));
+        r
+    }
+
+    const SWITCH: [(&str, u32); 4] = [
+        ("prev_pid", 24),
+        ("prev_state", 32),
+        ("next_pid", 56),
+        ("next_comm", 40),
+    ];
+
+    #[test]
+    fn the_loaders_fields_are_checked_per_tracepoint() {
+        let good = root(&SWITCH, true);
+        let r = check_tracepoints(&[Domain::Sched], Some(&good));
+        assert_eq!(r.len(), 3);
+        assert!(r.iter().all(|(_, r)| r.is_ok()), "{r:?}");
+        std::fs::remove_dir_all(&good).unwrap();
+
+        let no_state = root(&[SWITCH[0], SWITCH[2], SWITCH[3]], true);
+        let r = check_tracepoints(&[Domain::Sched], Some(&no_state));
+        let bad: Vec<_> = r.iter().filter(|(_, r)| r.is_err()).collect();
+        assert_eq!(bad.len(), 1, "{r:?}");
+        assert_eq!(bad[0].0.to_string(), "sched:sched_switch");
+        assert!(
+            bad[0].1.as_ref().unwrap_err().contains("prev_state"),
+            "{r:?}"
+        );
+        std::fs::remove_dir_all(&no_state).unwrap();
+
+        let missing = root(&SWITCH, false);
+        let r = check_tracepoints(&[Domain::Sched], Some(&missing));
+        let bad: Vec<_> = r.iter().filter(|(_, r)| r.is_err()).collect();
+        assert_eq!(bad.len(), 1, "{r:?}");
+        assert_eq!(bad[0].0.name, "sched_wakeup_new");
+        std::fs::remove_dir_all(&missing).unwrap();
+
+        let r = check_tracepoints(&[Domain::Oom], None);
+        assert_eq!(r[0].1, Err("tracefs is not mounted".to_string()));
     }
 }

@@ -6,6 +6,15 @@ use crate::ProbeError;
 
 const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
+/// Where tracefs is mounted (`/sys/kernel/tracing` or `/sys/kernel/debug/tracing`), if it
+/// is; mounts nothing.
+pub fn find() -> Option<PathBuf> {
+    CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|c| c.join("events").is_dir())
+}
+
 /// The tracefs root, mounting tracefs at `/sys/kernel/tracing` when it is not mounted and
 /// this process may mount it.
 pub fn ensure_mounted() -> Result<PathBuf, ProbeError> {

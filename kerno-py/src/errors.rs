@@ -25,6 +25,7 @@ pub fn core_err(e: CoreError) -> PyErr {
     let msg = e.to_string();
     match e {
         CoreError::Probes(CoreProbeError::NotPermitted { .. }) => PyPermissionError::new_err(msg),
+        CoreError::NotPermitted { .. } => PyPermissionError::new_err(msg),
         CoreError::Probes(CoreProbeError::Io { path, source }) => io_err(&path, &source, msg),
         CoreError::Probes(_) => ProbeError::new_err(msg),
         CoreError::Interrupted => PyKeyboardInterrupt::new_err(msg),

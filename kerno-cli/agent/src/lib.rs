@@ -185,8 +185,10 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(server::serve(tcp, unix, shared.clone(), stop_rx));
-    eprintln!(
-        "kerno: agent serving http://{addr} (/metrics /healthz /readyz) and {} (/signals /doctor); loading probes",
+    tracing::info!(
+        http = %addr,
+        socket = %opts.socket.display(),
+        "agent serving http://{addr} (/metrics /healthz /readyz) and {} (/signals /doctor); loading probes",
         opts.socket.display()
     );
 
@@ -214,7 +216,7 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         return Ok(());
     };
     for d in engine.degraded() {
-        eprintln!("kerno: degraded: {}: {}", d.domain, d.reason);
+        tracing::warn!(domain = %d.domain, reason = %d.reason, "degraded: {}: {}", d.domain, d.reason);
     }
     shared.install(engine);
     let sampler = {
@@ -224,8 +226,9 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
             .spawn(move || state::sampler(shared))
             .map_err(AgentError::Runtime)?
     };
-    eprintln!(
-        "kerno: probes attached; keeping {} s of 1 s samples",
+    tracing::info!(
+        window_secs = opts.window.as_secs(),
+        "probes attached; keeping {} s of 1 s samples",
         opts.window.as_secs()
     );
 
@@ -238,7 +241,7 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         None => Some(server),
         Some(r) => {
             // The server stopped on its own: say why, and stop too.
-            eprintln!("kerno: the HTTP server stopped: {r:?}");
+            tracing::error!("the HTTP server stopped: {r:?}");
             None
         }
     };
@@ -274,6 +277,6 @@ async fn stop(
     drop(engine);
     let _ = std::fs::remove_file(socket);
     if had_probes {
-        eprintln!("kerno: agent stopped; probes detached");
+        tracing::info!("agent stopped; probes detached");
     }
 }

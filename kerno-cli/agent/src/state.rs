@@ -208,7 +208,7 @@ pub(crate) fn sampler(shared: Arc<Shared>) {
             }
         }));
         if step.is_err() {
-            eprintln!("kerno: the sampling step panicked; the agent keeps going");
+            tracing::error!("the sampling step panicked; the agent keeps going");
         }
         next += Duration::from_secs(1);
         let now = Instant::now();
@@ -256,9 +256,12 @@ fn tick(shared: &Shared, last_log: &mut Vec<Option<Instant>>) -> Vec<Option<Arc<
                         || last_log[i]
                             .is_none_or(|t| at.duration_since(t) >= Duration::from_secs(60))
                     {
-                        eprintln!(
-                            "kerno: collector {}: {msg} ({} errors so far; the agent keeps going)",
-                            c.name, c.errors
+                        tracing::warn!(
+                            collector = %c.name,
+                            errors = c.errors,
+                            "collector {}: {msg} ({} errors so far; the agent keeps going)",
+                            c.name,
+                            c.errors
                         );
                         last_log[i] = Some(at);
                     }
