@@ -79,6 +79,11 @@ pub enum AiError {
     /// The provider answered with an error, or with something that is not an answer.
     #[error("{0}")]
     Reply(String),
+    /// `summary` mode sends no text, so there is nothing to ask about log lines.
+    #[error(
+        "ai.privacy summary sends no text, so kernel log lines cannot be asked about: use redacted (names replaced) or full"
+    )]
+    Summary,
     /// `ai.rate_per_minute` calls were made in the last minute.
     #[error(
         "rate limit reached ({rate} calls a minute, ai.rate_per_minute); next call in {wait:.0} s"
@@ -201,8 +206,44 @@ impl PostProcessor {
     pub fn prepare(&self, report: &Report) -> Result<Prepared, AiError> {
         let inventory = Inventory::from_report(report);
         let payload = payload::build(report, self.cfg.privacy, &inventory);
+        self.seal(SYSTEM_PROMPT, payload, &inventory)
+    }
+
+    /// Build the request for the lines `kerno explain` does not know (the known ones are
+    /// explained offline and never sent). `summary` mode sends no text at all, so it
+    /// cannot ask about log lines: that is an error naming the modes that can.
+    pub fn prepare_unknown(
+        &self,
+        explanation: &kerno_core::explain::Explanation,
+    ) -> Result<Prepared, AiError> {
+        if self.cfg.privacy == AiPrivacy::Summary {
+            return Err(AiError::Summary);
+        }
+        let inventory =
+            Inventory::from_value(&serde_json::to_value(explanation).unwrap_or_default());
+        let payload = payload::build_unknown(explanation, self.cfg.privacy, &inventory);
+        self.seal(payload::EXPLAIN_PROMPT, payload, &inventory)
+    }
+
+    /// The analysis of `explanation`'s unknown lines; never an error.
+    pub fn explain_unknown(&self, explanation: &kerno_core::explain::Explanation) -> Analysis {
+        match self.prepare_unknown(explanation).and_then(|p| self.run(p)) {
+            Ok(a) => a,
+            Err(e) => Analysis::Failed {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// The tripwire over `payload`, then the request and its cache key.
+    fn seal(
+        &self,
+        system: &str,
+        payload: Payload,
+        inventory: &Inventory,
+    ) -> Result<Prepared, AiError> {
         if self.cfg.privacy != AiPrivacy::Full {
-            redact::check(&payload.text, &inventory).map_err(|l| AiError::Leak(l.to_string()))?;
+            redact::check(&payload.text, inventory).map_err(|l| AiError::Leak(l.to_string()))?;
         }
         let model = self.cfg.model();
         let request = provider::request(
@@ -210,7 +251,7 @@ impl PostProcessor {
             self.cfg.endpoint.as_deref(),
             model,
             self.cfg.max_tokens,
-            SYSTEM_PROMPT,
+            system,
             &payload.text,
             self.key.as_deref(),
         );
@@ -219,7 +260,7 @@ impl PostProcessor {
             &request.url,
             model,
             &self.cfg.max_tokens.to_string(),
-            SYSTEM_PROMPT,
+            system,
             &payload.text,
         ]);
         Ok(Prepared {
@@ -246,7 +287,11 @@ impl PostProcessor {
 
     /// The analysis of `report`, or why there is none.
     pub fn try_analyze(&self, report: &Report) -> Result<Analysis, AiError> {
-        let prepared = self.prepare(report)?;
+        self.run(self.prepare(report)?)
+    }
+
+    /// Send a prepared request (or take its answer from the cache).
+    fn run(&self, prepared: Prepared) -> Result<Analysis, AiError> {
         let cache = self.cache();
         let (raw, cached) = match cache.as_ref().and_then(|c| c.get(&prepared.cache_key)) {
             Some(text) => (text, true),

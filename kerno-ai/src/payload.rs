@@ -134,3 +134,46 @@ fn round(v: f64) -> f64 {
         0.0
     }
 }
+
+/// The instructions sent with `kerno explain --ai`'s unknown lines.
+pub const EXPLAIN_PROMPT: &str = "You assist an on-call SRE. These Linux kernel log messages \
+(JSON, with how often each came) are not in the offline knowledge base of Kerno, a kernel \
+diagnosis tool. Names, addresses and ids may be replaced by placeholders such as <pid-1> or \
+<ip-2>: use them exactly as written. For each message, in at most three short sentences: what \
+the kernel is saying, whether it is harmless or needs action, and what to check or do. Say \
+so plainly when a message is too vague to tell. Plain text, at most 250 words in all.";
+
+/// How many distinct unknown lines one request carries at most.
+pub const UNKNOWN_LINES_SENT: usize = 40;
+
+/// The payload of `kerno explain --ai`: the unknown lines (the first
+/// [`UNKNOWN_LINES_SENT`]), each with its count, redacted in `redacted` mode.
+pub fn build_unknown(
+    e: &kerno_core::explain::Explanation,
+    privacy: AiPrivacy,
+    inventory: &Inventory,
+) -> Payload {
+    let mut redactor = (privacy == AiPrivacy::Redacted).then(|| Redactor::new(inventory));
+    let lines: Vec<Value> = e
+        .unknown
+        .iter()
+        .take(UNKNOWN_LINES_SENT)
+        .map(|u| {
+            let text = match &mut redactor {
+                Some(r) => r.redact(&u.text),
+                None => u.text.clone(),
+            };
+            json!({"message": text, "count": u.count})
+        })
+        .collect();
+    let doc = json!({
+        "privacy": privacy.name(),
+        "unknown_kernel_messages": lines,
+        "not_sent": e.unknown.len().saturating_sub(UNKNOWN_LINES_SENT),
+    });
+    Payload {
+        privacy,
+        text: serde_json::to_string_pretty(&doc).unwrap_or_default(),
+        redactor,
+    }
+}

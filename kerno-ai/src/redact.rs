@@ -105,6 +105,14 @@ impl Inventory {
         inv
     }
 
+    /// Every name in any JSON document, found by the same keys as in a report
+    /// (`comm`, `pid`, `cgroup`, `pod`, ...).
+    pub fn from_value(v: &Value) -> Inventory {
+        let mut inv = Inventory::default();
+        inv.walk(v, None);
+        inv
+    }
+
     /// Add a name of `kind`. Values shorter than two characters are ignored: they cannot
     /// be told from the text around them.
     pub fn add(&mut self, kind: Kind, value: &str) {
@@ -396,7 +404,12 @@ pub fn check(payload: &str, inventory: &Inventory) -> Result<(), Leak> {
                 });
             }
         }
-        if let Some(sp) = detect(s).into_iter().next() {
+        // A detector that matched only around a placeholder (`comm="<comm-1>"`) found
+        // nothing new.
+        if let Some(sp) = detect(s)
+            .into_iter()
+            .find(|sp| !s[sp.start..sp.end].contains('\u{1}'))
+        {
             return Err(Leak {
                 kind: sp.kind,
                 how: "found by a detector",
@@ -525,6 +538,8 @@ fn detectors() -> &'static [Detector] {
             // `user@host` (ssh, scp): the user part; the host is a name of its own.
             d(r"\b([a-z_][a-z0-9_-]{0,31})@[A-Za-z0-9<]", Kind::User, true, always),
             d(r"(?i)\buid[=:]\s*(\d+)", Kind::User, true, always),
+            // Audit and kernel `key=value` names: `comm="sshd"`, `exe="/usr/bin/x"`.
+            d(r#"\b(?:comm|exe|name)="([^"]+)""#, Kind::Comm, true, always),
             d(r"\bffff[0-9a-f]{12}\b", Kind::Pointer, false, always),
             d(
                 r"(?i)\b[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}\b",

@@ -342,6 +342,14 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
 
+    /// Ask the AI provider (the config's `ai:` section; docs/ai.md) about the lines the knowledge base does not know; known lines are explained offline and never sent. Needs ai.privacy redacted or full
+    #[arg(long, conflicts_with = "rule")]
+    pub ai: bool,
+
+    /// With --ai: print the exact request that would be sent (key hidden) and send nothing
+    #[arg(long, requires = "ai")]
+    pub dry_run: bool,
+
     #[command(flatten)]
     pub cfg: ConfigArgs,
 

@@ -80,6 +80,34 @@ pub fn run(args: ExplainArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Fail
         })?;
         explain::explain_entries(log.entries, &log.source, &opts)
     };
+    let mut e = e;
+    if args.ai {
+        if args.dry_run {
+            let text = kerno_ai::PostProcessor::for_dry_run(&cfg.ai)
+                .and_then(|pp| pp.prepare_unknown(&e))
+                .map_err(|err| Failure::from(anyhow::anyhow!("--dry-run: {err}")))?
+                .describe();
+            print!("{text}");
+            eprintln!("kerno: --dry-run: nothing was sent");
+            return Ok(crate::exit::OK);
+        }
+        if e.unknown.is_empty() {
+            eprintln!(
+                "kerno: every line is in the knowledge base; nothing was sent to the AI provider"
+            );
+        } else {
+            let analysis = match kerno_ai::PostProcessor::new(&cfg.ai) {
+                Ok(pp) => pp.explain_unknown(&e),
+                Err(err) => kerno_core::Analysis::Failed {
+                    reason: err.to_string(),
+                },
+            };
+            if let kerno_core::Analysis::Failed { reason } = &analysis {
+                eprintln!("kerno: no AI analysis: {reason}");
+            }
+            e.analysis = Some(analysis);
+        }
+    }
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&e)?),
         _ => print!("{}", explain::pretty(&e)),

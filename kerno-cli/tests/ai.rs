@@ -310,3 +310,62 @@ fn no_connection_without_ai_seen_by_an_observer() {
     assert_eq!(seen.lock().unwrap().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `kerno explain --ai`: only the lines the knowledge base does not know are sent
+/// (redacted), the known ones are explained offline; `summary` mode sends no text, so it
+/// says it cannot ask about log lines.
+#[test]
+fn explain_sends_only_unknown_lines() {
+    let dir = tmp("explain");
+    let (url, seen) = ollama("<comm-1> on <ip-1> is a vendor driver message: harmless.");
+    let known = "Out of memory: Killed process 4121 (java) total-vm:100kB, anon-rss:90kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:8kB oom_score_adj:0";
+    let unknown = r#"frobnicator: comm="vendord" peer 10.9.8.7 said hello"#;
+    let lines = format!("{known}\n{unknown}\n");
+    let o = kerno(&dir, &url, &["explain", "--ai", &lines]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("Analysis of the unknown lines (AI: ollama"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vendord on 10.9.8.7 is a vendor driver message"),
+        "{text}"
+    );
+    let sent = seen.lock().unwrap();
+    assert_eq!(sent.len(), 1);
+    let content = sent[0]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        content.contains("frobnicator") && !content.contains("vendord"),
+        "{content}"
+    );
+    assert!(
+        !content.contains("10.9.8.7") && !content.contains("Killed process"),
+        "{content}"
+    );
+    drop(sent);
+    // JSON carries the analysis too.
+    let j = kerno(&dir, &url, &["explain", "--ai", "-o", "json", &lines]);
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(v["analysis"]["status"], "ok", "{v}");
+    assert_eq!(
+        v["analysis"]["cached"], true,
+        "the same lines: the cached answer"
+    );
+    // Known lines only: nothing to ask.
+    let o = kerno(&dir, &url, &["explain", "--ai", known]);
+    assert!(err(&o).contains("nothing was sent"), "{}", err(&o));
+    // Summary mode cannot ask about text.
+    let o = Command::new(env!("CARGO_BIN_EXE_kerno"))
+        .args(["explain", "--ai", unknown])
+        .env_remove("KERNO_CONFIG")
+        .env("HOME", &dir)
+        .env("KERNO_AI_PROVIDER", "ollama")
+        .env("KERNO_AI_ENDPOINT", &url)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(err(&o).contains("summary sends no text"), "{}", err(&o));
+    assert_eq!(seen.lock().unwrap().len(), 1, "no request in summary mode");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

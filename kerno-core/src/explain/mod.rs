@@ -227,6 +227,10 @@ pub struct Explanation {
     /// Lines nothing matched, in first-seen order, each once with its count: for a
     /// person, or an AI post-processor, to look at.
     pub unknown: Vec<Unknown>,
+    /// The AI post-processor's reading of the unknown lines (`kerno explain --ai`), when
+    /// one was asked for; the known lines are always explained offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::Analysis>,
 }
 
 /// Lines that continue an open report: stack frames, registers, the memory summary, the
@@ -616,6 +620,7 @@ pub fn explain_entries(
         binary_lines: binary,
         groups: group(events, opts),
         unknown,
+        analysis: None,
     }
 }
 

@@ -154,6 +154,23 @@ pub fn pretty(e: &Explanation) -> String {
             );
         }
     }
+    if let Some(crate::Analysis::Ok {
+        provider,
+        model,
+        privacy,
+        text,
+        cached,
+    }) = &e.analysis
+    {
+        let _ = writeln!(
+            out,
+            "\nAnalysis of the unknown lines (AI: {provider} {model}, privacy {privacy}{}; advice, not a finding):",
+            if *cached { ", cached" } else { "" }
+        );
+        for line in text.trim().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     out
 }
 
