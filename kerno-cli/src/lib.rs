@@ -21,6 +21,7 @@
 mod chaos_cmd;
 mod cli;
 mod doctor;
+mod predict_cmd;
 mod rules_cmd;
 mod signal;
 mod start;
@@ -98,6 +99,7 @@ pub fn main_with(rules: RuleSet) -> ExitCode {
         Command::Rules(args) => rules_cmd::run(args, rules),
         Command::Start(args) => start::run(args, rules),
         Command::Chaos(args) => chaos_cmd::run(args),
+        Command::Predict(args) => predict_cmd::run(args, rules),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -39,6 +39,7 @@ pub fn run(args: StartArgs, rules: RuleSet) -> Result<u8, Failure> {
         thresholds: cfg.thresholds.clone(),
         findings_window: Duration::from_secs(30).min(cfg.agent.window),
         update_every: Duration::from_secs(5),
+        levels_every: cfg.agent.levels_every,
     };
     match kerno_agent::run(opts) {
         Ok(()) => Ok(exit::OK),

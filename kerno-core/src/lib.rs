@@ -14,6 +14,7 @@
 //! - [`Config`]: configuration from file, `KERNO_*` environment and flags;
 //! - [`attribution`]: whose a process or cgroup is (pod, container, systemd unit), from
 //!   node-local files alone; [`host`]: the host root, node name and environment;
+//! - [`predict`]: what will run out (memory, descriptors, ...) and when, from a window;
 //! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients.
 //!
 //! ```
@@ -35,6 +36,7 @@ mod error;
 mod finding;
 mod histogram;
 pub mod host;
+pub mod predict;
 pub mod procfs;
 pub mod readiness;
 pub mod render;

@@ -53,6 +53,10 @@ pub struct Signals {
     /// Memory: host, cgroups, PSI.
     #[serde(default)]
     pub memory: Option<MemorySignals>,
+    /// Open descriptors per process counted in /proc (no eBPF), with their limits and
+    /// series: what `kerno predict` projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_counts: Option<FdCountSignals>,
     /// Signals from custom collectors, by collector name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,
@@ -586,6 +590,28 @@ impl FdSignals {
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         v
     }
+}
+
+/// Open descriptors counted in `/proc/<pid>/fd` at each sample (no eBPF needed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FdCountSignals {
+    /// How many processes were counted.
+    pub processes_counted: usize,
+    /// The processes whose count grew over the window, fastest first (at most a few dozen).
+    pub processes: Vec<FdCount>,
+}
+
+/// One process's open descriptors over the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FdCount {
+    /// The process.
+    pub process: Process,
+    /// Open descriptors at the last sample.
+    pub open_fds: u64,
+    /// Soft `RLIMIT_NOFILE` at the end (`None`: unreadable).
+    pub soft_limit: Option<u64>,
+    /// Open descriptors at every sample, oldest first.
+    pub series: Series,
 }
 
 impl FdProcess {

@@ -1,6 +1,7 @@
 //! The built-in collectors: kernel maps (through kerno-probes) and procfs/cgroupfs.
 
 mod disk;
+mod fd_counts;
 mod fds;
 mod layered;
 mod lost;
@@ -11,6 +12,7 @@ mod syscalls;
 mod tcp;
 
 pub use disk::DiskCollector;
+pub use fd_counts::FdCountCollector;
 pub use fds::FdCollector;
 pub use lost::LostCollector;
 pub use memory::MemoryCollector;

@@ -1,0 +1,135 @@
+//! The levels a window's signals hold: each thing with a limit, and its series.
+
+use std::collections::HashSet;
+
+use super::{Level, Resource};
+use crate::{Series, Signals};
+
+/// Every level in `signals` with a limit and a series: host memory, each memory cgroup's
+/// working set (usage when `memory.stat` is unreadable; the kubelet counts the working set,
+/// and page cache is dropped at the limit rather than OOM-killed), each process's open
+/// descriptors (counted in /proc, or from the descriptor probe's net opens when only that
+/// is there).
+pub fn levels(signals: &Signals) -> Vec<Level> {
+    let mut out = Vec::new();
+    if let Some(m) = &signals.memory {
+        if m.total_bytes > 0 && !m.used_series.is_empty() {
+            out.push(Level::new(
+                Resource::HostMemory,
+                "host",
+                m.total_bytes as f64,
+                m.used_series.clone(),
+            ));
+        }
+        for c in &m.cgroups {
+            let series = if c.working_set_series.len() == c.usage_series.len()
+                && !c.working_set_series.is_empty()
+            {
+                c.working_set_series.clone()
+            } else {
+                c.usage_series.clone()
+            };
+            if series.is_empty() {
+                continue;
+            }
+            out.push(Level {
+                resource: Resource::CgroupMemory,
+                what: c.path.clone(),
+                process: None,
+                cgroup: Some(c.path.clone()),
+                pod: c.pod.clone().or_else(|| c.attribution.pod()),
+                limit: c.limit_bytes as f64,
+                series,
+            });
+        }
+    }
+    let mut seen = HashSet::new();
+    if let Some(fc) = &signals.fd_counts {
+        for p in &fc.processes {
+            let Some(limit) = p.soft_limit else { continue };
+            seen.insert(p.process.pid);
+            out.push(Level {
+                resource: Resource::Fds,
+                what: format!("pid {} ({})", p.process.pid, p.process.comm),
+                process: Some(p.process.clone()),
+                cgroup: p.process.cgroup.clone(),
+                pod: p.process.pod.clone(),
+                limit: limit as f64,
+                series: p.series.clone(),
+            });
+        }
+    }
+    if let Some(fds) = &signals.fds {
+        for p in &fds.processes {
+            let (Some(open), Some(limit), Some(net_end)) =
+                (p.open_fds, p.soft_limit, p.net_series.last())
+            else {
+                continue;
+            };
+            if !seen.insert(p.process.pid) {
+                continue;
+            }
+            // The count at each sample: the count now, less what was opened since.
+            let series = Series::from_points(
+                p.net_series
+                    .0
+                    .iter()
+                    .map(|(t, net)| (*t, open as f64 - (net_end - net))),
+            );
+            out.push(Level {
+                resource: Resource::Fds,
+                what: format!("pid {} ({})", p.process.pid, p.process.comm),
+                process: Some(p.process.clone()),
+                cgroup: p.process.cgroup.clone(),
+                pod: p.process.pod.clone(),
+                limit: limit as f64,
+                series,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CgroupMemory, FdProcess, FdSignals, MemorySignals, Process};
+
+    #[test]
+    fn working_sets_and_descriptor_counts_become_levels() {
+        let s = Signals {
+            memory: Some(MemorySignals {
+                total_bytes: 1000,
+                used_series: Series::from_points([(0, 1.0), (1000, 2.0)]),
+                cgroups: vec![CgroupMemory {
+                    path: "/a".into(),
+                    limit_bytes: 500,
+                    usage_series: Series::from_points([(0, 100.0), (1000, 200.0)]),
+                    working_set_series: Series::from_points([(0, 50.0), (1000, 60.0)]),
+                    ..CgroupMemory::default()
+                }],
+                ..MemorySignals::default()
+            }),
+            fds: Some(FdSignals {
+                processes: vec![FdProcess {
+                    process: Process {
+                        pid: 7,
+                        comm: "leaky".into(),
+                        ..Process::default()
+                    },
+                    open_fds: Some(110),
+                    soft_limit: Some(1024),
+                    net_series: Series::from_points([(0, 0.0), (1000, 4.0), (2000, 10.0)]),
+                    ..FdProcess::default()
+                }],
+            }),
+            ..Signals::default()
+        };
+        let l = levels(&s);
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[1].series.last(), Some(60.0), "the working set");
+        assert_eq!(l[2].what, "pid 7 (leaky)");
+        let counts: Vec<f64> = l[2].series.0.iter().map(|p| p.1).collect();
+        assert_eq!(counts, vec![100.0, 104.0, 110.0]);
+    }
+}
