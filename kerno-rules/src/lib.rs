@@ -34,7 +34,7 @@ macro_rules! builtin_rules {
         ///
         /// `disk-io`, `oom-kill`, `tcp-retransmits`, `tcp-rtt`, `sched-contention`, `fd-leak`,
         /// `syscall-latency`, `oom-imminent`, `syscall-errors`, `memory-pressure`,
-        /// `network-latency`.
+        /// `network-latency`, `filesystem-full`.
         pub fn builtin() -> Vec<Box<dyn Rule>> {
             vec![$(Box::new($rule)),+]
         }
@@ -53,6 +53,7 @@ builtin_rules! {
     syscall_errors => SyscallErrors,
     memory_pressure => MemoryPressure,
     network_latency => NetworkLatency,
+    filesystem_full => FilesystemFull,
 }
 
 /// The thresholds of the built-in rules, for checking configuration and listing them.
@@ -84,6 +85,7 @@ mod tests {
                 "syscall-errors",
                 "memory-pressure",
                 "network-latency",
+                "filesystem-full",
             ]
         );
         for r in super::builtin() {
@@ -97,7 +99,7 @@ mod tests {
         let reg = super::thresholds();
         assert!(reg.conflicts().is_empty(), "{:?}", reg.conflicts());
         let keys = reg.keys();
-        assert_eq!(keys.len(), 30, "{keys:?}");
+        assert_eq!(keys.len(), 35, "{keys:?}");
         for (rule, spec) in reg.iter() {
             assert!(super::builtin().iter().any(|r| r.id() == rule));
             assert!(
