@@ -34,7 +34,7 @@ macro_rules! builtin_rules {
         ///
         /// `disk-io`, `oom-kill`, `tcp-retransmits`, `tcp-rtt`, `sched-contention`, `fd-leak`,
         /// `syscall-latency`, `oom-imminent`, `syscall-errors`, `memory-pressure`,
-        /// `network-latency`, `filesystem-full`.
+        /// `network-latency`, `filesystem-full`, `conntrack-full`, `pid-exhaustion`.
         pub fn builtin() -> Vec<Box<dyn Rule>> {
             vec![$(Box::new($rule)),+]
         }
@@ -54,6 +54,8 @@ builtin_rules! {
     memory_pressure => MemoryPressure,
     network_latency => NetworkLatency,
     filesystem_full => FilesystemFull,
+    conntrack_full => ConntrackFull,
+    pid_exhaustion => PidExhaustion,
 }
 
 /// The thresholds of the built-in rules, for checking configuration and listing them.
@@ -86,6 +88,8 @@ mod tests {
                 "memory-pressure",
                 "network-latency",
                 "filesystem-full",
+                "conntrack-full",
+                "pid-exhaustion",
             ]
         );
         for r in super::builtin() {
@@ -99,7 +103,7 @@ mod tests {
         let reg = super::thresholds();
         assert!(reg.conflicts().is_empty(), "{:?}", reg.conflicts());
         let keys = reg.keys();
-        assert_eq!(keys.len(), 35, "{keys:?}");
+        assert_eq!(keys.len(), 42, "{keys:?}");
         for (rule, spec) in reg.iter() {
             assert!(super::builtin().iter().any(|r| r.id() == rule));
             assert!(
