@@ -37,8 +37,12 @@ pub enum Command {
     /// Induce a real incident (CPU contention, slow disk, packet loss, OOM...) to see Kerno
     /// diagnose it; needs root.
     Chaos(ChaosArgs),
-    /// Predict what will run out, and when: memory per cgroup and host, file descriptors
-    /// per process, each with its trend, ETA and confidence, soonest first.
+    /// Predict what will run out, and when: memory, descriptors, disk space and inodes,
+    /// pids, conntrack entries, each with its trend, ETA and confidence, soonest first.
+    ///
+    /// Watched: memory per cgroup and of the host, file descriptors per process,
+    /// filesystem space and inodes (the kubelet's and the runtime's named), pids per cgroup
+    /// and of the host, conntrack entries per network namespace.
     ///
     /// With a `kerno start` agent running, its history answers at once; otherwise (or with
     /// --standalone, --snapshots or --interval) levels are sampled here from /proc and

@@ -9,7 +9,9 @@ use crate::{Series, Signals};
 /// working set (usage when `memory.stat` is unreadable; the kubelet counts the working set,
 /// and page cache is dropped at the limit rather than OOM-killed), each process's open
 /// descriptors (counted in /proc, or from the descriptor probe's net opens when only that
-/// is there).
+/// is there), each filesystem's space and inodes (used as node-exporter and the kubelet
+/// count it: the root reserve is used), the host's tasks and each pids cgroup's, and each
+/// network namespace's conntrack entries.
 pub fn levels(signals: &Signals) -> Vec<Level> {
     let mut out = Vec::new();
     if let Some(m) = &signals.memory {
@@ -84,6 +86,71 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
                 pod: p.process.pod.clone(),
                 limit: limit as f64,
                 series,
+            });
+        }
+    }
+    if let Some(fs) = &signals.filesystem {
+        for f in &fs.filesystems {
+            let mut what = f.label();
+            if !f.roles.is_empty() {
+                what = format!("{what} [{}]", f.roles.join(", "));
+            }
+            if f.size_bytes > 0 && !f.used_series.is_empty() {
+                out.push(Level::new(
+                    Resource::FsSpace,
+                    what.clone(),
+                    f.size_bytes as f64,
+                    f.used_series.clone(),
+                ));
+            }
+            if f.inodes > 0 && !f.inodes_used_series.is_empty() {
+                out.push(Level::new(
+                    Resource::FsInodes,
+                    what,
+                    f.inodes as f64,
+                    f.inodes_used_series.clone(),
+                ));
+            }
+        }
+    }
+    if let Some(p) = &signals.pids {
+        let limit = p.host_limit();
+        if limit > 0 && !p.threads_series.is_empty() {
+            out.push(Level::new(
+                Resource::HostPids,
+                "host",
+                limit as f64,
+                p.threads_series.clone(),
+            ));
+        }
+        for c in &p.cgroups {
+            if c.current_series.is_empty() {
+                continue;
+            }
+            out.push(Level {
+                resource: Resource::CgroupPids,
+                what: c.path.clone(),
+                process: None,
+                cgroup: Some(c.path.clone()),
+                pod: c.attribution.pod(),
+                limit: c.limit as f64,
+                series: c.current_series.clone(),
+            });
+        }
+    }
+    if let Some(ct) = &signals.conntrack {
+        for n in &ct.namespaces {
+            if ct.max == 0 || n.count_series.is_empty() {
+                continue;
+            }
+            out.push(Level {
+                resource: Resource::Conntrack,
+                what: n.label(),
+                process: (!n.host).then(|| n.process.clone()),
+                cgroup: None,
+                pod: n.process.pod.clone(),
+                limit: ct.max as f64,
+                series: n.count_series.clone(),
             });
         }
     }

@@ -48,6 +48,17 @@ pub enum Resource {
     CgroupMemory,
     /// A process's open descriptors against its soft `RLIMIT_NOFILE`.
     Fds,
+    /// A filesystem's space used (size − available to unprivileged writers) against its
+    /// size.
+    FsSpace,
+    /// A filesystem's inodes used against its inode count.
+    FsInodes,
+    /// A pids cgroup's tasks against its `pids.max`.
+    CgroupPids,
+    /// The host's tasks against the smaller of `pid_max` and `threads-max`.
+    HostPids,
+    /// A network namespace's tracked connections against `nf_conntrack_max`.
+    Conntrack,
 }
 
 /// How a resource's amounts are counted.
@@ -67,6 +78,11 @@ impl Resource {
             Resource::HostMemory => "host_memory",
             Resource::CgroupMemory => "cgroup_memory",
             Resource::Fds => "fds",
+            Resource::FsSpace => "fs_space",
+            Resource::FsInodes => "fs_inodes",
+            Resource::CgroupPids => "cgroup_pids",
+            Resource::HostPids => "host_pids",
+            Resource::Conntrack => "conntrack",
         }
     }
 
@@ -76,19 +92,35 @@ impl Resource {
             Resource::HostMemory => "host memory",
             Resource::CgroupMemory => "memory",
             Resource::Fds => "file descriptors",
+            Resource::FsSpace => "space",
+            Resource::FsInodes => "inodes",
+            Resource::CgroupPids => "pids",
+            Resource::HostPids => "host pids",
+            Resource::Conntrack => "conntrack entries",
         }
     }
 
     /// Whether its noun is plural (`file descriptors run out`).
     pub fn plural(self) -> bool {
-        matches!(self, Resource::Fds)
+        matches!(
+            self,
+            Resource::Fds
+                | Resource::FsInodes
+                | Resource::CgroupPids
+                | Resource::HostPids
+                | Resource::Conntrack
+        )
     }
 
     /// Its unit.
     pub fn unit(self) -> Unit {
         match self {
-            Resource::HostMemory | Resource::CgroupMemory => Unit::Bytes,
-            Resource::Fds => Unit::Count,
+            Resource::HostMemory | Resource::CgroupMemory | Resource::FsSpace => Unit::Bytes,
+            Resource::Fds
+            | Resource::FsInodes
+            | Resource::CgroupPids
+            | Resource::HostPids
+            | Resource::Conntrack => Unit::Count,
         }
     }
 
@@ -100,6 +132,17 @@ impl Resource {
             }
             Resource::CgroupMemory => "the cgroup's processes are OOM-killed",
             Resource::Fds => "open(), socket() and accept() fail with EMFILE",
+            Resource::FsSpace => {
+                "writes fail with ENOSPC (the kubelet evicts pods first when it is its nodefs or imagefs: 10% and 15% available by default)"
+            }
+            Resource::FsInodes => {
+                "file creation fails with ENOSPC though space is left (the kubelet evicts at 5% inodes free on its nodefs)"
+            }
+            Resource::CgroupPids => "fork() and pthread_create() in the cgroup fail with EAGAIN",
+            Resource::HostPids => "fork() and pthread_create() fail with EAGAIN on the whole host",
+            Resource::Conntrack => {
+                "new connections are dropped (\"nf_conntrack: table full, dropping packet\")"
+            }
         }
     }
 
@@ -107,10 +150,12 @@ impl Resource {
     /// unit): a few pages or a handful of descriptors is not a trend worth a warning.
     pub fn min_growth(self, limit: f64) -> f64 {
         match self {
-            Resource::HostMemory | Resource::CgroupMemory => {
+            Resource::HostMemory | Resource::CgroupMemory | Resource::FsSpace => {
                 (1024.0 * 1024.0f64).max(0.005 * limit)
             }
             Resource::Fds => 8f64.max(0.005 * limit),
+            Resource::CgroupPids | Resource::HostPids => 4f64.max(0.005 * limit),
+            Resource::FsInodes | Resource::Conntrack => 64f64.max(0.005 * limit),
         }
     }
 }

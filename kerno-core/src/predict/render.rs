@@ -72,6 +72,8 @@ fn heading(p: &Prediction) -> String {
     match p.resource {
         super::Resource::HostMemory => "host memory".to_string(),
         super::Resource::CgroupMemory => format!("memory of cgroup {who}"),
+        super::Resource::CgroupPids => format!("pids of cgroup {who}"),
+        super::Resource::HostPids => "host pids (tasks)".to_string(),
         _ => format!("{} of {who}", p.resource.noun()),
     }
 }

@@ -7,15 +7,21 @@ use std::{
 
 use crate::{
     CoreError, Degraded, Engine, Sample, Signals,
-    collectors::{FdCountCollector, MemoryCollector},
+    collectors::{
+        ConntrackCollector, FdCountCollector, FilesystemCollector, MemoryCollector, PidsCollector,
+    },
 };
 
 /// An engine with the collectors predictions need, all from procfs and cgroupfs (no eBPF,
-/// no probes): memory (host and cgroups) and descriptor counts.
+/// no probes): memory (host and cgroups), descriptor counts, filesystems, pids (host and
+/// cgroups) and conntrack.
 pub fn engine() -> Engine {
     let mut e = Engine::new();
     e.add_collector(Box::new(MemoryCollector::new()))
-        .add_collector(Box::new(FdCountCollector::new()));
+        .add_collector(Box::new(FdCountCollector::new()))
+        .add_collector(Box::new(FilesystemCollector::new()))
+        .add_collector(Box::new(PidsCollector::new()))
+        .add_collector(Box::new(ConntrackCollector::new()));
     e
 }
 
