@@ -568,3 +568,111 @@ fn root_predict_sawtooth_and_steady_levels_are_not_predicted() {
     drop((sw, st, saw, steady));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A `kerno start` agent recording levels every second, on its own socket and port;
+/// stopped (SIGTERM) when dropped.
+struct Agent {
+    child: std::process::Child,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = temp_dir("agent");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("kerno.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "agent:\n  listen: 127.0.0.1:{port}\n  socket: {}\n  levels_every: 1s\n",
+                dir.join("agent.sock").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kerno"))
+            .args(["start", "--config", config.to_str().unwrap()])
+            .env_remove("KERNO_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn kerno start");
+        Agent { child, dir, config }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..200 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn root_predict_from_the_agents_level_history() {
+    const LIMIT: u64 = 64;
+    let agent = Agent::start();
+    let dev_null = CString::new("/dev/null").unwrap();
+    let mut w = Worker::fork(|| {
+        // SAFETY: system calls only, as in the descriptor test.
+        unsafe {
+            for fd in 3..4096 {
+                libc::close(fd);
+            }
+            let lim = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            let start = mono_now();
+            let mut k = 0u64;
+            loop {
+                sleep_until(start, k * 1_000_000_000);
+                libc::open(dev_null.as_ptr(), libc::O_RDONLY);
+                k += 1;
+            }
+        }
+    });
+    let pid = w.pid;
+    let t0 = w.start();
+    // The agent records a level sample a second from its start; ten or more make a line.
+    std::thread::sleep(Duration::from_secs(11));
+    let started = std::time::Instant::now();
+    let o = kerno(&[
+        "predict",
+        "--config",
+        agent.config.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered from the agent's history at once"
+    );
+    assert!(err.contains("levels from the running agent"), "{err}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["source"]["kind"], "agent", "{v:#}");
+    assert!(v["source"]["snapshots"].as_u64().unwrap() >= 10, "{v:#}");
+    let p = find(&v, "fds", |p| p["process"]["pid"] == pid);
+    let true_at = t0 + (LIMIT - 4) * 1000;
+    let e = eta_error("fd leak from the agent's history", &v, p, true_at);
+    assert!(e < 0.2, "{p:#}");
+    drop(w);
+    drop(agent);
+}
