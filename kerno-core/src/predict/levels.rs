@@ -5,6 +5,9 @@ use std::collections::HashSet;
 use super::{Level, Resource};
 use crate::{Series, Signals};
 
+/// The kubelet's default hard eviction threshold `memory.available<100Mi`, bytes.
+const KUBELET_MEMORY_AVAILABLE: f64 = 100.0 * 1024.0 * 1024.0;
+
 /// Every level in `signals` with a limit and a series: host memory, each memory cgroup's
 /// working set (usage when `memory.stat` is unreadable; the kubelet counts the working set,
 /// and page cache is dropped at the limit rather than OOM-killed), each process's open
@@ -16,12 +19,21 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
     let mut out = Vec::new();
     if let Some(m) = &signals.memory {
         if m.total_bytes > 0 && !m.used_series.is_empty() {
-            out.push(Level::new(
+            let mut host = Level::new(
                 Resource::HostMemory,
                 "host",
                 m.total_bytes as f64,
                 m.used_series.clone(),
-            ));
+            );
+            if signals.host.environment == "kubernetes" {
+                // The kubelet evicts first, at memory.available < 100Mi by default.
+                host.limit = (m.total_bytes as f64 - KUBELET_MEMORY_AVAILABLE).max(0.0);
+                host.consequence = Some(
+                    "the kubelet evicts pods (memory.available under 100 MiB, its default), then the OOM killer picks a victim"
+                        .into(),
+                );
+            }
+            out.push(host);
         }
         for c in &m.cgroups {
             let series = if c.working_set_series.len() == c.usage_series.len()
@@ -41,6 +53,7 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
                 cgroup: Some(c.path.clone()),
                 pod: c.pod.clone().or_else(|| c.attribution.pod()),
                 limit: c.limit_bytes as f64,
+                consequence: None,
                 series,
             });
         }
@@ -57,6 +70,7 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
                 cgroup: p.process.cgroup.clone(),
                 pod: p.process.pod.clone(),
                 limit: limit as f64,
+                consequence: None,
                 series: p.series.clone(),
             });
         }
@@ -85,6 +99,7 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
                 cgroup: p.process.cgroup.clone(),
                 pod: p.process.pod.clone(),
                 limit: limit as f64,
+                consequence: None,
                 series,
             });
         }
@@ -95,21 +110,47 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
             if !f.roles.is_empty() {
                 what = format!("{what} [{}]", f.roles.join(", "));
             }
+            let role = |r: &str| f.roles.iter().any(|x| x == r);
+            let imagefs = role("containerd") || role("docker");
             if f.size_bytes > 0 && !f.used_series.is_empty() {
-                out.push(Level::new(
+                let mut l = Level::new(
                     Resource::FsSpace,
                     what.clone(),
                     f.size_bytes as f64,
                     f.used_series.clone(),
-                ));
+                );
+                // The kubelet's eviction thresholds come before full: imagefs.available
+                // < 15%, nodefs.available < 10% (its defaults).
+                let evict = if imagefs {
+                    Some((0.15, "imagefs.available under 15%"))
+                } else if role("kubelet") {
+                    Some((0.10, "nodefs.available under 10%"))
+                } else {
+                    None
+                };
+                if let Some((share, signal)) = evict {
+                    l.limit = f.size_bytes as f64 * (1.0 - share);
+                    l.consequence = Some(format!(
+                        "the kubelet garbage-collects images and evicts pods ({signal}, its default); writes fail with ENOSPC when it is full"
+                    ));
+                }
+                out.push(l);
             }
             if f.inodes > 0 && !f.inodes_used_series.is_empty() {
-                out.push(Level::new(
+                let mut l = Level::new(
                     Resource::FsInodes,
                     what,
                     f.inodes as f64,
                     f.inodes_used_series.clone(),
-                ));
+                );
+                if role("kubelet") || imagefs {
+                    l.limit = f.inodes as f64 * 0.95;
+                    l.consequence = Some(
+                        "the kubelet evicts pods (inodesFree under 5%, its default); file creation fails with ENOSPC when none is left"
+                            .into(),
+                    );
+                }
+                out.push(l);
             }
         }
     }
@@ -134,6 +175,7 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
                 cgroup: Some(c.path.clone()),
                 pod: c.attribution.pod(),
                 limit: c.limit as f64,
+                consequence: None,
                 series: c.current_series.clone(),
             });
         }
@@ -150,6 +192,7 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
                 cgroup: None,
                 pod: n.process.pod.clone(),
                 limit: ct.max as f64,
+                consequence: None,
                 series: n.count_series.clone(),
             });
         }
@@ -160,7 +203,9 @@ pub fn levels(signals: &Signals) -> Vec<Level> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CgroupMemory, FdProcess, FdSignals, MemorySignals, Process};
+    use crate::{
+        CgroupMemory, FdProcess, FdSignals, Filesystem, FilesystemSignals, MemorySignals, Process,
+    };
 
     #[test]
     fn working_sets_and_descriptor_counts_become_levels() {
@@ -198,5 +243,70 @@ mod tests {
         assert_eq!(l[2].what, "pid 7 (leaky)");
         let counts: Vec<f64> = l[2].series.0.iter().map(|p| p.1).collect();
         assert_eq!(counts, vec![100.0, 104.0, 110.0]);
+    }
+
+    #[test]
+    fn kubelet_filesystems_and_memory_run_out_at_the_eviction_thresholds() {
+        let fs = |mountpoint: &str, roles: &[&str]| Filesystem {
+            mountpoint: mountpoint.into(),
+            device: "/dev/sda1".into(),
+            fstype: "ext4".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            size_bytes: 1000,
+            inodes: 100,
+            used_series: Series::from_points([(0, 1.0), (1000, 2.0)]),
+            inodes_used_series: Series::from_points([(0, 1.0), (1000, 2.0)]),
+            ..Filesystem::default()
+        };
+        let s = Signals {
+            host: crate::Host {
+                environment: "kubernetes".into(),
+                ..crate::Host::default()
+            },
+            memory: Some(MemorySignals {
+                total_bytes: 1 << 30,
+                used_series: Series::from_points([(0, 1.0), (1000, 2.0)]),
+                ..MemorySignals::default()
+            }),
+            filesystem: Some(FilesystemSignals {
+                filesystems: vec![
+                    fs("/var/lib/kubelet", &["kubelet"]),
+                    fs("/", &["kubelet", "containerd"]),
+                    fs("/data", &[]),
+                ],
+            }),
+            ..Signals::default()
+        };
+        let l = levels(&s);
+        let limits: Vec<(Resource, f64)> = l.iter().map(|l| (l.resource, l.limit)).collect();
+        assert_eq!(
+            limits,
+            vec![
+                (
+                    Resource::HostMemory,
+                    (1u64 << 30) as f64 - 100.0 * 1048576.0
+                ),
+                (Resource::FsSpace, 900.0),
+                (Resource::FsInodes, 95.0),
+                (Resource::FsSpace, 850.0),
+                (Resource::FsInodes, 95.0),
+                (Resource::FsSpace, 1000.0),
+                (Resource::FsInodes, 100.0),
+            ]
+        );
+        assert!(
+            l[1].consequence
+                .as_deref()
+                .unwrap()
+                .contains("nodefs.available")
+        );
+        assert!(
+            l[3].consequence
+                .as_deref()
+                .unwrap()
+                .contains("imagefs.available")
+        );
+        assert!(l[5].consequence.is_none());
+        assert!(l[1].what.contains("[kubelet]"), "{}", l[1].what);
     }
 }

@@ -184,7 +184,10 @@ pub fn judge(level: &Level, opts: &PredictOptions) -> Verdict {
         points: t.points,
         span_secs: t.span_secs,
         warn: eta <= opts.warn_within.as_secs_f64(),
-        consequence: level.resource.consequence().to_string(),
+        consequence: level
+            .consequence
+            .clone()
+            .unwrap_or_else(|| level.resource.consequence().to_string()),
     }))
 }
 

@@ -178,6 +178,10 @@ pub struct Level {
     pub pod: Option<String>,
     /// The limit, in the resource's unit.
     pub limit: f64,
+    /// What happens at the limit, when it is not the resource's usual consequence (a
+    /// kubelet eviction threshold rather than the hard limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consequence: Option<String>,
     /// What is used, oldest first (ms since the window's start).
     pub series: Series,
 }
@@ -192,6 +196,7 @@ impl Level {
             cgroup: None,
             pod: None,
             limit,
+            consequence: None,
             series,
         }
     }
