@@ -97,7 +97,7 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub cfg: ConfigArgs,
 
-    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
+    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory, filesystem, pids, conntrack.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
     pub domains: Option<Vec<Domain>>,
 
@@ -147,7 +147,7 @@ pub struct StartArgs {
     #[command(flatten)]
     pub cfg: ConfigArgs,
 
-    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
+    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory, filesystem, pids, conntrack.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
     pub domains: Option<Vec<Domain>>,
 

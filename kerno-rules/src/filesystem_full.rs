@@ -12,7 +12,8 @@ use crate::common::{finding, fmt_byte_rate, fmt_pct, fmt_rate, grade};
 /// the kubelet count it) warns, above `fs_used_crit_pct` it is critical; one filling
 /// steadily (the trend of its per-second series) that will be full within
 /// `fs_fill_eta_secs` warns once past `fs_fill_min_used_pct`, and is critical within
-/// `fs_fill_crit_eta_secs`. The filesystems holding the kubelet's (`/var/lib/kubelet`) and
+/// `fs_fill_crit_eta_secs` (the rate is read only from `fs_fill_min_secs` of window or
+/// more). The filesystems holding the kubelet's (`/var/lib/kubelet`) and
 /// the container runtime's (`/var/lib/containerd`, `/var/lib/docker`) state are named as
 /// such: the kubelet evicts pods when they fill.
 pub struct FilesystemFull;
@@ -65,6 +66,15 @@ pub const FS_FILL_MIN_USED_PCT: ThresholdSpec = ThresholdSpec::number(
     100.0,
     "the time-to-full is only considered for a filesystem more than this share used (bursts on an emptier one are not a countdown)",
 );
+/// `fs_fill_min_secs`: the fill rate is only read from a series this long (s).
+pub const FS_FILL_MIN_SECS: ThresholdSpec = ThresholdSpec::number(
+    "fs_fill_min_secs",
+    20.0,
+    "s",
+    0.0,
+    f64::MAX,
+    "the time-to-full is only read from at least this much of a window (writes come in bursts: a few seconds' rate is not a fill rate)",
+);
 /// The thresholds this rule reads.
 pub const THRESHOLDS: &[ThresholdSpec] = &[
     FS_USED_WARN_PCT,
@@ -72,6 +82,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
     FS_FILL_ETA_SECS,
     FS_FILL_CRIT_ETA_SECS,
     FS_FILL_MIN_USED_PCT,
+    FS_FILL_MIN_SECS,
 ];
 
 /// Space or inodes: what a finding is about.
@@ -90,7 +101,7 @@ struct Reading<'a> {
     filling: Option<(f64, f64)>,
 }
 
-fn reading<'a>(fs: &'a Filesystem, what: Resource) -> Reading<'a> {
+fn reading<'a>(fs: &'a Filesystem, what: Resource, t: &Thresholds) -> Reading<'a> {
     let (used_pct, series, total) = match what {
         Resource::Space => (fs.used_pct(), &fs.used_series, fs.size_bytes as f64),
         Resource::Inodes => (
@@ -99,8 +110,9 @@ fn reading<'a>(fs: &'a Filesystem, what: Resource) -> Reading<'a> {
             fs.inodes as f64,
         ),
     };
+    let min_secs = t.number(&FS_FILL_MIN_SECS);
     let filling = Trend::of(series)
-        .filter(|t| t.sustained(0.0))
+        .filter(|tr| tr.points >= 3 && tr.span_secs >= min_secs && tr.sustained(0.0))
         .and_then(|t| Some((t.eta_secs(total)?, t.slope_per_sec)));
     Reading {
         fs,
@@ -332,7 +344,7 @@ impl Rule for FilesystemFull {
                 // The worse of space and inodes speaks for the filesystem.
                 [Resource::Space, Resource::Inodes]
                     .into_iter()
-                    .map(|w| reading(f, w))
+                    .map(|w| reading(f, w, t))
                     .filter_map(|r| judge(&r, t).map(|j| (r, j)))
                     .max_by(|(a, ja), (b, jb)| {
                         ja.0.cmp(&jb.0).then(a.used_pct.total_cmp(&b.used_pct))
@@ -368,23 +380,30 @@ mod tests {
             inodes: 1_000_000,
             inodes_free: 900_000,
             inodes_free_start: 900_000,
-            used_series: Series::from_points((0..=10).map(|i| (i * 1000, used as f64))),
-            inodes_used_series: Series::from_points((0..=10).map(|i| (i * 1000, 100_000.0))),
+            used_series: Series::from_points((0..=30).map(|i| (i * 1000, used as f64))),
+            inodes_used_series: Series::from_points((0..=30).map(|i| (i * 1000, 100_000.0))),
         }
     }
 
-    /// Filling by `per_sec` bytes a second over the 10 s window, ending at `used`.
-    fn filling(mut f: Filesystem, per_sec: u64) -> Filesystem {
+    /// Filling by `per_sec` bytes a second over a window of `secs`, ending at `used`.
+    fn filling_for(mut f: Filesystem, per_sec: u64, secs: u64) -> Filesystem {
         let end = f.used_bytes();
-        f.avail_start_bytes = f.avail_bytes + 10 * per_sec;
+        f.avail_start_bytes = f.avail_bytes + secs * per_sec;
         f.used_series = Series::from_points(
-            (0..=10).map(|i| (i * 1000, (end - (10 - i) * per_sec) as f64)),
+            (0..=secs).map(|i| (i * 1000, (end - (secs - i) * per_sec) as f64)),
         );
         f
     }
 
+    /// Filling by `per_sec` bytes a second over the 30 s window, ending at `used`.
+    fn filling(f: Filesystem, per_sec: u64) -> Filesystem {
+        filling_for(f, per_sec, 30)
+    }
+
+    /// A 30 s window.
     fn with(list: Vec<Filesystem>) -> Signals {
         let mut s = signals();
+        s.window.duration_ms = 30_000;
         s.filesystem = Some(FilesystemSignals { filesystems: list });
         s
     }
@@ -464,7 +483,12 @@ mod tests {
         let t = Thresholds::default()
             .with(&FS_FILL_MIN_USED_PCT, 75.0)
             .unwrap();
-        assert!(run_with(&FilesystemFull, &with(vec![f]), &t).is_empty());
+        assert!(run_with(&FilesystemFull, &with(vec![f.clone()]), &t).is_empty());
+        // Nor from a few seconds of writes.
+        let short = filling_for(fs("/var", 10 * GIB, 7 * GIB), 2 * MIB, 19);
+        assert!(run(&FilesystemFull, &with(vec![short])).is_empty());
+        let long = filling_for(fs("/var", 10 * GIB, 7 * GIB), 2 * MIB, 20);
+        assert_eq!(run(&FilesystemFull, &with(vec![long])).len(), 1);
     }
 
     #[test]

@@ -29,8 +29,8 @@ use std::{
 };
 
 use benign::fixture::{
-    Child, MemCgroup, NetnsPair, ROLE_VAR, Scratch, read_counters, retrans_segs, tcp_snmp,
-    wait_until,
+    Child, MemCgroup, NetnsPair, PidsCgroup, ROLE_VAR, Scratch, TmpfsMount, read_counters,
+    retrans_segs, tcp_snmp, wait_until,
 };
 use kerno_core::{Domain, Engine, Finding, KernelOptions, Severity, Signals, Thresholds};
 
@@ -689,6 +689,147 @@ fn root_benign_cron_fanout_200() {
         comms: &["sh"],
         cgroup: None,
     };
+    case.finish(&signals, &ours);
+}
+
+// ---- a filesystem at 85% with a rotating log ---------------------------------------------
+
+const FS_SIZE: u64 = 64 * MIB;
+
+/// Is the filesystem between 84% and 88% used?
+fn at_85(m: &TmpfsMount) -> Result<String, String> {
+    let u = m.used() * 100.0;
+    let detail = format!("{u:.1}% of {} MiB used", FS_SIZE / MIB);
+    if (84.0..88.0).contains(&u) {
+        Ok(detail)
+    } else {
+        Err(format!("want 84% to 88% used; {detail}"))
+    }
+}
+
+#[test]
+fn root_benign_filesystem_at_85_percent() {
+    let mut case = Case::start("root_benign_filesystem_at_85_percent");
+    let dir = Scratch::new(case.name);
+    let fs_mount = TmpfsMount::new(&dir.join("fs"), FS_SIZE).expect("mount a 64 MiB tmpfs");
+    // 85% of it in one file (where the kubelet's image GC starts), and a log that grows by
+    // 64 KiB every 100 ms up to 1 MiB and is then truncated, over and over.
+    let mut writer = Child::shell(
+        "log writer on a filesystem at 85%",
+        &dir.path,
+        "dd if=/dev/zero of=fs/base bs=64k count=870 2>/dev/null || exit 1; \
+         while :; do : > fs/app.log; i=0; while [ $i -lt 16 ]; do \
+           dd if=/dev/zero bs=64k count=1 >> fs/app.log 2>/dev/null; sleep 0.1; i=$((i + 1)); \
+         done; done",
+    );
+    case.require(
+        "the filesystem is at 84-88% (before the window)",
+        wait_until(Duration::from_secs(20), || at_85(&fs_mount)),
+    );
+    let signals = case.window();
+    case.condition(
+        "the filesystem is still at 84-88% (end of the window)",
+        at_85(&fs_mount),
+    );
+    case.condition(
+        "the writer ran through the window",
+        writer.running().map(|()| "running".into()),
+    );
+    let mountpoint = fs_mount.at.display().to_string();
+    let seen = signals
+        .filesystem
+        .as_ref()
+        .and_then(|f| f.filesystems.iter().find(|f| f.mountpoint == mountpoint));
+    case.condition(
+        "Kerno's filesystem signals list it at about 85%",
+        match seen {
+            Some(f) if (84.0..88.0).contains(&f.used_pct()) => {
+                Ok(format!("{}: {:.1}% used", f.label(), f.used_pct()))
+            }
+            Some(f) => Err(format!("{} listed at {:.1}%", f.label(), f.used_pct())),
+            None => Err(format!(
+                "{mountpoint} not in the window's filesystem signals"
+            )),
+        },
+    );
+    let ours = Ours {
+        pids: vec![writer.pid()],
+        comms: &["sh", "dd", "sleep"],
+        cgroup: None,
+    };
+    drop(writer);
+    case.finish(&signals, &ours);
+    drop(fs_mount);
+}
+
+// ---- fork churn under a pids limit -------------------------------------------------------
+
+const PIDS_MAX: u64 = 100;
+
+#[test]
+fn root_benign_fork_churn_under_a_pids_limit() {
+    let mut case = Case::start("root_benign_fork_churn_under_a_pids_limit");
+    let cg = match PidsCgroup::v1(PIDS_MAX) {
+        Ok(cg) => cg,
+        Err(why) => {
+            eprintln!("[{}] NOT APPLICABLE on this host: {why}", case.name);
+            return;
+        }
+    };
+    let dir = Scratch::new(case.name);
+    // A shell that starts two one-second jobs every 100 ms: about 20 to 30 of its 100 pids
+    // in use at any moment, all the time.
+    let mut churn = Child::shell(
+        "fork churn",
+        &dir.path,
+        &format!(
+            "echo $$ > {} && while :; do sleep 1 & sleep 1 & sleep 0.1; done",
+            cg.procs().display()
+        ),
+    );
+    let busy = |cg: &PidsCgroup| {
+        let (current, refused) = cg.usage();
+        if (10..=70).contains(&current) && refused == 0 {
+            Ok(format!("{current} of {PIDS_MAX} tasks, no fork refused"))
+        } else {
+            Err(format!(
+                "want 10 to 70 tasks and no refused fork; {current} tasks, {refused} refused"
+            ))
+        }
+    };
+    case.require(
+        "the cgroup runs 10-70 of its 100 tasks (before the window)",
+        wait_until(Duration::from_secs(10), || busy(&cg)),
+    );
+    let signals = case.window();
+    case.condition(
+        "still 10-70 tasks, none refused (end of the window)",
+        busy(&cg),
+    );
+    case.condition(
+        "the churn ran through the window",
+        churn.running().map(|()| "running".into()),
+    );
+    let seen = signals
+        .pids
+        .as_ref()
+        .and_then(|p| p.cgroups.iter().find(|c| c.path == cg.path()));
+    case.condition(
+        "Kerno's pids signals list the cgroup and its limit",
+        match seen {
+            Some(c) if c.limit == PIDS_MAX => {
+                Ok(format!("{}: {} of {}", c.path, c.current, c.limit))
+            }
+            Some(c) => Err(format!("{} listed with limit {}", c.path, c.limit)),
+            None => Err(format!("{} not in the window's pids signals", cg.path())),
+        },
+    );
+    let ours = Ours {
+        pids: vec![churn.pid()],
+        comms: &["sh", "sleep"],
+        cgroup: Some(cg.path().to_string()),
+    };
+    drop(churn);
     case.finish(&signals, &ours);
 }
 
