@@ -251,3 +251,90 @@ fn predict_samples_here_without_root() {
     let ms = v["window"]["duration_ms"].as_u64().unwrap();
     assert!((400..2000).contains(&ms), "{ms}");
 }
+
+#[test]
+fn predict_every_resource_from_a_saved_window() {
+    use kerno_core::{
+        CgroupPids, ConntrackNetns, ConntrackSignals, Filesystem, FilesystemSignals, PidSignals,
+    };
+    let leak = |from: f64, per: f64| series((0..20).map(move |i| from + per * i as f64));
+    let mut s = window(true);
+    s.host.environment = "kubernetes".into();
+    s.filesystem = Some(FilesystemSignals {
+        filesystems: vec![Filesystem {
+            mountpoint: "/var/lib/kubelet".into(),
+            device: "/dev/sda1".into(),
+            dev: "8:1".into(),
+            fstype: "ext4".into(),
+            roles: vec!["kubelet".into()],
+            size_bytes: 10 << 30,
+            inodes: 655_360,
+            used_series: leak(8.0 * 1024.0 * MIB, 4.0 * MIB),
+            inodes_used_series: leak(600_000.0, 300.0),
+            ..Filesystem::default()
+        }],
+    });
+    s.pids = Some(PidSignals {
+        pid_max: 4_194_304,
+        threads_max: 100_000,
+        threads_series: series((0..20).map(|_| 900.0)),
+        cgroups: vec![CgroupPids {
+            path: "/kubepods/besteffort/pod42/forker".into(),
+            version: 1,
+            limit: 1024,
+            current_series: leak(900.0, 2.0),
+            ..CgroupPids::default()
+        }],
+        ..PidSignals::default()
+    });
+    s.conntrack = Some(ConntrackSignals {
+        max: 262_144,
+        namespaces: vec![ConntrackNetns {
+            netns: 4026531840,
+            host: true,
+            count_series: leak(250_000.0, 150.0),
+            ..ConntrackNetns::default()
+        }],
+    });
+    let (dir, f) = saved("every", &s);
+    let o = kerno(&["predict", "--from", &f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    insta::assert_snapshot!("predict_every_resource", String::from_utf8_lossy(&o.stdout));
+    let o = kerno(&["predict", "--from", &f, "-o", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kinds: Vec<&str> = v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["resource"].as_str().unwrap())
+        .collect();
+    for k in [
+        "cgroup_memory",
+        "fds",
+        "fs_space",
+        "fs_inodes",
+        "cgroup_pids",
+        "conntrack",
+    ] {
+        assert!(kinds.contains(&k), "{k} not predicted: {kinds:?}");
+    }
+    // The kubelet's filesystem runs out at nodefs.available < 10%: 1 GiB left of 10 GiB.
+    let fs = v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["resource"] == "fs_space")
+        .unwrap();
+    assert_eq!(fs["limit"], 9.0 * 1024.0 * MIB);
+    let etas: Vec<f64> = v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["eta_secs"].as_f64().unwrap())
+        .collect();
+    assert!(
+        etas.windows(2).all(|w| w[0] <= w[1]),
+        "ranked by ETA: {etas:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
