@@ -255,7 +255,8 @@ pub struct Prediction {
     pub eta_low_secs: f64,
     /// The latest (the slope interval's lower end).
     pub eta_high_secs: f64,
-    /// When, as Unix time in ms.
+    /// When, as Unix time in ms: the window's end plus the ETA ([`forecast`]; 0 from
+    /// [`forecast_levels`], whose levels carry no clock).
     pub at_unix_ms: u64,
     /// How sure.
     pub confidence: Confidence,
@@ -345,7 +346,8 @@ impl Forecast {
     }
 }
 
-/// Predict from levels (pure: no kernel, no clock but `now_unix_ms` from the series' end).
+/// Predict from levels: judge each ([`judge`]), keep what runs out, count the rest by
+/// reason, rank by ETA. Pure: no kernel, no clock.
 pub fn forecast_levels(levels: Vec<Level>, opts: &PredictOptions) -> Forecast {
     let mut f = Forecast {
         horizon_secs: opts.horizon.as_secs_f64(),
