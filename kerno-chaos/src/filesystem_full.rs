@@ -111,10 +111,12 @@ fn start(o: &ChaosOptions) -> Result<Running, ChaosError> {
                     break;
                 }
                 let n = (((want - u) * size as f64) as usize).clamp(4096, chunk.len());
+                // No fsync: ext4 counts delayed allocations as used at once, and a sync per
+                // write would make this a slow-disk incident too (the loop device's file
+                // lives on the root disk).
                 if f.write_all(&chunk[..n]).is_err() {
                     break;
                 }
-                let _ = f.sync_data();
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -833,6 +833,130 @@ fn root_benign_fork_churn_under_a_pids_limit() {
     case.finish(&signals, &ours);
 }
 
+// ---- a namespace tracking thousands of short connections ---------------------------------
+
+/// A TCP server accepting and closing at once (python3, in the server's namespace).
+const ACCEPT_AND_CLOSE: &str = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.231.7.2", 8080))
+s.listen(512)
+while True:
+    c, _ = s.accept()
+    c.close()
+"#;
+
+/// A client making `rate` new connections a second, counting them in `made`.
+const CONNECT_LOOP: &str = r#"
+import os, socket, sys, time
+rate, made, n = float(sys.argv[1]), sys.argv[2], 0
+t0 = time.time()
+while True:
+    c = socket.create_connection(("10.231.7.2", 8080))
+    c.close()
+    n += 1
+    if n % 50 == 0:
+        open(made + ".tmp", "w").write(str(n))
+        os.rename(made + ".tmp", made)
+    d = t0 + n / rate - time.time()
+    if d > 0:
+        time.sleep(d)
+"#;
+
+/// The conntrack entries and drops (drop + early_drop + insert_failed) of `pid`'s namespace.
+fn conntrack_of(pid: u32) -> Option<(u64, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/net/stat/nf_conntrack")).ok()?;
+    let s = kerno_core::procfs::parse_conntrack_stat(&text)?;
+    Some((s.entries, s.drop + s.early_drop + s.insert_failed))
+}
+
+#[test]
+fn root_benign_conntrack_short_connections() {
+    let mut case = Case::start("root_benign_conntrack_short_connections");
+    let dir = Scratch::new(case.name);
+    let ns = NetnsPair::new().expect("create two network namespaces and a veth");
+    // Tracking on in the client's namespace, as any stateful rule (or kube-proxy) turns it on.
+    let nft = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.a, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(
+                b"table inet kbn {\n chain out {\n  type filter hook output priority 0; policy accept;\n  ct state new counter\n }\n}\n",
+            )?;
+            c.wait()
+        });
+    assert!(
+        nft.is_ok_and(|s| s.success()),
+        "nft in the client's namespace"
+    );
+    let mut server = {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &ns.b, "python3", "-c", ACCEPT_AND_CLOSE]);
+        Child::command("accept-and-close server", c)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let made = dir.arg("made");
+    let mut client = {
+        let mut c = std::process::Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &ns.a,
+            "python3",
+            "-c",
+            CONNECT_LOOP,
+            "300",
+            &made,
+        ]);
+        Child::command("connect loop", c)
+    };
+    let tracked = |pid: u32| -> Result<String, String> {
+        match conntrack_of(pid) {
+            Some((n, 0)) if n >= 500 => Ok(format!("{n} connections tracked, no drop")),
+            Some((n, d)) => Err(format!(
+                "{n} tracked, {d} dropped; want at least 500 and no drop"
+            )),
+            None => Err("no conntrack statistics in the namespace".into()),
+        }
+    };
+    let cpid = client.pid();
+    case.require(
+        "the client's namespace tracks 500+ short connections (before the window)",
+        wait_until(Duration::from_secs(20), || tracked(cpid)),
+    );
+    let signals = case.window();
+    case.condition(
+        "still tracked, none dropped (end of the window)",
+        tracked(cpid),
+    );
+    case.condition(
+        "the client and server ran through the window",
+        client
+            .running()
+            .and_then(|()| server.running())
+            .map(|()| "running".into()),
+    );
+    let seen = signals
+        .conntrack
+        .as_ref()
+        .and_then(|c| c.namespaces.iter().find(|n| n.count >= 500 && !n.host));
+    case.condition(
+        "Kerno's conntrack signals list the namespace",
+        match seen {
+            Some(n) => Ok(format!("{}: {} tracked", n.label(), n.count)),
+            None => Err("no namespace with 500+ entries in the window's conntrack signals".into()),
+        },
+    );
+    let ours = Ours {
+        pids: vec![cpid, server.pid()],
+        comms: &["python3"],
+        cgroup: None,
+    };
+    case.finish(&signals, &ours);
+}
+
 // ---- a file scanner -----------------------------------------------------------------------
 
 /// A tree of 40 directories with 100 files each, plus 40 unix sockets, 20 FIFOs, 20

@@ -1,5 +1,6 @@
 use std::{
     collections::{HashMap, HashSet},
+    path::Path,
     sync::mpsc,
     time::Duration,
 };
@@ -132,6 +133,16 @@ pub fn targets(mounts: &[MountInfo], exists: &dyn Fn(&str) -> bool) -> Vec<FsTar
     order.into_iter().filter_map(|d| by_dev.remove(d)).collect()
 }
 
+/// Whether `path` is on the device `dev` (`major:minor`).
+fn same_device(path: &Path, dev: &str) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let d = meta.dev();
+    format!("{}:{}", libc::major(d), libc::minor(d)) == dev
+}
+
 /// Whether `path` is `mountpoint` or below it.
 fn under(path: &str, mountpoint: &str) -> bool {
     mountpoint == "/"
@@ -158,6 +169,11 @@ impl FilesystemCollector {
     fn stat(&mut self, t: &FsTarget) -> Option<FsStat> {
         let path = procfs::host_path(&t.mountpoint);
         if !may_hang(&t.fstype) {
+            // Under a host root, a host mount that is not visible here would statvfs the
+            // filesystem below it instead: only the device the mount table names counts.
+            if !same_device(&path, &t.dev) {
+                return None;
+            }
             return procfs::statvfs(&path);
         }
         if self.stuck.contains(&t.mountpoint) {

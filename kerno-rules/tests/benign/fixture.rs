@@ -141,6 +141,11 @@ impl Child {
         Child::spawn(what, c)
     }
 
+    /// A command of one's own (`ip netns exec NS python3 -c ...`).
+    pub fn command(what: &str, c: Command) -> Child {
+        Child::spawn(what, c)
+    }
+
     fn spawn(what: &str, mut c: Command) -> Child {
         c.process_group(0).stdin(Stdio::null());
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
