@@ -151,7 +151,7 @@ h = d["host"]
 # The node, not the container: its name from NODE_NAME, its environment from the host's files.
 assert h.get("node") == node, f"node {h.get('node')!r}, want {node!r}"
 assert h["environment"] != "container", f"the report calls the node a container: {h}"
-print(f"[image] doctor in the container: 7 domains observed; host pid {wl} seen as "
+print(f"[image] doctor in the container: {len(d['domains'])} domains observed; host pid {wl} seen as "
       f"{seen[0]['comm']!r}; node {h['node']!r}, environment {h['environment']!r}")
 EOF
     # 1b. The chart's init container: `kerno preflight` passes with the pod's capabilities,

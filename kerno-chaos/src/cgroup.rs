@@ -20,6 +20,8 @@ pub(crate) struct ScenarioCgroup {
     v2: Option<PathBuf>,
     /// The memory-limited directory and its cgroup version.
     memory: Option<(PathBuf, u8)>,
+    /// The pids-limited directory in the cgroup v1 `pids` controller.
+    pids: Option<PathBuf>,
 }
 
 impl ScenarioCgroup {
@@ -31,6 +33,7 @@ impl ScenarioCgroup {
             name,
             v2: None,
             memory: None,
+            pids: None,
         };
         if let Some(root) = procfs::cgroup2_root() {
             let dir = root.join(&cg.name);
@@ -76,6 +79,45 @@ impl ScenarioCgroup {
         Ok(cg)
     }
 
+    /// A cgroup whose tasks (processes and threads) are limited to `max` (cgroup v1 `pids`
+    /// controller, or v2 `pids.max` when the v2 hierarchy has the controller).
+    pub(crate) fn with_pids_limit(max: u64) -> Result<ScenarioCgroup, ChaosError> {
+        let mut cg = ScenarioCgroup::new()?;
+        if let Some(root) = procfs::cgroup1_root("pids") {
+            let dir = root.join(&cg.name);
+            std::fs::create_dir(&dir)
+                .map_err(|e| ChaosError::io(format!("creating cgroup {}", dir.display()), e))?;
+            cg.pids = Some(dir.clone());
+            write_file(&dir.join("pids.max"), &max.to_string())?;
+            return Ok(cg);
+        }
+        let (Some(root), Some(dir)) = (procfs::cgroup2_root(), cg.v2.clone()) else {
+            return Err(ChaosError::Unsupported(
+                "no pids cgroup controller is mounted (neither cgroup v1 `pids` nor cgroup v2)"
+                    .into(),
+            ));
+        };
+        let controllers =
+            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        if !controllers.split_whitespace().any(|c| c == "pids") {
+            return Err(ChaosError::Unsupported(format!(
+                "the cgroup v2 hierarchy at {} has no pids controller and cgroup v1 `pids` is not mounted",
+                root.display()
+            )));
+        }
+        write_file(&root.join("cgroup.subtree_control"), "+pids")?;
+        write_file(&dir.join("pids.max"), &max.to_string())?;
+        Ok(cg)
+    }
+
+    /// The directory holding `pids.current` and `pids.events`, when the cgroup has a pids
+    /// limit.
+    pub(crate) fn pids_dir(&self) -> Option<PathBuf> {
+        self.pids
+            .clone()
+            .or_else(|| self.v2.clone().filter(|d| d.join("pids.max").is_file()))
+    }
+
     /// The cgroup's path below each controller's mount (`/kerno-chaos-<pid>-<n>`), as
     /// Kerno's signals report it.
     pub(crate) fn path(&self) -> String {
@@ -85,7 +127,12 @@ impl ScenarioCgroup {
     /// The `cgroup.procs` files a worker writes its pid to.
     pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = Vec::new();
-        for d in self.v2.iter().chain(self.memory.as_ref().map(|(d, _)| d)) {
+        for d in self
+            .v2
+            .iter()
+            .chain(self.memory.as_ref().map(|(d, _)| d))
+            .chain(self.pids.as_ref())
+        {
             let p = d.join("cgroup.procs");
             if !v.contains(&p) {
                 v.push(p);
@@ -146,6 +193,9 @@ impl ScenarioCgroup {
     pub(crate) fn remove(&mut self) -> Vec<String> {
         let mut errors = Vec::new();
         if let Some((dir, 1)) = self.memory.take() {
+            errors.extend(remove_cgroup_dir(&dir).err());
+        }
+        if let Some(dir) = self.pids.take() {
             errors.extend(remove_cgroup_dir(&dir).err());
         }
         if let Some(dir) = self.v2.take() {

@@ -17,7 +17,8 @@ use super::{
 };
 
 /// Remove every `kerno-chaos-*` object (network namespace, cgroup, mount, loop device,
-/// temporary directory) whose owning process is gone. Objects of running owners (another
+/// temporary directory) whose owning process is gone, and put back an `nf_conntrack_max` a
+/// crashed `conntrack-full` lowered. Objects of running owners (another
 /// `kerno chaos`, a test) are left alone. Returns what was removed; fails with
 /// [`ChaosError::Teardown`] naming what could not be.
 pub fn clean_stale() -> Result<Vec<String>, ChaosError> {
@@ -108,6 +109,15 @@ pub fn clean_stale() -> Result<Vec<String>, ChaosError> {
                 continue;
             }
             let path = e.path();
+            // A limit a crashed `conntrack-full` lowered is put back first.
+            match crate::conntrack_full::restore_stale(&path.join("state")) {
+                Some(Ok(done)) => removed.push(done),
+                Some(Err(msg)) => {
+                    failed.push(msg);
+                    continue;
+                }
+                None => {}
+            }
             if !mounts_below(&path).is_empty() {
                 failed.push(format!("{} still has mounts", path.display()));
                 continue;

@@ -47,12 +47,15 @@ mod net;
 mod sys;
 
 mod cascade;
+mod conntrack_full;
 mod cpu;
 mod disk_sat;
 mod fd_leak;
+mod filesystem_full;
 mod memory;
 mod network_latency;
 mod oom;
+mod pid_exhaustion;
 mod slow_syscalls;
 mod syscall_errors;
 mod tcp_churn;
@@ -202,6 +205,9 @@ pub const SCENARIOS: &[Scenario] = &[
     syscall_errors::SCENARIO,
     slow_syscalls::SCENARIO,
     cascade::SCENARIO,
+    filesystem_full::SCENARIO,
+    conntrack_full::SCENARIO,
+    pid_exhaustion::SCENARIO,
 ];
 
 /// The scenario named `name`.

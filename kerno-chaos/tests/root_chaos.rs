@@ -510,6 +510,172 @@ fn root_chaos_cascade_runs_its_stages_and_cleans_all_of_them() {
 }
 
 #[test]
+fn root_chaos_filesystem_full_fills_a_loop_mounted_filesystem() {
+    let _g = serial();
+    let r = start("filesystem-full", Intensity::High);
+    let at = r.mounts[0].clone();
+    let used = || {
+        let st = kerno_core::procfs::statvfs(&at).expect("statvfs of the scenario's mount");
+        1.0 - st.avail as f64 / st.size as f64
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || used() > 0.95),
+        "used {:.3}",
+        used()
+    );
+    let u0 = used();
+    std::thread::sleep(Duration::from_secs(2));
+    let u1 = used();
+    eprintln!(
+        "filesystem-full high: {:.2}% -> {:.2}% used in 2 s",
+        u0 * 100.0,
+        u1 * 100.0
+    );
+    assert!(u1 > u0, "still filling");
+    assert!(u1 < 0.995, "never completely full");
+    let mounted = read("/proc/self/mountinfo");
+    assert!(
+        mounted.contains(&format!("/dev/{} ", r.devices[0])),
+        "the loop device is what is mounted: {mounted}"
+    );
+    stop_and_check(r);
+    assert!(!at.exists(), "{} removed", at.display());
+}
+
+fn conntrack_max() -> u64 {
+    read_u64("/proc/sys/net/netfilter/nf_conntrack_max")
+}
+
+/// The namespace's conntrack entries (first column of its stat file, hexadecimal).
+fn conntrack_entries(pid: u32) -> u64 {
+    let stat = read(format!("/proc/{pid}/net/stat/nf_conntrack"));
+    let line = stat.lines().nth(1).unwrap_or_default();
+    u64::from_str_radix(line.split_whitespace().next().unwrap_or("0"), 16).unwrap_or(0)
+}
+
+#[test]
+fn root_chaos_conntrack_full_fills_a_lowered_limit_and_restores_it() {
+    let _g = serial();
+    let before = conntrack_max();
+    let r = start("conntrack-full", Intensity::Medium);
+    let lowered = conntrack_max();
+    assert!(
+        lowered < before,
+        "the limit is lowered: {before} -> {lowered}"
+    );
+    let pid = r.pids[0];
+    assert!(
+        wait_for(Duration::from_secs(5), || conntrack_entries(pid) >= lowered),
+        "entries {} of {lowered}",
+        conntrack_entries(pid)
+    );
+    let drops = |pid: u32| {
+        let stat = read(format!("/proc/{pid}/net/stat/nf_conntrack"));
+        let header: Vec<&str> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let (d, e) = (
+            header.iter().position(|h| *h == "drop").unwrap(),
+            header.iter().position(|h| *h == "early_drop").unwrap(),
+        );
+        stat.lines()
+            .skip(1)
+            .map(|l| {
+                let v: Vec<u64> = l
+                    .split_whitespace()
+                    .map(|x| u64::from_str_radix(x, 16).unwrap_or(0))
+                    .collect();
+                v[d] + v[e]
+            })
+            .sum::<u64>()
+    };
+    assert!(
+        wait_for(Duration::from_secs(8), || drops(pid) > 0),
+        "the full table drops or evicts"
+    );
+    eprintln!(
+        "conntrack-full medium: limit {before} -> {lowered}, {} entries, {} drops",
+        conntrack_entries(pid),
+        drops(pid)
+    );
+    stop_and_check(r);
+    assert_eq!(conntrack_max(), before, "the limit is restored on stop");
+
+    // A crashed run's limit is restored by the next cleanup.
+    let mut fds = [0; 2];
+    // SAFETY: a pipe to hear from the child.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child starts the scenario, reports, and waits to be killed; it never
+    // returns into the test harness.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0);
+    if child == 0 {
+        let opts = ChaosOptions::new(Intensity::Low, Duration::from_secs(30));
+        let r = chaos::start("conntrack-full", &opts);
+        let byte = [u8::from(r.is_ok())];
+        std::mem::forget(r);
+        // SAFETY: reporting to the parent, then waiting for SIGKILL.
+        unsafe {
+            libc::write(fds[1], byte.as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let mut byte = [0u8];
+    // SAFETY: reading the child's report, then killing and reaping it: a crash.
+    unsafe {
+        libc::close(fds[1]);
+        libc::read(fds[0], byte.as_mut_ptr().cast(), 1);
+        libc::close(fds[0]);
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    assert_eq!(byte[0], 1, "the child started the scenario");
+    assert!(conntrack_max() < before, "still lowered after the crash");
+    let removed = chaos::clean_stale().expect("stale cleanup");
+    eprintln!("cleaned: {removed:?}");
+    assert!(
+        removed
+            .iter()
+            .any(|l| l.contains("nf_conntrack_max restored")),
+        "{removed:?}"
+    );
+    assert_eq!(conntrack_max(), before, "restored by the cleanup");
+    assert!(chaos::leftovers(child as u32).is_empty());
+}
+
+#[test]
+fn root_chaos_pid_exhaustion_refuses_forks_at_the_limit() {
+    let _g = serial();
+    let r = start("pid-exhaustion", Intensity::High);
+    let dir = PathBuf::from("/sys/fs/cgroup/pids")
+        .join(r.cgroup.as_deref().unwrap().trim_start_matches('/'));
+    let (limit, current) = (read_u64(dir.join("pids.max")), || {
+        read_u64(dir.join("pids.current"))
+    });
+    assert!(
+        wait_for(Duration::from_secs(5), || current() >= limit),
+        "pids.current {} of {limit}",
+        current()
+    );
+    let e0 = keyed(dir.join("pids.events"), "max");
+    std::thread::sleep(Duration::from_secs(1));
+    let e1 = keyed(dir.join("pids.events"), "max");
+    eprintln!(
+        "pid-exhaustion high: {} of {limit} tasks, {} refused forks in 1 s",
+        current(),
+        e1 - e0
+    );
+    assert!(e1 > e0 + 20, "forks are refused at the limit: {e0} -> {e1}");
+    stop_and_check(r);
+    assert!(!dir.exists(), "cgroup {} removed", dir.display());
+}
+
+#[test]
 fn root_chaos_a_crashed_run_is_cleaned_by_the_next() {
     let _g = serial();
     let mut fds = [0; 2];
@@ -576,6 +742,6 @@ fn root_chaos_unknown_scenario_and_catalogue() {
         assert!(chaos::scenario(s.name).is_some());
         assert!(!s.summary.is_empty() && !s.intensities.is_empty());
     }
-    assert_eq!(chaos::SCENARIOS.len(), 12);
+    assert_eq!(chaos::SCENARIOS.len(), 15);
     assert_eq!("high".parse::<Intensity>(), Ok(Intensity::High));
 }

@@ -95,6 +95,19 @@ pub enum Command {
     /// Oops with its stack) are read as one; repeated events are counted; lines it does not
     /// know are listed as unknown. Needs no root for text input.
     Explain(ExplainArgs),
+    /// Predict what will run out, and when: memory, descriptors, disk space and inodes,
+    /// pids, conntrack entries, each with its trend, ETA and confidence, soonest first.
+    ///
+    /// Watched: memory per cgroup and of the host, file descriptors per process,
+    /// filesystem space and inodes (the kubelet's and the runtime's named), pids per cgroup
+    /// and of the host, conntrack entries per network namespace.
+    ///
+    /// With a `kerno start` agent running, its history answers at once; otherwise (or with
+    /// --standalone, --snapshots or --interval) levels are sampled here from /proc and
+    /// cgroupfs (no eBPF needed). Only steady, real growth that reaches its limit within
+    /// --horizon is predicted: noise, sawtooths (caches, garbage collectors, log rotation),
+    /// growth that levels off and tiny growth are not (docs/predict.md).
+    Predict(PredictArgs),
     /// Print the version, the build's git revision, the eBPF object's hash and the kernel
     /// features detected here.
     Version,
@@ -194,7 +207,7 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub cfg: ConfigArgs,
 
-    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
+    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory, filesystem, pids, conntrack.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
     pub domains: Option<Vec<Domain>>,
 
@@ -252,9 +265,60 @@ pub struct StartArgs {
     #[command(flatten)]
     pub cfg: ConfigArgs,
 
-    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory.
+    /// Observe only these domains (comma-separated): syscalls, fds, sched, disk, tcp, oom, memory, filesystem, pids, conntrack.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = str::parse::<Domain>)]
     pub domains: Option<Vec<Domain>>,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 success (with --exit-code: nothing runs out within \
+--warn-within), 1 failure, 2 usage error, 3 something runs out within --warn-within (with \
+--exit-code), 130 interrupted."
+)]
+pub struct PredictArgs {
+    /// Sample this many snapshots here, 5 to 100000 [default: 10]
+    #[arg(short = 'n', long, value_name = "N")]
+    pub snapshots: Option<u64>,
+
+    /// Time between snapshots, 100ms to 1h [default: 15s]
+    #[arg(short, long, value_name = "DURATION")]
+    pub interval: Option<String>,
+
+    /// Predict only what runs out within this, 1s to 365 days (e.g. 4h, 24h)
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub horizon: String,
+
+    /// What runs out within this is a warning (with --exit-code: exit 3)
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub warn_within: String,
+
+    /// How much of a running agent's history to fit, 1m to 1h
+    #[arg(short, long, value_name = "DURATION", default_value = "1h")]
+    pub window: String,
+
+    /// Exit with status 3 when something runs out within --warn-within.
+    #[arg(long)]
+    pub exit_code: bool,
+
+    /// No progress indicator and no notes on stderr; only the forecast.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Sample here even when a `kerno start` agent runs.
+    #[arg(long, conflicts_with = "from")]
+    pub standalone: bool,
+
+    /// Predict from a window saved with `kerno doctor --save` or `kerno predict --save`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["snapshots", "interval", "save"])]
+    pub from: Option<PathBuf>,
+
+    /// Also write the sampled window's signals to FILE, for --from later.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 
     #[command(flatten)]
     pub node: NodeArgs,

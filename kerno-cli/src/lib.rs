@@ -24,6 +24,7 @@ mod doctor;
 mod explain_cmd;
 mod globals;
 mod manpages;
+mod predict_cmd;
 mod preflight_cmd;
 mod progress;
 mod rules_cmd;
@@ -114,6 +115,7 @@ pub fn main_with(rules: RuleSet) -> ExitCode {
         Command::Completions(args) => manpages::completions(args, &g),
         Command::Man(args) => manpages::man(args, &g),
         Command::Explain(args) => explain_cmd::run(args, &g, rules),
+        Command::Predict(args) => predict_cmd::run(args, &g, rules),
     };
     match result {
         Ok(code) => ExitCode::from(code),

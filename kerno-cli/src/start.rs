@@ -51,6 +51,7 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
         findings_window: Duration::from_secs(30).min(cfg.agent.window),
         update_every: Duration::from_secs(5),
         ai: cfg.ai.clone(),
+        levels_every: cfg.agent.levels_every,
     };
     match kerno_agent::run(opts) {
         Ok(()) => Ok(exit::OK),

@@ -263,6 +263,10 @@ pub struct AgentConfig {
     pub window: Duration,
     /// The agent's unix socket, where `kerno doctor` asks for windows.
     pub socket: PathBuf,
+    /// How often the agent records the levels `kerno predict` projects (memory per cgroup
+    /// and host, descriptors per process); it keeps an hour of them. `1s` to `5m`.
+    #[serde(with = "duration_str")]
+    pub levels_every: Duration,
 }
 
 impl Default for Config {
@@ -296,6 +300,7 @@ impl Default for AgentConfig {
             listen: ":9090".into(),
             window: Duration::from_secs(300),
             socket: PathBuf::from("/run/kerno/agent.sock"),
+            levels_every: Duration::from_secs(15),
         }
     }
 }
@@ -520,6 +525,17 @@ impl Config {
                 format!(
                     "{} is out of range: use 5s to 1h (5m or more lets `kerno doctor` ask for any window)",
                     format_duration(self.agent.window)
+                ),
+            ));
+        }
+        if self.agent.levels_every < Duration::from_secs(1)
+            || self.agent.levels_every > Duration::from_secs(300)
+        {
+            return Err(invalid(
+                "agent.levels_every",
+                format!(
+                    "{} is out of range: use 1s to 5m",
+                    format_duration(self.agent.levels_every)
                 ),
             ));
         }

@@ -24,11 +24,17 @@ pub enum Domain {
     Oom,
     /// Memory of the host and cgroups, PSI (procfs and cgroupfs only).
     Memory,
+    /// Space and inodes of the mounted filesystems (`statvfs`).
+    Filesystem,
+    /// Process ids: host threads against `pid_max`/`threads-max`, pids cgroups.
+    Pids,
+    /// Connection tracking per network namespace (`/proc/<pid>/net/stat/nf_conntrack`).
+    Conntrack,
 }
 
 impl Domain {
     /// Every domain, in report order.
-    pub const ALL: [Domain; 7] = [
+    pub const ALL: [Domain; 10] = [
         Domain::Syscalls,
         Domain::Fds,
         Domain::Sched,
@@ -36,6 +42,9 @@ impl Domain {
         Domain::Tcp,
         Domain::Oom,
         Domain::Memory,
+        Domain::Filesystem,
+        Domain::Pids,
+        Domain::Conntrack,
     ];
 
     /// The lowercase name (`syscalls`).
@@ -48,10 +57,13 @@ impl Domain {
             Domain::Tcp => "tcp",
             Domain::Oom => "oom",
             Domain::Memory => "memory",
+            Domain::Filesystem => "filesystem",
+            Domain::Pids => "pids",
+            Domain::Conntrack => "conntrack",
         }
     }
 
-    /// The kernel probes behind this domain (none for memory, read from procfs alone).
+    /// The kernel probes behind this domain (none for memory, filesystem, pids and conntrack, read from procfs and cgroupfs alone).
     pub fn probe(self) -> Option<kerno_probes::Domain> {
         match self {
             Domain::Syscalls | Domain::Fds => Some(kerno_probes::Domain::Syscalls),
@@ -59,7 +71,7 @@ impl Domain {
             Domain::Disk => Some(kerno_probes::Domain::Disk),
             Domain::Tcp => Some(kerno_probes::Domain::Tcp),
             Domain::Oom => Some(kerno_probes::Domain::Oom),
-            Domain::Memory => None,
+            Domain::Memory | Domain::Filesystem | Domain::Pids | Domain::Conntrack => None,
         }
     }
 

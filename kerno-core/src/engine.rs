@@ -14,8 +14,9 @@ use crate::{
     Collector, CollectorError, CoreError, Degraded, Domain, Finding, Report, Rule, Sample, Signals,
     Thresholds,
     collectors::{
-        DiskCollector, FdCollector, LostCollector, MemoryCollector, OomCollector, SchedCollector,
-        SyscallCollector, TcpCollector,
+        ConntrackCollector, DiskCollector, FdCollector, FilesystemCollector, LostCollector,
+        MemoryCollector, OomCollector, PidsCollector, SchedCollector, SyscallCollector,
+        TcpCollector,
     },
     finding::rank,
     host::detect_host,
@@ -169,6 +170,15 @@ impl Engine {
         }
         if wanted(Domain::Memory) {
             engine.add_collector(Box::new(MemoryCollector::new()));
+        }
+        if wanted(Domain::Filesystem) {
+            engine.add_collector(Box::new(FilesystemCollector::new()));
+        }
+        if wanted(Domain::Pids) {
+            engine.add_collector(Box::new(PidsCollector::new()));
+        }
+        if wanted(Domain::Conntrack) {
+            engine.add_collector(Box::new(ConntrackCollector::new()));
         }
         Ok(engine)
     }

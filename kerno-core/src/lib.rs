@@ -16,8 +16,9 @@
 //!   node-local files alone; [`host`]: the host root, node name and environment;
 //! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients;
 //! - [`explain`]: kernel log messages explained offline (`kerno explain`), and what each
-//!   rule checks.
-//! - [`preflight`]: whether this node can run Kerno, check by check, with the fixes.
+//!   rule checks;
+//! - [`preflight`]: whether this node can run Kerno, check by check, with the fixes;
+//! - [`predict`]: what will run out (memory, descriptors, ...) and when, from a window.
 //!
 //! ```
 //! use kerno_core::{Signals, Thresholds, evaluate};
@@ -40,6 +41,7 @@ mod finding;
 mod histogram;
 pub mod host;
 pub mod preflight;
+pub mod predict;
 pub mod procfs;
 pub mod readiness;
 pub mod render;

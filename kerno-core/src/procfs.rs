@@ -347,6 +347,207 @@ pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// Where the cgroup v1 `controller` (`pids`, `memory`, `cpu`, ...) is mounted, if it is.
+/// Under a host root, `/sys/fs/cgroup/<controller>` of the host is tried.
+pub fn cgroup1_root(controller: &str) -> Option<PathBuf> {
+    let root = host::host_root();
+    if !root.is_own_root() {
+        let p = root.path(format!("/sys/fs/cgroup/{controller}"));
+        return p.join("cgroup.procs").is_file().then_some(p);
+    }
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_src, dir, fstype, opts) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        (fstype == "cgroup" && opts.split(',').any(|o| o == controller)).then(|| PathBuf::from(dir))
+    })
+}
+
+/// The kernel's text for one line of a mount table (`\040` for a space, `\011` a tab,
+/// `\012` a newline, `\134` a backslash) decoded.
+pub fn unescape_mount_field(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One line of `/proc/<pid>/mountinfo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountInfo {
+    /// `major:minor` of the filesystem.
+    pub dev: String,
+    /// The root of the mount within the filesystem (`/` unless a bind mount of a subtree).
+    pub root: String,
+    /// Where it is mounted.
+    pub mountpoint: String,
+    /// Whether the mount or the filesystem is read-only.
+    pub read_only: bool,
+    /// Filesystem type (`ext4`, `fuse.sshfs`).
+    pub fstype: String,
+    /// The mount source (`/dev/sda1`, `tmpfs`).
+    pub source: String,
+}
+
+/// The mounts listed in the text of a `mountinfo` file (see proc(5)); malformed lines are
+/// skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split_whitespace().collect();
+            let r: Vec<&str> = right.split_whitespace().collect();
+            if l.len() < 6 || r.len() < 2 {
+                return None;
+            }
+            let ro = |opts: &str| opts.split(',').any(|o| o == "ro");
+            Some(MountInfo {
+                dev: l[2].to_string(),
+                root: unescape_mount_field(l[3]),
+                mountpoint: unescape_mount_field(l[4]),
+                read_only: ro(l[5]) || r.get(2).is_some_and(|o| ro(o)),
+                fstype: r[0].to_string(),
+                source: unescape_mount_field(r[1]),
+            })
+        })
+        .collect()
+}
+
+/// The host's mount table: the host's pid 1's under a host root (the host's own mounts),
+/// else this process's.
+pub fn mounts() -> Vec<MountInfo> {
+    let path = if host::host_root().is_own_root() {
+        PathBuf::from("/proc/self/mountinfo")
+    } else {
+        host_path("/proc/1/mountinfo")
+    };
+    fs::read_to_string(path)
+        .map(|t| parse_mountinfo(&t))
+        .unwrap_or_default()
+}
+
+/// Space and inodes of the filesystem mounted at `path`, from `statvfs(3)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsStat {
+    /// Size, bytes.
+    pub size: u64,
+    /// Free, bytes (root's reserve included).
+    pub free: u64,
+    /// Available to unprivileged writers, bytes.
+    pub avail: u64,
+    /// Inodes in all.
+    pub inodes: u64,
+    /// Inodes available to unprivileged users.
+    pub inodes_free: u64,
+}
+
+/// `statvfs(path)`; `None` when it fails.
+pub fn statvfs(path: &Path) -> Option<FsStat> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    } as u64;
+    Some(FsStat {
+        size: st.f_blocks as u64 * frsize,
+        free: st.f_bfree as u64 * frsize,
+        avail: st.f_bavail as u64 * frsize,
+        inodes: st.f_files as u64,
+        inodes_free: st.f_favail as u64,
+    })
+}
+
+/// Tasks (threads) on the host now: the total in `/proc/loadavg` (`0.10 0.05 0.01 2/345
+/// 6789` has 345).
+pub fn threads_total() -> Option<u64> {
+    let s = fs::read_to_string(host_path("/proc/loadavg")).ok()?;
+    parse_loadavg_tasks(&s)
+}
+
+/// The task total of a `/proc/loadavg` text.
+pub fn parse_loadavg_tasks(text: &str) -> Option<u64> {
+    text.split_whitespace()
+        .nth(3)?
+        .split_once('/')?
+        .1
+        .parse()
+        .ok()
+}
+
+/// A sysctl as an integer (`kernel/pid_max`, `net/netfilter/nf_conntrack_max`), from the
+/// host's `/proc/sys`.
+pub fn sysctl_u64(name: &str) -> Option<u64> {
+    read_u64(&host_path(format!("/proc/sys/{name}")))
+}
+
+/// The per-namespace counters of `/proc/<pid>/net/stat/nf_conntrack`: one line per CPU,
+/// hexadecimal; `entries` is the namespace's count (the same on every line), the others are
+/// per CPU and summed here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConntrackStat {
+    /// Tracked connections in the namespace.
+    pub entries: u64,
+    /// New connections dropped for a full table.
+    pub drop: u64,
+    /// Entries evicted early to make room.
+    pub early_drop: u64,
+    /// Insertions that failed.
+    pub insert_failed: u64,
+}
+
+/// Parse the text of a `net/stat/nf_conntrack` file; `None` without a header and a line.
+pub fn parse_conntrack_stat(text: &str) -> Option<ConntrackStat> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let col = |k: &str| header.iter().position(|h| *h == k);
+    let (entries, drop, early, failed) = (
+        col("entries")?,
+        col("drop"),
+        col("early_drop"),
+        col("insert_failed"),
+    );
+    let mut out = ConntrackStat::default();
+    let mut any = false;
+    for line in lines {
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .map(|f| u64::from_str_radix(f, 16).unwrap_or(0))
+            .collect();
+        if v.len() < header.len() {
+            continue;
+        }
+        let at = |i: Option<usize>| i.map(|i| v[i]).unwrap_or(0);
+        if !any {
+            out.entries = v[entries];
+        }
+        any = true;
+        out.drop += at(drop);
+        out.early_drop += at(early);
+        out.insert_failed += at(failed);
+    }
+    any.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +592,56 @@ mod tests {
         let text = "Ip: Forwarding\nIp: 1\nTcp: RtoAlgorithm RtoMin OutSegs RetransSegs InErrs\n\
                     Tcp: 1 200 12345 67 0\nUdp: InDatagrams\nUdp: 5\n";
         assert_eq!(parse_snmp_tcp(text), Some((12345, 67)));
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro\n\
+                    30 22 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n\
+                    41 22 7:3 /sub /mnt/with\\040space rw master:4 - xfs /dev/loop3 rw\n\
+                    garbage\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m[0],
+            MountInfo {
+                dev: "8:1".into(),
+                root: "/".into(),
+                mountpoint: "/".into(),
+                read_only: false,
+                fstype: "ext4".into(),
+                source: "/dev/sda1".into(),
+            }
+        );
+        assert!(m[1].read_only);
+        assert_eq!(
+            (m[2].mountpoint.as_str(), m[2].root.as_str()),
+            ("/mnt/with space", "/sub")
+        );
+        assert!(statvfs(Path::new("/")).unwrap().size > 0);
+        assert!(statvfs(Path::new("/nonexistent/kerno")).is_none());
+    }
+
+    #[test]
+    fn loadavg_and_conntrack_stat() {
+        assert_eq!(
+            parse_loadavg_tasks("0.10 0.05 0.01 2/345 6789\n"),
+            Some(345)
+        );
+        assert_eq!(parse_loadavg_tasks("0.10 0.05"), None);
+        let text = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n\
+                    000000c8  00000000 00000000 00000000 00000003 00000000 00000000 00000000 00000000 00000001 0000000a 00000002 00000000  00000000 00000000 00000000 00000000\n\
+                    000000c8  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000010 00000001 00000000  00000000 00000000 00000000 00000000\n";
+        assert_eq!(
+            parse_conntrack_stat(text),
+            Some(ConntrackStat {
+                entries: 200,
+                drop: 26,
+                early_drop: 3,
+                insert_failed: 1,
+            })
+        );
+        assert_eq!(parse_conntrack_stat("entries drop\n"), None);
     }
 
     #[test]

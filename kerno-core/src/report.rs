@@ -272,6 +272,58 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                             .unwrap_or("n/a".into())
                     )
                 }),
+                Domain::Filesystem => s.filesystem.as_ref().map(|x| match x.filesystems.first() {
+                    None => "no writable filesystem with a size".into(),
+                    Some(f) => format!(
+                        "{}; fullest: {} {:.0}% of {} used, inodes {:.0}%",
+                        counted(x.filesystems.len() as u64, "filesystem", "filesystems"),
+                        f.mountpoint,
+                        f.used_pct(),
+                        human_bytes(f.size_bytes),
+                        f.inodes_used_pct()
+                    ),
+                }),
+                Domain::Pids => s.pids.as_ref().map(|x| {
+                    let mut line = format!(
+                        "{} tasks of {} allowed ({:.1}%)",
+                        thousands(x.threads),
+                        thousands(x.host_limit()),
+                        pct(x.threads, x.host_limit())
+                    );
+                    match x.cgroups.first() {
+                        Some(c) => {
+                            line += &format!(
+                                ", {}; fullest: {} {}/{}",
+                                counted(x.cgroups.len() as u64, "pids cgroup", "pids cgroups"),
+                                c.path,
+                                c.current,
+                                c.limit
+                            )
+                        }
+                        None => line += ", no pids cgroup with a limit",
+                    }
+                    line
+                }),
+                Domain::Conntrack => s.conntrack.as_ref().map(|x| {
+                    let drops: u64 = x
+                        .namespaces
+                        .iter()
+                        .map(|n| n.drops + n.early_drops + n.insert_failed)
+                        .sum();
+                    let fullest = x.namespaces.first().map(|n| n.count).unwrap_or(0);
+                    format!(
+                        "{} tracked at most ({:.1}% of nf_conntrack_max {}) in {}, {} dropped",
+                        thousands(fullest),
+                        pct(fullest, x.max),
+                        thousands(x.max),
+                        counted(
+                            x.namespaces.len() as u64,
+                            "network namespace",
+                            "network namespaces"
+                        ),
+                        thousands(drops)
+                    )
+                }),
             };
             match detail {
                 Some(detail) => DomainStatus {

@@ -53,6 +53,19 @@ pub struct Signals {
     /// Memory: host, cgroups, PSI.
     #[serde(default)]
     pub memory: Option<MemorySignals>,
+    /// Open descriptors per process counted in /proc (no eBPF), with their limits and
+    /// series: what `kerno predict` projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_counts: Option<FdCountSignals>,
+    /// Space and inodes of the mounted filesystems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<FilesystemSignals>,
+    /// Process ids and threads: the host's limits and every pids cgroup with a limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<PidSignals>,
+    /// Connection tracking (netfilter conntrack) per network namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<ConntrackSignals>,
     /// Signals from custom collectors, by collector name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,
@@ -74,6 +87,9 @@ impl Signals {
             Domain::Sched => self.sched.is_some(),
             Domain::Fds => self.fds.is_some(),
             Domain::Memory => self.memory.is_some(),
+            Domain::Filesystem => self.filesystem.is_some(),
+            Domain::Pids => self.pids.is_some(),
+            Domain::Conntrack => self.conntrack.is_some(),
         }
     }
 
@@ -100,6 +116,9 @@ impl Signals {
                 Domain::Sched => self.sched = None,
                 Domain::Fds => self.fds = None,
                 Domain::Memory => self.memory = None,
+                Domain::Filesystem => self.filesystem = None,
+                Domain::Pids => self.pids = None,
+                Domain::Conntrack => self.conntrack = None,
             }
         }
         self.degraded
@@ -588,6 +607,28 @@ impl FdSignals {
     }
 }
 
+/// Open descriptors counted in `/proc/<pid>/fd` at each sample (no eBPF needed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FdCountSignals {
+    /// How many processes were counted.
+    pub processes_counted: usize,
+    /// The processes whose count grew over the window, fastest first (at most a few dozen).
+    pub processes: Vec<FdCount>,
+}
+
+/// One process's open descriptors over the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FdCount {
+    /// The process.
+    pub process: Process,
+    /// Open descriptors at the last sample.
+    pub open_fds: u64,
+    /// Soft `RLIMIT_NOFILE` at the end (`None`: unreadable).
+    pub soft_limit: Option<u64>,
+    /// Open descriptors at every sample, oldest first.
+    pub series: Series,
+}
+
 impl FdProcess {
     /// Net growth per second over the window.
     pub fn growth_per_sec(&self, window_secs: f64) -> f64 {
@@ -718,6 +759,217 @@ impl CgroupMemory {
             &self.working_set_series
         } else {
             &self.usage_series
+        }
+    }
+}
+
+// ---- filesystems ---------------------------------------------------------------------
+
+/// The mounted filesystems that can fill: writable, not pseudo (proc, sysfs, cgroup, ...),
+/// not overlay (a container's root is its lower filesystem's space), with a size; one entry
+/// per device even when it is mounted in several places.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FilesystemSignals {
+    /// Fullest first (by the larger of space and inodes used).
+    pub filesystems: Vec<Filesystem>,
+}
+
+/// One mounted filesystem's space and inodes.
+///
+/// "Used" is as node-exporter's alerts and the kubelet's eviction signals count it:
+/// everything not available to an unprivileged writer (`1 − f_bavail / f_blocks`), so the
+/// blocks ext4 reserves for root count as used: ordinary processes get `ENOSPC` there.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Filesystem {
+    /// Where it is mounted (the shortest of its mount points).
+    pub mountpoint: String,
+    /// The mount source (`/dev/sda1`, `/dev/loop3`, `tmpfs`).
+    pub device: String,
+    /// `major:minor` of the device.
+    pub dev: String,
+    /// Filesystem type (`ext4`, `xfs`, `tmpfs`, ...).
+    pub fstype: String,
+    /// What a Kubernetes node keeps on it, when it holds one of those directories:
+    /// `kubelet` (`/var/lib/kubelet`: the kubelet's nodefs), `containerd`
+    /// (`/var/lib/containerd`) or `docker` (`/var/lib/docker`), the runtime's imagefs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Size, bytes (`f_blocks × f_frsize`).
+    pub size_bytes: u64,
+    /// Available to unprivileged writers at the end of the window, bytes (`f_bavail`).
+    pub avail_bytes: u64,
+    /// Available at the start of the window, bytes.
+    pub avail_start_bytes: u64,
+    /// Free at the end of the window, bytes (`f_bfree`: what root may still write; free −
+    /// available is the reserve for root).
+    pub free_bytes: u64,
+    /// Inodes in all (`f_files`; 0 where the filesystem has no fixed inode table, as btrfs).
+    pub inodes: u64,
+    /// Inodes free for unprivileged use at the end of the window (`f_favail`).
+    pub inodes_free: u64,
+    /// Inodes free at the start of the window.
+    pub inodes_free_start: u64,
+    /// Bytes used (size − available), about once a second.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub used_series: Series,
+    /// Inodes used (inodes − free), about once a second.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub inodes_used_series: Series,
+}
+
+impl Filesystem {
+    /// Bytes used at the end of the window (size − available).
+    pub fn used_bytes(&self) -> u64 {
+        self.size_bytes.saturating_sub(self.avail_bytes)
+    }
+
+    /// Space used at the end of the window, percent of the size.
+    pub fn used_pct(&self) -> f64 {
+        if self.size_bytes == 0 {
+            return 0.0;
+        }
+        self.used_bytes() as f64 * 100.0 / self.size_bytes as f64
+    }
+
+    /// Inodes used at the end of the window.
+    pub fn inodes_used(&self) -> u64 {
+        self.inodes.saturating_sub(self.inodes_free)
+    }
+
+    /// Inodes used, percent; 0 where the filesystem has no inode table.
+    pub fn inodes_used_pct(&self) -> f64 {
+        if self.inodes == 0 {
+            return 0.0;
+        }
+        self.inodes_used() as f64 * 100.0 / self.inodes as f64
+    }
+
+    /// Bytes reserved for root at the end of the window (free − available).
+    pub fn reserved_bytes(&self) -> u64 {
+        self.free_bytes.saturating_sub(self.avail_bytes)
+    }
+
+    /// The filesystem as findings name it: `/var/lib/kubelet (/dev/sda1, ext4)`.
+    pub fn label(&self) -> String {
+        format!("{} ({}, {})", self.mountpoint, self.device, self.fstype)
+    }
+}
+
+// ---- pids --------------------------------------------------------------------------------
+
+/// Process ids and threads: every task (thread) takes a pid.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PidSignals {
+    /// `kernel.pid_max`: pids are numbered below it.
+    pub pid_max: u64,
+    /// `kernel.threads-max`: the most tasks the kernel allows at once.
+    pub threads_max: u64,
+    /// Tasks (threads) on the host at the start of the window (`/proc/loadavg`).
+    pub threads_start: u64,
+    /// Tasks at the end of the window.
+    pub threads: u64,
+    /// Tasks on the host, about once a second.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub threads_series: Series,
+    /// pids cgroups with a limit (`pids.max` not `max`), fullest first.
+    pub cgroups: Vec<CgroupPids>,
+}
+
+impl PidSignals {
+    /// The host-wide limit on tasks: the smaller of `pid_max` and `threads-max` (0 when
+    /// neither was read).
+    pub fn host_limit(&self) -> u64 {
+        match (self.pid_max, self.threads_max) {
+            (0, t) => t,
+            (p, 0) => p,
+            (p, t) => p.min(t),
+        }
+    }
+}
+
+/// One pids cgroup with a limit.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CgroupPids {
+    /// Path below the controller's mount.
+    pub path: String,
+    /// 1 or 2.
+    pub version: u8,
+    /// Tasks in it at the start of the window (`pids.current`).
+    pub current_start: u64,
+    /// Tasks in it at the end.
+    pub current: u64,
+    /// `pids.max`.
+    pub limit: u64,
+    /// Forks and clones refused at the limit in the window (`pids.events` `max`): each is a
+    /// `fork()` or `pthread_create()` that failed with `EAGAIN`.
+    pub fork_failures: u64,
+    /// Processes in the cgroup (at most a few), when any.
+    #[serde(default)]
+    pub processes: Vec<Process>,
+    /// Whose cgroup it is: pod, container, QoS, workload, or systemd unit (absent when
+    /// unattributed).
+    #[serde(default, skip_serializing_if = "Attribution::is_empty")]
+    pub attribution: Attribution,
+    /// Tasks in it, about once a second.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub current_series: Series,
+}
+
+impl CgroupPids {
+    /// Tasks at the end of the window, percent of the limit.
+    pub fn fill_pct(&self) -> f64 {
+        self.current as f64 * 100.0 / self.limit.max(1) as f64
+    }
+}
+
+// ---- conntrack ---------------------------------------------------------------------------
+
+/// Netfilter connection tracking, per network namespace (each has its own table count and
+/// statistics; the limit, `nf_conntrack_max`, is the host's).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConntrackSignals {
+    /// `net.netfilter.nf_conntrack_max`, the most entries a namespace may track.
+    pub max: u64,
+    /// Namespaces with processes, fullest first (then by most drops).
+    pub namespaces: Vec<ConntrackNetns>,
+}
+
+/// One network namespace's connection tracking (`/proc/<pid>/net/stat/nf_conntrack`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConntrackNetns {
+    /// The namespace's inode number (`ls -l /proc/<pid>/ns/net`).
+    pub netns: u64,
+    /// Whether it is the host's (initial) namespace, or the collector's where that is
+    /// unknown.
+    pub host: bool,
+    /// A process in it (the lowest pid), to name it and enter it (`nsenter -t PID -n`).
+    pub process: Process,
+    /// Tracked connections at the start of the window.
+    pub count_start: u64,
+    /// Tracked connections at the end.
+    pub count: u64,
+    /// New connections dropped in the window because the table was full (`drop`).
+    pub drops: u64,
+    /// Old entries evicted in the window to make room (`early_drop`).
+    pub early_drops: u64,
+    /// Entries that could not be inserted in the window (`insert_failed`).
+    pub insert_failed: u64,
+    /// Tracked connections, about once a second.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub count_series: Series,
+}
+
+impl ConntrackNetns {
+    /// The namespace as findings name it: `the host network namespace` or
+    /// `network namespace 4026532301 (pid 812 nginx)`.
+    pub fn label(&self) -> String {
+        if self.host {
+            "the host network namespace".into()
+        } else {
+            format!(
+                "network namespace {} (pid {} {})",
+                self.netns, self.process.pid, self.process.comm
+            )
         }
     }
 }

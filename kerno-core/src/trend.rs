@@ -94,6 +94,11 @@ pub struct Trend {
     pub span_secs: f64,
     /// The last value.
     pub last: f64,
+    /// The lower end of the slope's 95% confidence interval (Sen's, from the ranks of the
+    /// pairwise slopes; no assumption about the noise), units per second.
+    pub slope_low: f64,
+    /// The upper end of that interval, units per second.
+    pub slope_high: f64,
 }
 
 impl Trend {
@@ -120,6 +125,7 @@ impl Trend {
             }
         }
         let slope = median(&mut slopes)?;
+        let (slope_low, slope_high) = sen_interval(&slopes, p.len());
         let mut intercepts: Vec<f64> = xs.iter().zip(&ys).map(|(x, y)| y - slope * x).collect();
         let intercept = median(&mut intercepts)?;
         let mean = ys.iter().sum::<f64>() / ys.len() as f64;
@@ -157,6 +163,8 @@ impl Trend {
             points: p.len(),
             span_secs,
             last: ys[ys.len() - 1],
+            slope_low,
+            slope_high,
         })
     }
 
@@ -174,6 +182,23 @@ impl Trend {
     pub fn eta_secs(&self, limit: f64) -> Option<f64> {
         (self.slope_per_sec > 0.0).then(|| (limit - self.last).max(0.0) / self.slope_per_sec)
     }
+}
+
+/// Normal quantile for a two-sided 95% interval.
+const Z95: f64 = 1.96;
+
+/// Sen's confidence interval for the Theil–Sen slope from the sorted pairwise `slopes` of `n`
+/// points: the slopes at ranks (N ∓ z·√(n(n−1)(2n+5)/18)) / 2, the variance of Kendall's S.
+fn sen_interval(sorted: &[f64], n: usize) -> (f64, f64) {
+    let count = sorted.len();
+    if count == 0 {
+        return (0.0, 0.0);
+    }
+    let n = n as f64;
+    let c = Z95 * (n * (n - 1.0) * (2.0 * n + 5.0) / 18.0).sqrt();
+    let lo = (((count as f64 - c) / 2.0).round() as i64 - 1).clamp(0, count as i64 - 1);
+    let hi = (((count as f64 + c) / 2.0).round() as i64).clamp(0, count as i64 - 1);
+    (sorted[lo as usize], sorted[hi as usize])
 }
 
 fn median(v: &mut [f64]) -> Option<f64> {
@@ -255,6 +280,24 @@ mod tests {
         assert!(Trend::of(&Series::from_points([(5, 1.0), (5, 2.0)])).is_none());
         let t = Trend::of(&s(&[1.0, 3.0])).unwrap();
         assert_eq!((t.slope_per_sec, t.fit, t.rising), (2.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn the_slope_interval_is_tight_for_a_line_and_spans_zero_for_noise() {
+        let t = Trend::of(&s(&[10.0, 20.0, 30.0, 40.0, 50.0, 60.0])).unwrap();
+        assert_eq!((t.slope_low, t.slope_high), (10.0, 10.0));
+        let noise = [5.0, 7.0, 4.0, 6.0, 5.0, 7.0, 4.0, 6.0, 5.0, 6.0];
+        let t = Trend::of(&s(&noise)).unwrap();
+        assert!(t.slope_low < 0.0 && t.slope_high > 0.0, "{t:?}");
+        // A line with jitter: the interval holds the true slope and excludes zero.
+        let jitter: Vec<f64> = (0..20)
+            .map(|i| 100.0 + 3.0 * i as f64 + [0.0, 2.0, -1.5, 1.0][i % 4])
+            .collect();
+        let t = Trend::of(&s(&jitter)).unwrap();
+        assert!(
+            t.slope_low > 2.0 && t.slope_low <= 3.0 && t.slope_high >= 3.0,
+            "{t:?}"
+        );
     }
 
     #[test]

@@ -433,4 +433,104 @@ mod with_chaos {
         assert!(p99 >= inj && p99 < inj + 25_000_000, "p99 {p99} near {inj}");
         drop(dev);
     }
+
+    /// The capacity domains (filesystem, pids, conntrack) against `statvfs`, `pids.*` and
+    /// `net/stat/nf_conntrack` read by the test itself, each on its chaos scenario.
+    #[test]
+    fn root_capacity_signals_match_statvfs_pids_and_conntrack_files() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut e = engine(&["filesystem", "pids", "conntrack"], 1.0);
+        let low = ChaosOptions::new(Intensity::Low, Duration::from_secs(20));
+
+        let fs = chaos::start("filesystem-full", &low).expect("filesystem-full scenario");
+        let at = fs.mounts[0].clone();
+        let dev = format!("/dev/{}", fs.devices[0]);
+        std::thread::sleep(Duration::from_millis(500));
+        let s = collect(&mut e, 2);
+        let truth = kerno_core::procfs::statvfs(&at).expect("statvfs");
+        let seen = s
+            .filesystem
+            .as_ref()
+            .and_then(|f| f.filesystems.iter().find(|f| f.device == dev))
+            .unwrap_or_else(|| panic!("{dev} not in {:?}", s.filesystem));
+        eprintln!(
+            "filesystem: {} {:.2}% used; statvfs size {} avail {}",
+            seen.label(),
+            seen.used_pct(),
+            truth.size,
+            truth.avail
+        );
+        assert_eq!(seen.mountpoint, at.display().to_string());
+        assert_eq!(
+            (seen.size_bytes, seen.fstype.as_str()),
+            (truth.size, "ext4")
+        );
+        assert_eq!(seen.avail_bytes, truth.avail, "flat at low intensity");
+        assert!(seen.used_pct() > 90.0 && seen.used_series.len() >= 2);
+        fs.stop().expect("stop filesystem-full");
+
+        let medium = ChaosOptions::new(Intensity::Medium, Duration::from_secs(20));
+        let pids = chaos::start("pid-exhaustion", &medium).expect("pid-exhaustion scenario");
+        let path = pids.cgroup.clone().unwrap();
+        let dir =
+            std::path::PathBuf::from("/sys/fs/cgroup/pids").join(path.trim_start_matches('/'));
+        let refused =
+            || kerno_core::procfs::read_keyed(&dir.join("pids.events"), "max").unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(800));
+        let r0 = refused();
+        let s = collect(&mut e, 2);
+        let r1 = refused();
+        let c = s
+            .pids
+            .as_ref()
+            .and_then(|p| p.cgroups.iter().find(|c| c.path == path))
+            .unwrap_or_else(|| panic!("{path} not in {:?}", s.pids));
+        eprintln!(
+            "pids: {} {}/{} with {} refused forks (pids.events max {r0} -> {r1})",
+            c.path, c.current, c.limit, c.fork_failures
+        );
+        assert_eq!((c.current, c.limit, c.version), (64, 64, 1));
+        assert!(
+            c.fork_failures <= r1 - r0 && c.fork_failures + 3 >= r1 - r0 && c.fork_failures >= 10,
+            "{} refused in the window, {} around it",
+            c.fork_failures,
+            r1 - r0
+        );
+        assert!(c.processes.iter().any(|p| pids.pids.contains(&p.pid)));
+        pids.stop().expect("stop pid-exhaustion");
+
+        let ct = chaos::start("conntrack-full", &medium).expect("conntrack-full scenario");
+        let pid = ct.pids[0];
+        std::thread::sleep(Duration::from_millis(800));
+        // The flows are sent again every 5 s, and the ones past the limit dropped then.
+        let s = collect(&mut e, 6);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/net/stat/nf_conntrack"))
+            .ok()
+            .as_deref()
+            .and_then(kerno_core::procfs::parse_conntrack_stat)
+            .expect("the namespace's conntrack stat");
+        let max = kerno_core::procfs::sysctl_u64("net/netfilter/nf_conntrack_max").unwrap();
+        let c = s.conntrack.as_ref().expect("conntrack observed");
+        let n = c
+            .namespaces
+            .iter()
+            .find(|n| n.process.pid == pid)
+            .unwrap_or_else(|| panic!("pid {pid}'s namespace not in {c:?}"));
+        eprintln!(
+            "conntrack: {} {} of {} (stat entries {}), {} drops, {} early drops",
+            n.label(),
+            n.count,
+            c.max,
+            stat.entries,
+            n.drops,
+            n.early_drops
+        );
+        assert_eq!((c.max, n.count), (max, stat.entries));
+        assert!(
+            !n.host && n.count == max,
+            "the scenario's namespace is full"
+        );
+        assert!(n.drops + n.early_drops > 0, "and drops");
+        ct.stop().expect("stop conntrack-full");
+    }
 }

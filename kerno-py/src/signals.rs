@@ -131,6 +131,24 @@ impl PySignals {
         opt(py, &self.inner.memory)
     }
 
+    /// Space and inodes of the mounted filesystems, or None.
+    #[getter]
+    fn filesystem<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt(py, &self.inner.filesystem)
+    }
+
+    /// Host tasks against pid_max/threads-max and pids cgroups, or None.
+    #[getter]
+    fn pids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt(py, &self.inner.pids)
+    }
+
+    /// Connection tracking per network namespace, or None.
+    #[getter]
+    fn conntrack<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt(py, &self.inner.conntrack)
+    }
+
     /// Signals from custom collectors, by collector name.
     #[getter]
     fn custom<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

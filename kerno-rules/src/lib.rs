@@ -34,7 +34,7 @@ macro_rules! builtin_rules {
         ///
         /// `disk-io`, `oom-kill`, `tcp-retransmits`, `tcp-rtt`, `sched-contention`, `fd-leak`,
         /// `syscall-latency`, `oom-imminent`, `syscall-errors`, `memory-pressure`,
-        /// `network-latency`.
+        /// `network-latency`, `filesystem-full`, `conntrack-full`, `pid-exhaustion`.
         pub fn builtin() -> Vec<Box<dyn Rule>> {
             vec![$(Box::new($rule)),+]
         }
@@ -53,6 +53,9 @@ builtin_rules! {
     syscall_errors => SyscallErrors,
     memory_pressure => MemoryPressure,
     network_latency => NetworkLatency,
+    filesystem_full => FilesystemFull,
+    conntrack_full => ConntrackFull,
+    pid_exhaustion => PidExhaustion,
 }
 
 /// The thresholds of the built-in rules, for checking configuration and listing them.
@@ -84,6 +87,9 @@ mod tests {
                 "syscall-errors",
                 "memory-pressure",
                 "network-latency",
+                "filesystem-full",
+                "conntrack-full",
+                "pid-exhaustion",
             ]
         );
         for r in super::builtin() {
@@ -97,7 +103,7 @@ mod tests {
         let reg = super::thresholds();
         assert!(reg.conflicts().is_empty(), "{:?}", reg.conflicts());
         let keys = reg.keys();
-        assert_eq!(keys.len(), 30, "{keys:?}");
+        assert_eq!(keys.len(), 43, "{keys:?}");
         for (rule, spec) in reg.iter() {
             assert!(super::builtin().iter().any(|r| r.id() == rule));
             assert!(

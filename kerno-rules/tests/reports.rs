@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use kerno_core::{
-    Attribution, CgroupMemory, Degraded, DelayedProcess, DiskDevice, DiskOp, DiskSignals,
-    FdProcess, FdSignals, Histogram, Host, MemorySignals, OomKill, OomSignals, Process,
+    Attribution, CgroupMemory, CgroupPids, ConntrackNetns, ConntrackSignals, Degraded,
+    DelayedProcess, DiskDevice, DiskOp, DiskSignals, FdProcess, FdSignals, Filesystem,
+    FilesystemSignals, Histogram, Host, MemorySignals, OomKill, OomSignals, PidSignals, Process,
     ProcessErrors, ProcessSlow, Report, SchedSignals, Signals, Status, SyscallSignals, SyscallStat,
     TcpFlow, TcpSignals, Thresholds, Window, evaluate,
     render::{PrettyOptions, html, json, pretty},
@@ -173,6 +174,38 @@ fn cgroup(path: &str, start: u64, usage: u64, limit: u64) -> CgroupMemory {
 }
 
 /// A busy but healthy node: every domain observed, every number inside its threshold.
+/// A filesystem of `size` with `used` used, flat over the window.
+fn filesystem(mountpoint: &str, device: &str, fstype: &str, size: u64, used: u64) -> Filesystem {
+    Filesystem {
+        mountpoint: mountpoint.into(),
+        device: device.into(),
+        dev: "8:1".into(),
+        fstype: fstype.into(),
+        roles: Vec::new(),
+        size_bytes: size,
+        avail_bytes: size - used,
+        avail_start_bytes: size - used,
+        free_bytes: size - used,
+        inodes: 6_553_600,
+        inodes_free: 6_100_000,
+        inodes_free_start: 6_100_000,
+        used_series: Default::default(),
+        inodes_used_series: Default::default(),
+    }
+}
+
+/// A network namespace's conntrack table.
+fn netns(inode: u64, process: Process, host: bool, count: u64) -> ConntrackNetns {
+    ConntrackNetns {
+        netns: inode,
+        host,
+        process,
+        count_start: count,
+        count,
+        ..ConntrackNetns::default()
+    }
+}
+
 fn healthy() -> Signals {
     let mut s = base();
     s.syscalls = Some(syscalls(vec![
@@ -289,6 +322,41 @@ fn healthy() -> Signals {
             },
         ],
         used_series: Default::default(),
+    });
+    s.filesystem = Some(FilesystemSignals {
+        filesystems: vec![
+            Filesystem {
+                roles: vec!["kubelet".into(), "containerd".into()],
+                ..filesystem("/", "/dev/sda1", "ext4", 100 * GIB, 61 * GIB)
+            },
+            Filesystem {
+                dev: "0:25".into(),
+                inodes: 0,
+                inodes_free: 0,
+                inodes_free_start: 0,
+                ..filesystem("/run", "tmpfs", "tmpfs", 1600 * MIB, 3 * MIB)
+            },
+        ],
+    });
+    s.pids = Some(PidSignals {
+        pid_max: 4_194_304,
+        threads_max: 126_000,
+        threads_start: 1_180,
+        threads: 1_184,
+        threads_series: Default::default(),
+        cgroups: vec![CgroupPids {
+            path: "/system.slice/api.service".into(),
+            version: 1,
+            current_start: 41,
+            current: 41,
+            limit: 4_915,
+            processes: vec![api()],
+            ..CgroupPids::default()
+        }],
+    });
+    s.conntrack = Some(ConntrackSignals {
+        max: 262_144,
+        namespaces: vec![netns(4_026_531_840, process(1, "systemd"), true, 1_210)],
     });
     s
 }
@@ -488,7 +556,7 @@ fn everything_fires() -> Signals {
             CgroupMemory {
                 pod: Some("shop/checkout-5b8c9".into()),
                 attribution: pod_attribution("shop/checkout-5b8c9", CHECKOUT_UID, None),
-                processes: vec![checkout],
+                processes: vec![checkout.clone()],
                 ..cgroup(
                     &format!("/kubepods/burstable/pod{CHECKOUT_UID}"),
                     1_840 * MIB,
@@ -521,6 +589,43 @@ fn everything_fires() -> Signals {
             },
         ],
         used_series: Default::default(),
+    });
+    // The kubelet's filesystem nearly full (filesystem-full).
+    if let Some(f) = &mut s.filesystem {
+        let root = &mut f.filesystems[0];
+        root.avail_bytes = 3 * GIB + 512 * MIB;
+        root.free_bytes = root.avail_bytes;
+        root.avail_start_bytes = 3 * GIB + 600 * MIB;
+    }
+    // A pod's container forking at its pids limit (pid-exhaustion).
+    if let Some(p) = &mut s.pids {
+        p.cgroups.insert(
+            0,
+            CgroupPids {
+                path: format!("/kubepods/burstable/pod{CHECKOUT_UID}/c0ffee00c0ffee00"),
+                version: 1,
+                current_start: 1_024,
+                current: 1_024,
+                limit: 1_024,
+                fork_failures: 312,
+                processes: vec![checkout.clone()],
+                attribution: checkout.attribution.clone(),
+                ..CgroupPids::default()
+            },
+        );
+    }
+    // The checkout pod's namespace dropping connections (conntrack-full).
+    s.conntrack = Some(ConntrackSignals {
+        max: 262_144,
+        namespaces: vec![
+            ConntrackNetns {
+                drops: 1_840,
+                early_drops: 96,
+                count_start: 261_900,
+                ..netns(4_026_532_301, checkout.clone(), false, 262_144)
+            },
+            netns(4_026_531_840, process(1, "systemd"), true, 1_210),
+        ],
     });
     s
 }

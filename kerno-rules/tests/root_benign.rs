@@ -29,8 +29,8 @@ use std::{
 };
 
 use benign::fixture::{
-    Child, MemCgroup, NetnsPair, ROLE_VAR, Scratch, read_counters, retrans_segs, tcp_snmp,
-    wait_until,
+    Child, MemCgroup, NetnsPair, PidsCgroup, ROLE_VAR, Scratch, TmpfsMount, read_counters,
+    retrans_segs, tcp_snmp, wait_until,
 };
 use kerno_core::{Domain, Engine, Finding, KernelOptions, Severity, Signals, Thresholds};
 
@@ -687,6 +687,271 @@ fn root_benign_cron_fanout_200() {
     let ours = Ours {
         pids: vec![cron.pid()],
         comms: &["sh"],
+        cgroup: None,
+    };
+    case.finish(&signals, &ours);
+}
+
+// ---- a filesystem at 85% with a rotating log ---------------------------------------------
+
+const FS_SIZE: u64 = 64 * MIB;
+
+/// Is the filesystem between 84% and 88% used?
+fn at_85(m: &TmpfsMount) -> Result<String, String> {
+    let u = m.used() * 100.0;
+    let detail = format!("{u:.1}% of {} MiB used", FS_SIZE / MIB);
+    if (84.0..88.0).contains(&u) {
+        Ok(detail)
+    } else {
+        Err(format!("want 84% to 88% used; {detail}"))
+    }
+}
+
+#[test]
+fn root_benign_filesystem_at_85_percent() {
+    let mut case = Case::start("root_benign_filesystem_at_85_percent");
+    let dir = Scratch::new(case.name);
+    let fs_mount = TmpfsMount::new(&dir.join("fs"), FS_SIZE).expect("mount a 64 MiB tmpfs");
+    // 85% of it in one file (where the kubelet's image GC starts), and a log that grows by
+    // 64 KiB every 100 ms up to 1 MiB and is then truncated, over and over.
+    let mut writer = Child::shell(
+        "log writer on a filesystem at 85%",
+        &dir.path,
+        "dd if=/dev/zero of=fs/base bs=64k count=870 2>/dev/null || exit 1; \
+         while :; do : > fs/app.log; i=0; while [ $i -lt 16 ]; do \
+           dd if=/dev/zero bs=64k count=1 >> fs/app.log 2>/dev/null; sleep 0.1; i=$((i + 1)); \
+         done; done",
+    );
+    case.require(
+        "the filesystem is at 84-88% (before the window)",
+        wait_until(Duration::from_secs(20), || at_85(&fs_mount)),
+    );
+    let signals = case.window();
+    case.condition(
+        "the filesystem is still at 84-88% (end of the window)",
+        at_85(&fs_mount),
+    );
+    case.condition(
+        "the writer ran through the window",
+        writer.running().map(|()| "running".into()),
+    );
+    let mountpoint = fs_mount.at.display().to_string();
+    let seen = signals
+        .filesystem
+        .as_ref()
+        .and_then(|f| f.filesystems.iter().find(|f| f.mountpoint == mountpoint));
+    case.condition(
+        "Kerno's filesystem signals list it at about 85%",
+        match seen {
+            Some(f) if (84.0..88.0).contains(&f.used_pct()) => {
+                Ok(format!("{}: {:.1}% used", f.label(), f.used_pct()))
+            }
+            Some(f) => Err(format!("{} listed at {:.1}%", f.label(), f.used_pct())),
+            None => Err(format!(
+                "{mountpoint} not in the window's filesystem signals"
+            )),
+        },
+    );
+    let ours = Ours {
+        pids: vec![writer.pid()],
+        comms: &["sh", "dd", "sleep"],
+        cgroup: None,
+    };
+    drop(writer);
+    case.finish(&signals, &ours);
+    drop(fs_mount);
+}
+
+// ---- fork churn under a pids limit -------------------------------------------------------
+
+const PIDS_MAX: u64 = 100;
+
+#[test]
+fn root_benign_fork_churn_under_a_pids_limit() {
+    let mut case = Case::start("root_benign_fork_churn_under_a_pids_limit");
+    let cg = match PidsCgroup::v1(PIDS_MAX) {
+        Ok(cg) => cg,
+        Err(why) => {
+            eprintln!("[{}] NOT APPLICABLE on this host: {why}", case.name);
+            return;
+        }
+    };
+    let dir = Scratch::new(case.name);
+    // A shell that starts two one-second jobs every 100 ms: about 20 to 30 of its 100 pids
+    // in use at any moment, all the time.
+    let mut churn = Child::shell(
+        "fork churn",
+        &dir.path,
+        &format!(
+            "echo $$ > {} && while :; do sleep 1 & sleep 1 & sleep 0.1; done",
+            cg.procs().display()
+        ),
+    );
+    let busy = |cg: &PidsCgroup| {
+        let (current, refused) = cg.usage();
+        if (10..=70).contains(&current) && refused == 0 {
+            Ok(format!("{current} of {PIDS_MAX} tasks, no fork refused"))
+        } else {
+            Err(format!(
+                "want 10 to 70 tasks and no refused fork; {current} tasks, {refused} refused"
+            ))
+        }
+    };
+    case.require(
+        "the cgroup runs 10-70 of its 100 tasks (before the window)",
+        wait_until(Duration::from_secs(10), || busy(&cg)),
+    );
+    let signals = case.window();
+    case.condition(
+        "still 10-70 tasks, none refused (end of the window)",
+        busy(&cg),
+    );
+    case.condition(
+        "the churn ran through the window",
+        churn.running().map(|()| "running".into()),
+    );
+    let seen = signals
+        .pids
+        .as_ref()
+        .and_then(|p| p.cgroups.iter().find(|c| c.path == cg.path()));
+    case.condition(
+        "Kerno's pids signals list the cgroup and its limit",
+        match seen {
+            Some(c) if c.limit == PIDS_MAX => {
+                Ok(format!("{}: {} of {}", c.path, c.current, c.limit))
+            }
+            Some(c) => Err(format!("{} listed with limit {}", c.path, c.limit)),
+            None => Err(format!("{} not in the window's pids signals", cg.path())),
+        },
+    );
+    let ours = Ours {
+        pids: vec![churn.pid()],
+        comms: &["sh", "sleep"],
+        cgroup: Some(cg.path().to_string()),
+    };
+    drop(churn);
+    case.finish(&signals, &ours);
+}
+
+// ---- a namespace tracking thousands of short connections ---------------------------------
+
+/// A TCP server accepting and closing at once (python3, in the server's namespace).
+const ACCEPT_AND_CLOSE: &str = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.231.7.2", 8080))
+s.listen(512)
+while True:
+    c, _ = s.accept()
+    c.close()
+"#;
+
+/// A client making `rate` new connections a second, counting them in `made`.
+const CONNECT_LOOP: &str = r#"
+import os, socket, sys, time
+rate, made, n = float(sys.argv[1]), sys.argv[2], 0
+t0 = time.time()
+while True:
+    c = socket.create_connection(("10.231.7.2", 8080))
+    c.close()
+    n += 1
+    if n % 50 == 0:
+        open(made + ".tmp", "w").write(str(n))
+        os.rename(made + ".tmp", made)
+    d = t0 + n / rate - time.time()
+    if d > 0:
+        time.sleep(d)
+"#;
+
+/// The conntrack entries and drops (drop + early_drop + insert_failed) of `pid`'s namespace.
+fn conntrack_of(pid: u32) -> Option<(u64, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/net/stat/nf_conntrack")).ok()?;
+    let s = kerno_core::procfs::parse_conntrack_stat(&text)?;
+    Some((s.entries, s.drop + s.early_drop + s.insert_failed))
+}
+
+#[test]
+fn root_benign_conntrack_short_connections() {
+    let mut case = Case::start("root_benign_conntrack_short_connections");
+    let dir = Scratch::new(case.name);
+    let ns = NetnsPair::new().expect("create two network namespaces and a veth");
+    // Tracking on in the client's namespace, as any stateful rule (or kube-proxy) turns it on.
+    let nft = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.a, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(
+                b"table inet kbn {\n chain out {\n  type filter hook output priority 0; policy accept;\n  ct state new counter\n }\n}\n",
+            )?;
+            c.wait()
+        });
+    assert!(
+        nft.is_ok_and(|s| s.success()),
+        "nft in the client's namespace"
+    );
+    let mut server = {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &ns.b, "python3", "-c", ACCEPT_AND_CLOSE]);
+        Child::command("accept-and-close server", c)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let made = dir.arg("made");
+    let mut client = {
+        let mut c = std::process::Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &ns.a,
+            "python3",
+            "-c",
+            CONNECT_LOOP,
+            "300",
+            &made,
+        ]);
+        Child::command("connect loop", c)
+    };
+    let tracked = |pid: u32| -> Result<String, String> {
+        match conntrack_of(pid) {
+            Some((n, 0)) if n >= 500 => Ok(format!("{n} connections tracked, no drop")),
+            Some((n, d)) => Err(format!(
+                "{n} tracked, {d} dropped; want at least 500 and no drop"
+            )),
+            None => Err("no conntrack statistics in the namespace".into()),
+        }
+    };
+    let cpid = client.pid();
+    case.require(
+        "the client's namespace tracks 500+ short connections (before the window)",
+        wait_until(Duration::from_secs(20), || tracked(cpid)),
+    );
+    let signals = case.window();
+    case.condition(
+        "still tracked, none dropped (end of the window)",
+        tracked(cpid),
+    );
+    case.condition(
+        "the client and server ran through the window",
+        client
+            .running()
+            .and_then(|()| server.running())
+            .map(|()| "running".into()),
+    );
+    let seen = signals
+        .conntrack
+        .as_ref()
+        .and_then(|c| c.namespaces.iter().find(|n| n.count >= 500 && !n.host));
+    case.condition(
+        "Kerno's conntrack signals list the namespace",
+        match seen {
+            Some(n) => Ok(format!("{}: {} tracked", n.label(), n.count)),
+            None => Err("no namespace with 500+ entries in the window's conntrack signals".into()),
+        },
+    );
+    let ours = Ours {
+        pids: vec![cpid, server.pid()],
+        comms: &["python3"],
         cgroup: None,
     };
     case.finish(&signals, &ours);

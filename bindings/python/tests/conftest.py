@@ -58,4 +58,7 @@ def quiet_window() -> Dict[str, Any]:
             "total_bytes": 1 << 30, "available_start_bytes": 1 << 29, "available_end_bytes": 1 << 29,
             "psi_some_avg10": 0.0, "psi_full_avg10": 0.0, "cgroups": [],
         },
+        "filesystem": {"filesystems": []},
+        "pids": {"pid_max": 32768, "threads_max": 192724, "threads_start": 100, "threads": 100, "cgroups": []},
+        "conntrack": {"max": 262144, "namespaces": []},
     }

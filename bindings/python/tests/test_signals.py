@@ -192,3 +192,28 @@ def test_custom_collector_data_survives(tmp_path: pathlib.Path) -> None:
     assert s.observed("queue")
     s.save(tmp_path / "c.json")
     assert kerno.load_signals(os.fspath(tmp_path / "c.json")).custom == window["custom"]
+
+
+def test_capacity_domains_read_back() -> None:
+    window = {
+        **quiet_window(),
+        "filesystem": None,
+        "pids": {
+            "pid_max": 32768,
+            "threads_max": 192724,
+            "threads_start": 160,
+            "threads": 168,
+            "cgroups": [
+                {"path": "/kerno", "version": 1, "current_start": 60, "current": 64,
+                 "limit": 64, "fork_failures": 9}
+            ],
+        },
+        "conntrack": {"max": 262144, "namespaces": []},
+    }
+    s = kerno.Signals.from_dict(window)
+    assert s.observed("pids") and s.observed("conntrack") and not s.observed("filesystem")
+    assert s.filesystem is None
+    assert s.pids is not None and s.pids["cgroups"][0]["fork_failures"] == 9
+    assert s.conntrack == {"max": 262144, "namespaces": []}
+    report = kerno.evaluate(s)
+    assert [f.rule for f in report.findings] == ["pid-exhaustion"]

@@ -64,6 +64,21 @@ pub fn fetch_signals(
     kerno_core::parse_signals(&body).map_err(ClientError::Invalid)
 }
 
+/// The agent's level history over the last `window` (its `/levels`), as [`Signals`]:
+/// what `kerno predict` projects.
+pub fn fetch_levels(
+    socket: &Path,
+    window: Duration,
+    timeout: Duration,
+) -> Result<Signals, ClientError> {
+    let body = get(
+        socket,
+        &format!("/levels?window={}ms", window.as_millis()),
+        timeout,
+    )?;
+    kerno_core::parse_signals(&body).map_err(ClientError::Invalid)
+}
+
 /// The agent's readiness (`/readyz`), whether it is ready (200) or not yet (503).
 pub fn fetch_readiness(socket: &Path, timeout: Duration) -> Result<Readiness, ClientError> {
     let (status, body) = request(socket, "/readyz", timeout)?;

@@ -10,7 +10,9 @@
 //! - on a unix socket (default `/run/kerno/agent.sock`, mode 0600): the same, plus
 //!   `/signals?window=30s` (the window's [`kerno_core::Signals`], built by the engine
 //!   from the kept samples exactly as a standalone `kerno doctor` builds its own) and
-//!   `/doctor?window=30s` (the JSON report with the agent's rules).
+//!   `/doctor?window=30s` (the JSON report with the agent's rules), and `/levels?window=1h`
+//!   (the [`kerno_core::Signals`] of the levels `kerno predict` projects, recorded every
+//!   15 s for an hour by [`kerno_core::predict::engine`]'s collectors, no eBPF involved).
 //!
 //! It computes nothing of its own: windows come from [`kerno_core::Engine::signals_from`],
 //! findings from the rules it is given, and metrics are those windows added up
@@ -35,7 +37,7 @@ use std::{
     time::Duration,
 };
 
-pub use client::{ClientError, fetch_readiness, fetch_signals, get};
+pub use client::{ClientError, fetch_levels, fetch_readiness, fetch_signals, get};
 use kerno_core::{CoreError, Engine, KernelOptions, Rule, Thresholds};
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
@@ -101,6 +103,8 @@ pub struct AgentOptions {
     /// The AI post-processor's settings: `/doctor?ai=1` on the unix socket asks the
     /// provider only when `enabled`.
     pub ai: kerno_core::config::AiConfig,
+    /// How often the levels `kerno predict` projects are recorded (an hour is kept).
+    pub levels_every: Duration,
 }
 
 /// Parse a listen address: `:9090` (all IPv4 interfaces), `127.0.0.1:9090`, `[::]:9090`,
@@ -173,16 +177,22 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         kerno_core::host::HostRoot::new(opts.kernel.host_root.clone().unwrap_or_default()),
         opts.kernel.node_name.clone(),
     );
-    let shared = Arc::new(
-        Shared::new(
-            opts.window,
-            opts.findings_window,
-            opts.update_every,
-            opts.rules,
-            opts.thresholds,
-        )
-        .with_ai(opts.ai),
-    );
+    let shared = Arc::new(Shared::new(
+        opts.window,
+        opts.findings_window,
+        opts.update_every,
+        opts.rules,
+        opts.thresholds,
+    )
+    .with_ai(opts.ai));
+    let levels = {
+        let shared = shared.clone();
+        let every = opts.levels_every;
+        std::thread::Builder::new()
+            .name("kerno-levels".into())
+            .spawn(move || state::level_sampler(shared, every))
+            .map_err(AgentError::Runtime)?
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(server::serve(tcp, unix, shared.clone(), stop_rx));
     tracing::info!(
@@ -246,7 +256,7 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         }
     };
     shared.stop.store(true, Ordering::SeqCst);
-    let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+    let _ = tokio::task::spawn_blocking(move || (sampler.join(), levels.join())).await;
     stop(&shared, &stop_tx, server, &opts.socket).await;
     Ok(())
 }

@@ -201,11 +201,45 @@ async fn doctor(State(s): St, RawQuery(q): RawQuery) -> Response {
     }
 }
 
+/// `GET /levels?window=1h`: the levels `kerno predict` projects (memory per cgroup and
+/// host, descriptors per process), as [`kerno_core::Signals`] over the last `window` (1 s
+/// to 1 h, 1 h when absent) of the agent's level history.
+async fn levels(State(s): St, RawQuery(q): RawQuery) -> Response {
+    let raw = q
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("window="))
+        .unwrap_or("1h")
+        .to_string();
+    let length = match kerno_core::config::parse_duration(&raw) {
+        Ok(d) if d >= Duration::from_secs(1) && d <= crate::state::LEVELS_KEEP => d,
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("window: {raw} is out of range: use 1s to 1h"),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("window: {e}")),
+    };
+    match tokio::task::spawn_blocking(move || s.levels_signals(length)).await {
+        Ok(Some(signals)) => json_reply(
+            StatusCode::OK,
+            serde_json::to_string(&signals).unwrap_or_default(),
+        ),
+        Ok(None) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent has fewer than two level samples yet".into(),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 async fn index() -> Response {
     reply(
         StatusCode::OK,
         "text/plain; charset=utf-8",
-        "kerno agent: /metrics /healthz /readyz (and /signals, /doctor on the unix socket)\n"
+        "kerno agent: /metrics /healthz /readyz (and /signals, /doctor, /levels on the unix socket)\n"
             .into(),
     )
 }
@@ -227,6 +261,7 @@ fn local(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/signals", get(signals))
         .route("/doctor", get(doctor))
+        .route("/levels", get(levels))
         .with_state(shared)
 }
 

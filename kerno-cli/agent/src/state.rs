@@ -60,7 +60,14 @@ pub(crate) struct Shared {
     pub stop: AtomicBool,
     /// The AI post-processor's settings, for `/doctor?ai=1`.
     pub ai: AiConfig,
+    /// The collectors of the levels `kerno predict` projects (procfs and cgroupfs only).
+    pub levels_engine: Mutex<Engine>,
+    /// Their samples, every `levels_every`, for [`LEVELS_KEEP`].
+    pub levels: Mutex<History>,
 }
+
+/// How much level history the agent keeps for `kerno predict`.
+pub(crate) const LEVELS_KEEP: Duration = Duration::from_secs(3600);
 
 impl Shared {
     pub fn new(
@@ -90,6 +97,8 @@ impl Shared {
             recent: Mutex::new(None),
             stop: AtomicBool::new(false),
             ai: AiConfig::default(),
+            levels_engine: Mutex::new(kerno_core::predict::engine()),
+            levels: Mutex::new(History::new(LEVELS_KEEP)),
         }
     }
 
@@ -149,6 +158,19 @@ impl Shared {
             }
         }
         Some(signals)
+    }
+
+    /// The levels of the last `length` (or all there are), as the predict engine builds
+    /// them; `None` until two samples are in.
+    pub fn levels_signals(&self, length: Duration) -> Option<Signals> {
+        let engine = lock(&self.levels_engine);
+        let w = lock(&self.levels).window(length)?;
+        let refs: Vec<Vec<&Sample>> = w
+            .series
+            .iter()
+            .map(|s| s.iter().map(|a| a.as_ref()).collect())
+            .collect();
+        Some(engine.signals_from(&refs, w.start_unix_ms, w.duration))
     }
 
     /// Run the agent's rules over a window.
@@ -215,6 +237,41 @@ pub(crate) fn sampler(shared: Arc<Shared>) {
         if next < now {
             // Fell behind (a slow read, a suspended VM): skip the missed ticks.
             next = now + Duration::from_secs(1);
+        }
+        while !shared.stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            if now >= next {
+                break;
+            }
+            std::thread::sleep((next - now).min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// Record the levels every `every` until `stop`. Runs on its own thread; a failing
+/// collector leaves a gap in its series, the others go on.
+pub(crate) fn level_sampler(shared: Arc<Shared>, every: Duration) {
+    let mut next = Instant::now();
+    while !shared.stop.load(Ordering::SeqCst) {
+        let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let samples: Vec<Option<Arc<Sample>>> = lock(&shared.levels_engine)
+                .try_sample_all()
+                .into_iter()
+                .map(|r| r.ok().map(Arc::new))
+                .collect();
+            lock(&shared.levels).push(Tick {
+                at: Instant::now(),
+                unix_ms: kerno_core::unix_ms_now(),
+                samples,
+            });
+        }));
+        if step.is_err() {
+            eprintln!("kerno: recording the levels panicked; the agent keeps going");
+        }
+        next += every;
+        let now = Instant::now();
+        if next < now {
+            next = now + every;
         }
         while !shared.stop.load(Ordering::SeqCst) {
             let now = Instant::now();

@@ -1,20 +1,28 @@
 //! The built-in collectors: kernel maps (through kerno-probes) and procfs/cgroupfs.
 
+mod conntrack;
 mod disk;
+mod fd_counts;
 mod fds;
+mod filesystem;
 mod layered;
 mod lost;
 mod memory;
 mod oom;
+mod pids;
 mod sched;
 mod syscalls;
 mod tcp;
 
+pub use conntrack::ConntrackCollector;
 pub use disk::DiskCollector;
+pub use fd_counts::FdCountCollector;
 pub use fds::FdCollector;
+pub use filesystem::FilesystemCollector;
 pub use lost::LostCollector;
 pub use memory::MemoryCollector;
 pub use oom::OomCollector;
+pub use pids::PidsCollector;
 pub use sched::SchedCollector;
 pub use syscalls::SyscallCollector;
 pub use tcp::TcpCollector;

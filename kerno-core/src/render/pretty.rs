@@ -159,7 +159,7 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         } else {
             &d.detail
         };
-        let _ = writeln!(o, "  {mark} {:<9} {detail}", d.domain);
+        let _ = writeln!(o, "  {mark} {:<10} {detail}", d.domain);
     }
     let lost = &report.lost;
     let lost_parts: Vec<String> = [
@@ -184,7 +184,7 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         let _ = writeln!(o);
         let _ = writeln!(o, "{}", p.bold("Degraded (not observed)"));
         for d in &report.degraded {
-            let _ = writeln!(o, "  {:<9} {}", d.domain, d.reason);
+            let _ = writeln!(o, "  {:<10} {}", d.domain, d.reason);
         }
     }
     let _ = writeln!(o);

@@ -45,7 +45,21 @@ fn stale_owner(name: &str) -> Option<u32> {
 /// Remove what an earlier run that was killed (no destructors ran) left behind: its
 /// cgroups, network namespaces and scratch directories.
 pub fn sweep_stale() {
-    let roots = [procfs::cgroup1_memory_root(), procfs::cgroup2_root()];
+    for m in procfs::mounts() {
+        let name = Path::new(&m.mountpoint)
+            .strip_prefix(std::env::temp_dir())
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        if name.is_some_and(|n| n.starts_with("kerno-benign-") && stale_owner(&n).is_some()) {
+            unmount(Path::new(&m.mountpoint));
+        }
+    }
+    let roots = [
+        procfs::cgroup1_memory_root(),
+        procfs::cgroup1_root("pids"),
+        procfs::cgroup2_root(),
+    ];
     for root in roots.into_iter().flatten() {
         for e in fs::read_dir(&root).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -124,6 +138,11 @@ impl Child {
                 .join("\t"),
         )
         .stdout(Stdio::null());
+        Child::spawn(what, c)
+    }
+
+    /// A command of one's own (`ip netns exec NS python3 -c ...`).
+    pub fn command(what: &str, c: Command) -> Child {
         Child::spawn(what, c)
     }
 
@@ -439,4 +458,103 @@ pub fn tcp_snmp(pid: u32, field: &str) -> Option<u64> {
     let (names, values) = (tcp.next()?, tcp.next()?);
     let i = names.split_whitespace().position(|n| n == field)?;
     values.split_whitespace().nth(i)?.parse().ok()
+}
+
+fn unmount(at: &Path) {
+    use std::os::unix::ffi::OsStrExt as _;
+    if let Ok(c) = std::ffi::CString::new(at.as_os_str().as_bytes()) {
+        // SAFETY: umount2 with a valid path; a lazy unmount cannot fail on a busy mount.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A tmpfs of a given size mounted on a directory, unmounted when dropped.
+pub struct TmpfsMount {
+    pub at: PathBuf,
+}
+
+impl TmpfsMount {
+    /// Mount a tmpfs of `size` bytes on `at` (created).
+    pub fn new(at: &Path, size: u64) -> Result<TmpfsMount, String> {
+        use std::os::unix::ffi::OsStrExt as _;
+        fs::create_dir_all(at).map_err(|e| format!("creating {}: {e}", at.display()))?;
+        let target =
+            std::ffi::CString::new(at.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        let data = std::ffi::CString::new(format!("size={size},mode=0755")).unwrap_or_default();
+        // SAFETY: mount with valid NUL-terminated strings.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "mounting a tmpfs on {}: {}",
+                at.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(TmpfsMount {
+            at: at.to_path_buf(),
+        })
+    }
+
+    /// Share of the size not available to writers now (as Kerno counts used).
+    pub fn used(&self) -> f64 {
+        procfs::statvfs(&self.at)
+            .map(|s| 1.0 - s.avail as f64 / s.size.max(1) as f64)
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        unmount(&self.at);
+    }
+}
+
+/// A cgroup v1 `pids` controller cgroup with a limit, removed with everything in it when
+/// dropped (through [`MemCgroup`]'s removal, which is controller-agnostic).
+pub struct PidsCgroup {
+    cg: MemCgroup,
+}
+
+impl PidsCgroup {
+    /// A v1 pids cgroup with `pids.max` `max`; `Err` when the controller is not mounted.
+    pub fn v1(max: u64) -> Result<PidsCgroup, String> {
+        let root =
+            procfs::cgroup1_root("pids").ok_or("the cgroup v1 pids controller is not mounted")?;
+        let name = unique("p");
+        let dir = root.join(&name);
+        fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let cg = MemCgroup {
+            dir,
+            version: 1,
+            path: format!("/{name}"),
+        };
+        cg.write("pids.max", &max.to_string())?;
+        Ok(PidsCgroup { cg })
+    }
+
+    /// The path as Kerno's signals name it.
+    pub fn path(&self) -> &str {
+        &self.cg.path
+    }
+
+    /// The file a process writes its pid to, to join.
+    pub fn procs(&self) -> PathBuf {
+        self.cg.procs()
+    }
+
+    /// `(pids.current, pids.events max)`.
+    pub fn usage(&self) -> (u64, u64) {
+        (
+            procfs::read_u64(&self.cg.dir.join("pids.current")).unwrap_or(0),
+            procfs::read_keyed(&self.cg.dir.join("pids.events"), "max").unwrap_or(0),
+        )
+    }
 }
