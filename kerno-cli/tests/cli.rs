@@ -216,7 +216,7 @@ fn complete(words: &[&str]) -> Vec<String> {
 
 #[test]
 fn bash_completes_commands_and_flag_values() {
-    assert_eq!(complete(&["kerno", "pre"]), ["preflight"]);
+    assert_eq!(complete(&["kerno", "pref"]), ["preflight"]);
     assert_eq!(
         complete(&["kerno", "doctor", "--output", ""]),
         ["pretty", "json"]
