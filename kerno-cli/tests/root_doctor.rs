@@ -191,3 +191,48 @@ fn root_doctor_shows_progress_on_a_terminal_only() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("collecting"));
 }
+
+/// `kerno chaos --induce` for the three capacity rules, `kerno doctor` beside it: each rule
+/// fires at the default thresholds about the scenario's own filesystem, namespace or cgroup,
+/// and the scenario leaves nothing behind (the lowered nf_conntrack_max is put back).
+#[test]
+fn root_doctor_sees_the_capacity_incidents_kerno_chaos_induces() {
+    let max = || std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max").unwrap();
+    let before = max();
+    for (scenario, kind, subject) in [
+        ("filesystem-full", "filesystem", "/dev/loop"),
+        ("conntrack-full", "netns", "kchaos-ctfill"),
+        ("pid-exhaustion", "cgroup", "/kerno-chaos-"),
+    ] {
+        let mut chaos = Command::new(env!("CARGO_BIN_EXE_kerno"))
+            .args(["chaos", "--induce", scenario, "-d", "7s", "-y"])
+            .env_remove("KERNO_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kerno chaos");
+        sleep(Duration::from_millis(1500));
+        let report = json(&kerno(
+            &["doctor", "--duration", "3s", "--output", "json", "--quiet"],
+            &[],
+        ));
+        let status = chaos.wait().unwrap();
+        assert!(
+            status.success(),
+            "kerno chaos --induce {scenario}: {status}"
+        );
+        let found: Vec<&Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == scenario)
+            .collect();
+        assert!(
+            found.iter().any(|f| f["subject"]["kind"] == kind
+                && f["subject"]["name"].as_str().unwrap().contains(subject)
+                && f["severity"] != "info"),
+            "{scenario}: {found:?}"
+        );
+    }
+    assert_eq!(max(), before, "nf_conntrack_max restored");
+}
