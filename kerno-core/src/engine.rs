@@ -14,8 +14,8 @@ use crate::{
     Collector, CollectorError, CoreError, Degraded, Domain, Finding, Report, Rule, Sample, Signals,
     Thresholds,
     collectors::{
-        DiskCollector, FdCollector, LostCollector, MemoryCollector, OomCollector, SchedCollector,
-        SyscallCollector, TcpCollector,
+        DiskCollector, FdCollector, LostCollector, MemoryCollector, OomCollector,
+        SaturationCollector, SchedCollector, SyscallCollector, TcpCollector,
     },
     finding::rank,
     host::detect_host,
@@ -168,6 +168,13 @@ impl Engine {
         }
         if wanted(Domain::Memory) {
             engine.add_collector(Box::new(MemoryCollector::new()));
+        }
+        // PSI, CPU quotas and listen queues speak of CPU, memory, disk and TCP alike.
+        if [Domain::Sched, Domain::Memory, Domain::Disk, Domain::Tcp]
+            .into_iter()
+            .any(wanted)
+        {
+            engine.add_collector(Box::new(SaturationCollector::new()));
         }
         Ok(engine)
     }

@@ -6,6 +6,7 @@ mod layered;
 mod lost;
 mod memory;
 mod oom;
+mod saturation;
 mod sched;
 mod syscalls;
 mod tcp;
@@ -15,6 +16,10 @@ pub use fds::FdCollector;
 pub use lost::LostCollector;
 pub use memory::MemoryCollector;
 pub use oom::OomCollector;
+pub use saturation::{
+    CpuStat, ListenCounters, PsiReading, SaturationCollector, parse_cpu_max, parse_cpu_stat,
+    parse_netstat_listen, parse_psi, parse_waiting_listener, pressure_between,
+};
 pub use sched::SchedCollector;
 pub use syscalls::SyscallCollector;
 pub use tcp::TcpCollector;
