@@ -34,7 +34,8 @@ macro_rules! builtin_rules {
         ///
         /// `disk-io`, `oom-kill`, `tcp-retransmits`, `tcp-rtt`, `sched-contention`, `fd-leak`,
         /// `syscall-latency`, `oom-imminent`, `syscall-errors`, `memory-pressure`,
-        /// `network-latency`.
+        /// `network-latency`, `cpu-throttling`, `memory-reclaim-stall`, `io-pressure`,
+        /// `listen-overflow`.
         pub fn builtin() -> Vec<Box<dyn Rule>> {
             vec![$(Box::new($rule)),+]
         }
@@ -53,6 +54,10 @@ builtin_rules! {
     syscall_errors => SyscallErrors,
     memory_pressure => MemoryPressure,
     network_latency => NetworkLatency,
+    cpu_throttling => CpuThrottling,
+    memory_reclaim_stall => MemoryReclaimStall,
+    io_pressure => IoPressure,
+    listen_overflow => ListenOverflow,
 }
 
 /// The thresholds of the built-in rules, for checking configuration and listing them.
@@ -84,6 +89,10 @@ mod tests {
                 "syscall-errors",
                 "memory-pressure",
                 "network-latency",
+                "cpu-throttling",
+                "memory-reclaim-stall",
+                "io-pressure",
+                "listen-overflow",
             ]
         );
         for r in super::builtin() {
@@ -97,7 +106,7 @@ mod tests {
         let reg = super::thresholds();
         assert!(reg.conflicts().is_empty(), "{:?}", reg.conflicts());
         let keys = reg.keys();
-        assert_eq!(keys.len(), 30, "{keys:?}");
+        assert_eq!(keys.len(), 40, "{keys:?}");
         for (rule, spec) in reg.iter() {
             assert!(super::builtin().iter().any(|r| r.id() == rule));
             assert!(
