@@ -48,9 +48,13 @@ mod sys;
 
 mod cascade;
 mod cpu;
+mod cpu_throttle;
 mod disk_sat;
 mod fd_leak;
+mod io_throttle;
+mod listen_overflow;
 mod memory;
+mod memory_reclaim;
 mod network_latency;
 mod oom;
 mod slow_syscalls;
@@ -202,6 +206,10 @@ pub const SCENARIOS: &[Scenario] = &[
     syscall_errors::SCENARIO,
     slow_syscalls::SCENARIO,
     cascade::SCENARIO,
+    cpu_throttle::SCENARIO,
+    memory_reclaim::SCENARIO,
+    io_throttle::SCENARIO,
+    listen_overflow::SCENARIO,
 ];
 
 /// The scenario named `name`.
