@@ -6,7 +6,7 @@ use crate::common::{finding, fmt_rate, grade, proc_name};
 
 /// Connection attempts dropped at a listener (`ListenDrops`: accept-queue overflows,
 /// `ListenOverflows`, and SYN-queue drops, `TCPReqQFullDrop`) in a network namespace: more
-/// than `listen_drops` in the window warns, more than `listen_drops_critical_per_sec` a
+/// than `listen_drops` in the window warns, more than `listen_drops_critical_rate` a
 /// second is critical. The subject is the listening process and port when one listener of
 /// that namespace had connections waiting to be accepted (`/proc/net/tcp` and
 /// `/proc/<pid>/fd`), else the namespace.
@@ -22,9 +22,9 @@ pub const LISTEN_DROPS: ThresholdSpec = ThresholdSpec::count(
     "drops",
     "more connection attempts dropped at a full listen queue than this in the window warns (each costs its client a 1 s SYN retransmission, then 2 s, 4 s ...)",
 );
-/// `listen_drops_critical_per_sec`: more drops a second than this is critical.
-pub const LISTEN_DROPS_CRITICAL_PER_SEC: ThresholdSpec = ThresholdSpec::number(
-    "listen_drops_critical_per_sec",
+/// `listen_drops_critical_rate`: more drops a second than this is critical.
+pub const LISTEN_DROPS_CRITICAL_RATE: ThresholdSpec = ThresholdSpec::number(
+    "listen_drops_critical_rate",
     1.0,
     "drops/s",
     0.0,
@@ -32,14 +32,14 @@ pub const LISTEN_DROPS_CRITICAL_PER_SEC: ThresholdSpec = ThresholdSpec::number(
     "more drops a second than this is critical: the listener is overrun all the time",
 );
 /// The thresholds this rule reads.
-pub const THRESHOLDS: &[ThresholdSpec] = &[LISTEN_DROPS, LISTEN_DROPS_CRITICAL_PER_SEC];
+pub const THRESHOLDS: &[ThresholdSpec] = &[LISTEN_DROPS, LISTEN_DROPS_CRITICAL_RATE];
 
 fn overflow(n: &NetnsListen, s: &Signals, t: &Thresholds) -> Option<Finding> {
     if n.drops <= t.count(&LISTEN_DROPS) {
         return None;
     }
     let rate = n.drops as f64 / s.window_secs();
-    let (severity, threshold) = grade(rate, 0.0, t.number(&LISTEN_DROPS_CRITICAL_PER_SEC))
+    let (severity, threshold) = grade(rate, 0.0, t.number(&LISTEN_DROPS_CRITICAL_RATE))
         .map(|(sev, th)| if th == 0.0 { (sev, t.count(&LISTEN_DROPS) as f64) } else { (sev, th) })?;
     // The listener: the one with connections waiting, when the namespace has one such, or
     // the one with the longest queue.
@@ -135,7 +135,7 @@ impl Rule for ListenOverflow {
     }
 
     fn description(&self) -> &str {
-        "connection attempts dropped at a full TCP listen queue (ListenDrops) above listen_drops in a network namespace (critical above listen_drops_critical_per_sec)"
+        "connection attempts dropped at a full TCP listen queue (ListenDrops) above listen_drops in a network namespace (critical above listen_drops_critical_rate)"
     }
 
     fn thresholds(&self) -> &[ThresholdSpec] {
