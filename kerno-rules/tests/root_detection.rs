@@ -38,10 +38,16 @@ const CASES: &[Case] = &[
     Case {
         rule: "disk-io",
         scenario: "disk-sat",
-        allowed: &[(
-            "syscall-latency",
-            "writes to the slow device are slow syscalls too",
-        )],
+        allowed: &[
+            (
+                "io-pressure",
+                "the fsync writers wait on the slow device together: their cgroup's I/O stall (PSI io full)",
+            ),
+            (
+                "syscall-latency",
+                "writes to the slow device are slow syscalls too",
+            ),
+        ],
     },
     Case {
         rule: "oom-kill",
