@@ -148,7 +148,16 @@ const CASES: &[Case] = &[
     Case {
         rule: "memory-reclaim-stall",
         scenario: "memory-reclaim",
-        allowed: &[],
+        allowed: &[
+            (
+                "syscall-latency",
+                "its writes stall in reclaim, waiting for writeback: slow syscalls",
+            ),
+            (
+                "io-pressure",
+                "reclaim waits for its dirty pages to be written back, which is I/O wait too",
+            ),
+        ],
     },
     Case {
         rule: "io-pressure",

@@ -200,12 +200,16 @@ struct SaturationSample {
 /// PSI of the host and of v2 cgroups, CPU throttling of CPU-limited cgroups, TCP
 /// listen-queue drops. Needs no eBPF.
 #[derive(Default)]
-pub struct SaturationCollector;
+pub struct SaturationCollector {
+    /// Each namespace's listen counters at the previous sample: its sockets
+    /// (`/proc/<pid>/net/tcp`, which lists every connection) are read only when they moved.
+    prev_listen: HashMap<u64, ListenCounters>,
+}
 
 impl SaturationCollector {
     /// A new saturation collector.
     pub fn new() -> Self {
-        SaturationCollector
+        SaturationCollector::default()
     }
 }
 
@@ -309,7 +313,7 @@ fn read_cpu_limited() -> HashMap<(u8, String), CpuReading> {
     out
 }
 
-fn read_netns() -> HashMap<u64, NetnsReading> {
+fn read_netns(prev: &HashMap<u64, ListenCounters>) -> HashMap<u64, NetnsReading> {
     let mut out = HashMap::new();
     for (inode, pid) in procfs::netns_pids() {
         let Some(counters) =
@@ -321,7 +325,12 @@ fn read_netns() -> HashMap<u64, NetnsReading> {
             continue;
         };
         let mut waiting = HashMap::new();
-        for (file, v6) in [("tcp", false), ("tcp6", true)] {
+        // Only a namespace that is dropping or queueing has a listener worth naming.
+        let moved = prev.get(&inode).is_some_and(|p| *p != counters);
+        for (file, v6) in [("tcp", false), ("tcp6", true)]
+            .into_iter()
+            .filter(|_| moved)
+        {
             let text = fs::read_to_string(procfs::host_path(format!("/proc/{pid}/net/{file}")))
                 .unwrap_or_default();
             for (local, port, queue, ino) in
@@ -447,7 +456,11 @@ impl Collector for SaturationCollector {
             host: RESOURCES.map(|r| read_psi(&procfs::host_path(format!("/proc/pressure/{r}")))),
             cgroups: read_cgroup_psi(),
             cpu: read_cpu_limited(),
-            netns: read_netns(),
+            netns: {
+                let n = read_netns(&self.prev_listen);
+                self.prev_listen = n.iter().map(|(k, v)| (*k, v.counters)).collect();
+                n
+            },
         }))
     }
 
