@@ -159,12 +159,15 @@ fn throttle_finding(c: &CgroupCpu, s: &Signals, t: &Thresholds) -> Option<Findin
             p.pid
         ));
     }
-    f.fix.push(match (&c.attribution.namespace, &c.attribution.pod_name) {
-        (Some(ns), Some(pod)) => format!(
+    match (&c.attribution.namespace, &c.attribution.pod_name, &c.attribution.unit) {
+        (Some(ns), Some(pod), _) => f.fix.push(format!(
             "kubectl -n {ns} get pod {pod} -o jsonpath='{{.spec.containers[*].resources}}'  # its CPU request and limit"
-        ),
-        _ => "systemctl show -p CPUQuotaPerSecUSec <unit>  # for a systemd unit: its CPUQuota=".into(),
-    });
+        )),
+        (_, _, Some(unit)) => f.fix.push(format!(
+            "systemctl show -p CPUQuotaPerSecUSec {unit}  # the unit's CPUQuota="
+        )),
+        _ => {}
+    }
     f.fix.push("Raise or remove the CPU limit (resources.limits.cpu, cpu.max, CPUQuota=), or make the workload need less CPU per period (fewer threads: GOMAXPROCS, worker pools sized to the limit); adding CPUs to the host does not help.".into());
     Some(f)
 }
