@@ -136,6 +136,9 @@ impl Rule for SchedContention {
         f.cause = format!(
             "More threads are runnable than {cpus_txt} can run, so a woken thread queues before it runs. Either the host is CPU-saturated, or a CPU quota (a container's CPU limit, cpu.max) throttles a cgroup and its threads wait out each throttled period on the run queue."
         );
+        if explained > 0 {
+            f.cause += " The waits of threads their own CPU limit throttled are not counted here (cpu-throttling reports them): these are the run queue's.";
+        }
         if let Some(psi) = sched.psi_cpu_some_avg10
             && psi >= 1.0
         {
