@@ -22,6 +22,8 @@ pub(crate) struct ScenarioCgroup {
     memory: Option<(PathBuf, u8)>,
     /// The pids-limited directory in the cgroup v1 `pids` controller.
     pids: Option<PathBuf>,
+    /// Directories in other cgroup v1 controllers (`cpu`, `blkio`) with their limits.
+    v1: Vec<PathBuf>,
 }
 
 impl ScenarioCgroup {
@@ -34,6 +36,7 @@ impl ScenarioCgroup {
             v2: None,
             memory: None,
             pids: None,
+            v1: Vec::new(),
         };
         if let Some(root) = procfs::cgroup2_root() {
             let dir = root.join(&cg.name);
@@ -83,7 +86,7 @@ impl ScenarioCgroup {
     /// controller, or v2 `pids.max` when the v2 hierarchy has the controller).
     pub(crate) fn with_pids_limit(max: u64) -> Result<ScenarioCgroup, ChaosError> {
         let mut cg = ScenarioCgroup::new()?;
-        if let Some(root) = procfs::cgroup1_root("pids") {
+        if let Some(root) = procfs::cgroup1_root("pids", "cgroup.procs") {
             let dir = root.join(&cg.name);
             std::fs::create_dir(&dir)
                 .map_err(|e| ChaosError::io(format!("creating cgroup {}", dir.display()), e))?;
@@ -118,6 +121,72 @@ impl ScenarioCgroup {
             .or_else(|| self.v2.clone().filter(|d| d.join("pids.max").is_file()))
     }
 
+    /// A cgroup whose CPU is limited to `quota_us` every `period_us` (the cgroup v1 `cpu`
+    /// controller's CFS quota, or v2 `cpu.max` on a host without it).
+    pub(crate) fn with_cpu_quota(
+        quota_us: u64,
+        period_us: u64,
+    ) -> Result<ScenarioCgroup, ChaosError> {
+        let mut cg = ScenarioCgroup::new()?;
+        if let Some(root) = procfs::cgroup1_root("cpu", "cpu.cfs_quota_us") {
+            let dir = cg.v1_dir(&root)?;
+            write_file(&dir.join("cpu.cfs_period_us"), &period_us.to_string())?;
+            write_file(&dir.join("cpu.cfs_quota_us"), &quota_us.to_string())?;
+            return Ok(cg);
+        }
+        let dir = cg.v2_with("cpu")?;
+        write_file(&dir.join("cpu.max"), &format!("{quota_us} {period_us}"))?;
+        Ok(cg)
+    }
+
+    /// A cgroup whose reads from block device `major:minor` are throttled to `bps` bytes a
+    /// second (cgroup v1 `blkio.throttle.read_bps_device`, or v2 `io.max`).
+    pub(crate) fn with_read_bps(dev: (u32, u32), bps: u64) -> Result<ScenarioCgroup, ChaosError> {
+        let mut cg = ScenarioCgroup::new()?;
+        let (ma, mi) = dev;
+        if let Some(root) = procfs::cgroup1_root("blkio", "blkio.throttle.read_bps_device") {
+            let dir = cg.v1_dir(&root)?;
+            write_file(
+                &dir.join("blkio.throttle.read_bps_device"),
+                &format!("{ma}:{mi} {bps}"),
+            )?;
+            return Ok(cg);
+        }
+        let dir = cg.v2_with("io")?;
+        write_file(&dir.join("io.max"), &format!("{ma}:{mi} rbps={bps}"))?;
+        Ok(cg)
+    }
+
+    fn v1_dir(&mut self, root: &Path) -> Result<PathBuf, ChaosError> {
+        let dir = root.join(&self.name);
+        std::fs::create_dir(&dir)
+            .map_err(|e| ChaosError::io(format!("creating cgroup {}", dir.display()), e))?;
+        self.v1.push(dir.clone());
+        Ok(dir)
+    }
+
+    /// The v2 directory, with `controller` enabled for it.
+    fn v2_with(&self, controller: &str) -> Result<PathBuf, ChaosError> {
+        let (Some(root), Some(dir)) = (procfs::cgroup2_root(), self.v2.clone()) else {
+            return Err(ChaosError::Unsupported(format!(
+                "no cgroup `{controller}` controller is mounted (neither cgroup v1 nor v2)"
+            )));
+        };
+        let controllers =
+            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        if !controllers.split_whitespace().any(|c| c == controller) {
+            return Err(ChaosError::Unsupported(format!(
+                "the cgroup v2 hierarchy at {} has no {controller} controller and cgroup v1 `{controller}` is not mounted",
+                root.display()
+            )));
+        }
+        write_file(
+            &root.join("cgroup.subtree_control"),
+            &format!("+{controller}"),
+        )?;
+        Ok(dir)
+    }
+
     /// The cgroup's path below each controller's mount (`/kerno-chaos-<pid>-<n>`), as
     /// Kerno's signals report it.
     pub(crate) fn path(&self) -> String {
@@ -132,6 +201,7 @@ impl ScenarioCgroup {
             .iter()
             .chain(self.memory.as_ref().map(|(d, _)| d))
             .chain(self.pids.as_ref())
+            .chain(&self.v1)
         {
             let p = d.join("cgroup.procs");
             if !v.contains(&p) {
@@ -196,6 +266,9 @@ impl ScenarioCgroup {
             errors.extend(remove_cgroup_dir(&dir).err());
         }
         if let Some(dir) = self.pids.take() {
+            errors.extend(remove_cgroup_dir(&dir).err());
+        }
+        for dir in std::mem::take(&mut self.v1) {
             errors.extend(remove_cgroup_dir(&dir).err());
         }
         if let Some(dir) = self.v2.take() {

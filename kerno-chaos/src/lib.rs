@@ -49,10 +49,14 @@ mod sys;
 mod cascade;
 mod conntrack_full;
 mod cpu;
+mod cpu_throttle;
 mod disk_sat;
 mod fd_leak;
 mod filesystem_full;
+mod io_throttle;
+mod listen_overflow;
 mod memory;
+mod memory_reclaim;
 mod network_latency;
 mod oom;
 mod pid_exhaustion;
@@ -208,6 +212,10 @@ pub const SCENARIOS: &[Scenario] = &[
     filesystem_full::SCENARIO,
     conntrack_full::SCENARIO,
     pid_exhaustion::SCENARIO,
+    cpu_throttle::SCENARIO,
+    memory_reclaim::SCENARIO,
+    io_throttle::SCENARIO,
+    listen_overflow::SCENARIO,
 ];
 
 /// The scenario named `name`.

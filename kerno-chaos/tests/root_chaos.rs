@@ -742,6 +742,135 @@ fn root_chaos_unknown_scenario_and_catalogue() {
         assert!(chaos::scenario(s.name).is_some());
         assert!(!s.summary.is_empty() && !s.intensities.is_empty());
     }
-    assert_eq!(chaos::SCENARIOS.len(), 15);
+    assert_eq!(chaos::SCENARIOS.len(), 19);
     assert_eq!("high".parse::<Intensity>(), Ok(Intensity::High));
+}
+
+// ---- saturation scenarios -----------------------------------------------------------------
+
+/// The `some`/`full` totals (µs) of a PSI file.
+fn psi_totals(path: impl AsRef<Path>) -> (u64, u64) {
+    let text = read(path);
+    let total = |kind: &str| {
+        text.lines()
+            .find(|l| l.starts_with(kind))
+            .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("total=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (total("some"), total("full"))
+}
+
+/// The scenario's cgroup in the v2 hierarchy (every scenario makes one there).
+fn v2_dir(cgroup: &str) -> PathBuf {
+    kerno_core::procfs::cgroup2_root()
+        .expect("a cgroup v2 hierarchy")
+        .join(cgroup.trim_start_matches('/'))
+}
+
+#[test]
+fn root_chaos_cpu_throttle_stops_its_spinner_at_its_quota() {
+    let _g = serial();
+    let r = start("cpu-throttle", Intensity::Medium);
+    let cg = r.cgroup.clone().expect("a cgroup");
+    let dir = kerno_core::procfs::cgroup1_root("cpu", "cpu.cfs_quota_us")
+        .map(|root| root.join(cg.trim_start_matches('/')))
+        .unwrap_or_else(|| v2_dir(&cg));
+    let stat = dir.join("cpu.stat");
+    let (p0, t0) = (keyed(&stat, "nr_periods"), keyed(&stat, "nr_throttled"));
+    let run0 = schedstat(r.pids[0]).0;
+    std::thread::sleep(Duration::from_secs(3));
+    let (p1, t1) = (keyed(&stat, "nr_periods"), keyed(&stat, "nr_throttled"));
+    let ran = (schedstat(r.pids[0]).0 - run0) as f64 / 1e9;
+    eprintln!(
+        "cpu-throttle medium: {} of {} periods throttled, the spinner ran {ran:.2} s of 3 s",
+        t1 - t0,
+        p1 - p0
+    );
+    assert!(p1 - p0 >= 25, "{} periods", p1 - p0);
+    assert!(
+        (t1 - t0) * 10 >= (p1 - p0) * 9,
+        "throttled {} of {}",
+        t1 - t0,
+        p1 - p0
+    );
+    // 20% of a CPU for 3 s.
+    assert!((0.4..0.8).contains(&ran), "ran {ran} s");
+    stop_and_check(r);
+}
+
+#[test]
+fn root_chaos_memory_reclaim_stalls_its_cgroup_on_memory() {
+    let _g = serial();
+    let r = start("memory-reclaim", Intensity::Medium);
+    let psi = v2_dir(r.cgroup.as_deref().expect("a cgroup")).join("memory.pressure");
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, f0) = psi_totals(&psi);
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, f1) = psi_totals(&psi);
+    let full = (f1 - f0) as f64 / 4e6 * 100.0;
+    eprintln!("memory-reclaim medium: memory full {full:.1}% of 4 s in its cgroup");
+    assert!(full > 10.0, "memory full {full}%");
+    stop_and_check(r);
+}
+
+#[test]
+fn root_chaos_io_throttle_keeps_its_reader_waiting_for_io() {
+    let _g = serial();
+    let r = start("io-throttle", Intensity::Medium);
+    assert_eq!(r.devices.len(), 1);
+    let psi = v2_dir(r.cgroup.as_deref().expect("a cgroup")).join("io.pressure");
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, f0) = psi_totals(&psi);
+    let io0 = read(format!("/proc/{}/io", r.pids[0]));
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, f1) = psi_totals(&psi);
+    let io1 = read(format!("/proc/{}/io", r.pids[0]));
+    let rb = |t: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("read_bytes: "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let rate = (rb(&io1) - rb(&io0)) as f64 / 3.0 / 1024.0;
+    let full = (f1 - f0) as f64 / 3e6 * 100.0;
+    eprintln!("io-throttle medium: read {rate:.0} KiB/s, io full {full:.1}% in its cgroup");
+    assert!(full > 50.0, "io full {full}%");
+    assert!(
+        rate < 1.5 * 1024.0,
+        "read {rate} KiB/s, over its 1 MiB/s limit"
+    );
+    stop_and_check(r);
+}
+
+#[test]
+fn root_chaos_listen_overflow_drops_handshakes() {
+    let _g = serial();
+    let r = start("listen-overflow", Intensity::Medium);
+    let counters = |pid: u32| {
+        let text = read(format!("/proc/{pid}/net/netstat"));
+        let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+        let (h, v) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        let get = |k: &str| {
+            h.split_whitespace()
+                .position(|x| x == k)
+                .and_then(|i| v.split_whitespace().nth(i)?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (get("ListenOverflows"), get("ListenDrops"))
+    };
+    let server = r.pids[0];
+    let (o0, d0) = counters(server);
+    std::thread::sleep(Duration::from_secs(3));
+    let (o1, d1) = counters(server);
+    eprintln!(
+        "listen-overflow medium: {} overflows, {} drops in 3 s",
+        o1 - o0,
+        d1 - d0
+    );
+    assert!(
+        o1 - o0 >= 20 && d1 - d0 >= o1 - o0,
+        "{o0}->{o1}, {d0}->{d1}"
+    );
+    stop_and_check(r);
 }

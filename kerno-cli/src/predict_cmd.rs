@@ -88,11 +88,7 @@ pub fn run(args: PredictArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Fail
             opts.min_points
         )));
     }
-    let mut cfg = doctor::config(
-        g.config.as_deref(),
-        &[],
-        &ThresholdRegistry::of(&rules()),
-    )?;
+    let mut cfg = doctor::config(g.config.as_deref(), &[], &ThresholdRegistry::of(&rules()))?;
     doctor::apply_node_args(&mut cfg, &args.node);
     kerno_core::host::configure(
         kerno_core::host::HostRoot::new(cfg.host_root.clone().unwrap_or_default()),

@@ -15,8 +15,8 @@ use crate::{
     Thresholds,
     collectors::{
         ConntrackCollector, DiskCollector, FdCollector, FilesystemCollector, LostCollector,
-        MemoryCollector, OomCollector, PidsCollector, SchedCollector, SyscallCollector,
-        TcpCollector,
+        MemoryCollector, OomCollector, PidsCollector, SaturationCollector, SchedCollector,
+        SyscallCollector, TcpCollector,
     },
     finding::rank,
     host::detect_host,
@@ -179,6 +179,13 @@ impl Engine {
         }
         if wanted(Domain::Conntrack) {
             engine.add_collector(Box::new(ConntrackCollector::new()));
+        }
+        // PSI, CPU quotas and listen queues speak of CPU, memory, disk and TCP alike.
+        if [Domain::Sched, Domain::Memory, Domain::Disk, Domain::Tcp]
+            .into_iter()
+            .any(wanted)
+        {
+            engine.add_collector(Box::new(SaturationCollector::new()));
         }
         Ok(engine)
     }

@@ -38,7 +38,8 @@ impl fmt::Display for Severity {
 /// What a finding is about.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Subject {
-    /// `process`, `cgroup`, `device`, `flow`, `syscall` or `host`.
+    /// `process`, `cgroup`, `device`, `flow`, `syscall`, `listener` (a listening socket's
+    /// process and port), `netns` or `host`.
     pub kind: String,
     /// How to name it in one line, e.g. `api (pid 4121)` or `loop0 (7:0)`.
     pub name: String,

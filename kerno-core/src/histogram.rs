@@ -125,6 +125,25 @@ impl Histogram {
         Histogram { buckets: out }
     }
 
+    /// The histogram without its `n` largest samples (all of them when it has fewer): what
+    /// is left when `n` waits known to be the longest are accounted for elsewhere.
+    pub fn without_top(&self, n: u64) -> Histogram {
+        let mut left = n;
+        let mut buckets = self.buckets.clone();
+        while left > 0 {
+            let Some(last) = buckets.last_mut() else {
+                break;
+            };
+            let take = last.1.min(left);
+            last.1 -= take;
+            left -= take;
+            if last.1 == 0 {
+                buckets.pop();
+            }
+        }
+        Histogram { buckets }
+    }
+
     /// Number of samples.
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|(_, c)| c).sum()
@@ -235,6 +254,20 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_top_drops_the_largest_samples() {
+        let mut h = Histogram::new();
+        h.record_n(10_000, 990);
+        h.record_n(80_000_000, 10);
+        assert!(h.percentile(99.5).unwrap() > 70_000_000);
+        let rest = h.without_top(10);
+        assert_eq!(rest.count(), 990);
+        assert!(rest.max().unwrap() < 11_000);
+        assert_eq!(h.without_top(4).count(), 996);
+        assert!(h.without_top(5_000).is_empty());
+        assert_eq!(h.without_top(0), h);
+    }
 
     fn exact_percentile(sorted: &[u64], q: f64) -> u64 {
         let rank = ((q / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;

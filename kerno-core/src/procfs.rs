@@ -347,22 +347,6 @@ pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// Where the cgroup v1 `controller` (`pids`, `memory`, `cpu`, ...) is mounted, if it is.
-/// Under a host root, `/sys/fs/cgroup/<controller>` of the host is tried.
-pub fn cgroup1_root(controller: &str) -> Option<PathBuf> {
-    let root = host::host_root();
-    if !root.is_own_root() {
-        let p = root.path(format!("/sys/fs/cgroup/{controller}"));
-        return p.join("cgroup.procs").is_file().then_some(p);
-    }
-    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let mut f = l.split_whitespace();
-        let (_src, dir, fstype, opts) = (f.next()?, f.next()?, f.next()?, f.next()?);
-        (fstype == "cgroup" && opts.split(',').any(|o| o == controller)).then(|| PathBuf::from(dir))
-    })
-}
-
 /// The kernel's text for one line of a mount table (`\040` for a space, `\011` a tab,
 /// `\012` a newline, `\134` a backslash) decoded.
 pub fn unescape_mount_field(field: &str) -> String {
@@ -761,4 +745,83 @@ mod tcp_tests {
         );
         assert!(parse_proc_net_tcp_line("  sl  local_address rem_address   st", false).is_none());
     }
+}
+
+/// Where the cgroup v1 `controller` is mounted (alone or co-mounted, as `cpu,cpuacct`),
+/// if it is. Under a host root, `/sys/fs/cgroup/<controller>` and the usual co-mounts are
+/// tried, recognised by `probe_file` (a file every directory of that controller has).
+pub fn cgroup1_root(controller: &str, probe_file: &str) -> Option<PathBuf> {
+    let root = host::host_root();
+    if !root.is_own_root() {
+        return [
+            controller.to_string(),
+            "cpu,cpuacct".to_string(),
+            "cpuacct,cpu".to_string(),
+        ]
+        .into_iter()
+        .map(|d| root.path(format!("/sys/fs/cgroup/{d}")))
+        .find(|p| p.join(probe_file).is_file());
+    }
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_src, dir, fstype, opts) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        (fstype == "cgroup" && opts.split(',').any(|o| o == controller)).then(|| PathBuf::from(dir))
+    })
+}
+
+/// One process in each network namespace that has any: `(namespace inode, pid)`.
+pub fn netns_pids() -> Vec<(u64, u32)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for pid in pids() {
+        let Ok(meta) = fs::metadata(host_path(format!("/proc/{pid}/ns/net"))) else {
+            continue;
+        };
+        if seen.insert(meta.ino()) {
+            out.push((meta.ino(), pid));
+        }
+    }
+    out
+}
+
+/// The pids listed in a `cgroup.procs`-like file (empty when it cannot be read).
+pub fn read_pid_list(path: &Path) -> Vec<u32> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// The processes holding the sockets with the given inodes (`socket:[<inode>]` links in
+/// `/proc/<pid>/fd`): `inode -> pid`, the first holder found.
+pub fn socket_inode_owners(inodes: &std::collections::HashSet<u64>) -> HashMap<u64, u32> {
+    let mut out = HashMap::new();
+    if inodes.is_empty() {
+        return out;
+    }
+    for pid in pids() {
+        let Ok(dir) = fs::read_dir(host_path(format!("/proc/{pid}/fd"))) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let Ok(target) = fs::read_link(e.path()) else {
+                continue;
+            };
+            if let Some(ino) = target
+                .to_string_lossy()
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.parse::<u64>().ok())
+                && inodes.contains(&ino)
+            {
+                out.entry(ino).or_insert(pid);
+            }
+        }
+        if out.len() == inodes.len() {
+            break;
+        }
+    }
+    out
 }

@@ -66,6 +66,11 @@ pub struct Signals {
     /// Connection tracking (netfilter conntrack) per network namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<ConntrackSignals>,
+    /// Where work waits for a resource: pressure stall time (PSI) of the host and of each
+    /// cgroup, CPU quota throttling, TCP accept queues. Read from procfs and cgroupfs
+    /// alone, so it is there when probes fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<SaturationSignals>,
     /// Signals from custom collectors, by collector name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,
@@ -972,6 +977,216 @@ impl ConntrackNetns {
             )
         }
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+// ---- saturation --------------------------------------------------------------------------
+
+/// Where work waited for a resource in the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SaturationSignals {
+    /// The host's CPU pressure (`/proc/pressure/cpu`), when the kernel has PSI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Pressure>,
+    /// The host's memory pressure (`/proc/pressure/memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Pressure>,
+    /// The host's I/O pressure (`/proc/pressure/io`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<Pressure>,
+    /// Cgroups of the v2 hierarchy (`*.pressure` files; on a hybrid host the unified
+    /// hierarchy has them even with no controller enabled) with any stall in the window,
+    /// the most stalled first (at most a few dozen).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<CgroupPressure>,
+    /// Cgroups with a CPU limit (v1 `cpu.cfs_quota_us`, v2 `cpu.max`) that ran in the
+    /// window, the most throttled first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_limited: Vec<CgroupCpu>,
+    /// TCP listen queues, per network namespace; `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<ListenSignals>,
+}
+
+/// Pressure stall information of one resource over the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Pressure {
+    /// Share of the window in which at least one task stalled on the resource, percent
+    /// (from the `some` line's `total` counter at the two ends of the window).
+    pub some_pct: f64,
+    /// Share of the window in which every non-idle task stalled at once, percent (the
+    /// `full` line; `None` where the kernel has none, as for the host's CPU before 5.13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_pct: Option<f64>,
+    /// The kernel's own `some avg10` at the end of the window, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub some_avg10: Option<f64>,
+    /// The kernel's own `full avg10` at the end of the window, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_avg10: Option<f64>,
+}
+
+impl Pressure {
+    /// `full` where the kernel has it, else 0.
+    pub fn full(&self) -> f64 {
+        self.full_pct.unwrap_or(0.0)
+    }
+}
+
+/// One v2 cgroup's pressure stall information.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CgroupPressure {
+    /// Path below the v2 mount.
+    pub path: String,
+    /// CPU pressure (`cpu.pressure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Pressure>,
+    /// Memory pressure (`memory.pressure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Pressure>,
+    /// I/O pressure (`io.pressure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<Pressure>,
+    /// Times the cgroup went over its `memory.high` in the window and the kernel throttled
+    /// its allocations into reclaim (`memory.events` `high`; needs the v2 memory
+    /// controller, so always 0 on a hybrid host).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub memory_high_events: u64,
+    /// Its `memory.high`, bytes, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_high_bytes: Option<u64>,
+    /// Processes in the cgroup (at most a few), for a cgroup with a noticeable stall.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<Process>,
+    /// Kubernetes pod, when the path names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Whose cgroup it is.
+    #[serde(default, skip_serializing_if = "Attribution::is_empty")]
+    pub attribution: Attribution,
+}
+
+/// One cgroup with a CPU limit, over the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CgroupCpu {
+    /// Path below the controller's mount (v1 `cpu`, or v2).
+    pub path: String,
+    /// 1 or 2.
+    pub version: u8,
+    /// CPU time allowed per period, µs (`cpu.cfs_quota_us`, the first field of `cpu.max`).
+    pub quota_us: u64,
+    /// The period, µs (`cpu.cfs_period_us`, the second field of `cpu.max`).
+    pub period_us: u64,
+    /// CFS periods in the window in which the cgroup had runnable tasks (`nr_periods`).
+    pub periods: u64,
+    /// Of those, the periods in which it used up its quota and was stopped (`nr_throttled`).
+    pub throttled_periods: u64,
+    /// Time its run queues spent throttled in the window, ns (`throttled_time` on v1,
+    /// `throttled_usec` on v2; summed over CPUs).
+    pub throttled_ns: u64,
+    /// CPU time it used in the window, ns (`cpuacct.usage` on v1, `usage_usec` on v2),
+    /// when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_ns: Option<u64>,
+    /// Processes in the cgroup (at most a few), for a throttled cgroup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<Process>,
+    /// Kubernetes pod, when the path names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Whose cgroup it is.
+    #[serde(default, skip_serializing_if = "Attribution::is_empty")]
+    pub attribution: Attribution,
+}
+
+impl CgroupCpu {
+    /// The limit in CPUs (quota / period): `0.2` for a 200m container.
+    pub fn limit_cpus(&self) -> f64 {
+        self.quota_us as f64 / self.period_us.max(1) as f64
+    }
+
+    /// Throttled periods as a share of the periods it ran, percent.
+    pub fn throttled_pct(&self) -> f64 {
+        if self.periods == 0 {
+            0.0
+        } else {
+            self.throttled_periods as f64 * 100.0 / self.periods as f64
+        }
+    }
+
+    /// Whether `cgroup` (a process's cgroup path) is this cgroup or below it.
+    pub fn contains(&self, cgroup: &str) -> bool {
+        let me = self.path.trim_end_matches('/');
+        cgroup == me || me.is_empty() || cgroup.starts_with(&format!("{me}/"))
+    }
+}
+
+/// TCP listen queues: what was dropped because a listener's queue was full.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ListenSignals {
+    /// Network namespaces (those with a process in them) whose listeners dropped or queued
+    /// connections in the window; quiet namespaces are not listed.
+    #[serde(default)]
+    pub netns: Vec<NetnsListen>,
+    /// Network namespaces read.
+    pub netns_count: u32,
+}
+
+/// One network namespace's listen-queue counters over the window (`/proc/<pid>/net/netstat`
+/// `TcpExt:`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NetnsListen {
+    /// The namespace's inode (`net:[<inode>]`).
+    pub inode: u64,
+    /// Its name under `/run/netns`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A process in it (the one its counters were read through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+    /// Connections dropped at a listener for any reason (`ListenDrops`; includes the ones
+    /// below).
+    pub drops: u64,
+    /// Handshakes dropped because a listener's accept queue was full (`ListenOverflows`).
+    pub overflows: u64,
+    /// SYNs dropped because the SYN queue was full and SYN cookies were off
+    /// (`TCPReqQFullDrop`).
+    pub req_queue_full_drops: u64,
+    /// SYN cookies sent because the SYN queue was full (`SyncookiesSent`): connections
+    /// still succeed, without TCP options.
+    pub syncookies_sent: u64,
+    /// Listeners that had connections waiting to be accepted at a sample, longest queue
+    /// first.
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+}
+
+impl NetnsListen {
+    /// `netns kerno-1` or `netns net:[4026531840]`.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("netns {n}"),
+            None => format!("netns net:[{}]", self.inode),
+        }
+    }
+}
+
+/// A listening TCP socket with connections waiting to be accepted.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Listener {
+    /// Local `address:port`.
+    pub local: String,
+    /// The port.
+    pub port: u16,
+    /// The longest accept queue seen at a sample (connections established, not yet
+    /// accepted: `/proc/net/tcp` `rx_queue` of a listener).
+    pub max_queue: u64,
+    /// The process holding the socket, when found (`/proc/<pid>/fd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
 }
 
 #[cfg(test)]

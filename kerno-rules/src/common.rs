@@ -346,6 +346,63 @@ pub(crate) fn addr_host(addr: &str) -> &str {
     }
 }
 
+/// A cgroup in prose for the saturation rules: `pod shop/cart-7d9f (container api)`,
+/// `unit api.service`, else `cgroup /path`.
+pub(crate) fn cgroup_label(path: &str, attribution: &kerno_core::Attribution) -> String {
+    match attribution.describe() {
+        Some(who) if attribution.pod().is_some() => format!("pod {who}"),
+        Some(who) => format!("{who} (cgroup {path})"),
+        None => format!("cgroup {path}"),
+    }
+}
+
+/// A cgroup as a finding's subject, with its first process other than the collector.
+pub(crate) fn cgroup_subject_of(
+    path: &str,
+    pod: &Option<String>,
+    attribution: &kerno_core::Attribution,
+    processes: &[Process],
+    collector_pid: u32,
+) -> Subject {
+    Subject {
+        kind: "cgroup".into(),
+        name: pod.clone().unwrap_or_else(|| path.to_string()),
+        process: processes
+            .iter()
+            .find(|p| p.pid != collector_pid || collector_pid == 0)
+            .cloned(),
+        cgroup: Some(path.to_string()),
+        pod: pod.clone(),
+        attribution: attribution.clone(),
+        node: None,
+    }
+}
+
+/// The processes of a cgroup in prose, the collector left out: `processes in it: ...`.
+pub(crate) fn processes_line(processes: &[Process], collector_pid: u32) -> Option<String> {
+    let names: Vec<String> = processes
+        .iter()
+        .filter(|p| p.pid != collector_pid || collector_pid == 0)
+        .map(proc_name)
+        .collect();
+    (!names.is_empty()).then(|| format!("processes in it: {}", names.join(", ")))
+}
+
+/// Of the cgroup paths that fired, keep the deepest: drop a path when one below it fired
+/// too (the container is the more specific name for its pod's problem).
+pub(crate) fn keep_deepest<T>(fired: &mut Vec<T>, path: impl Fn(&T) -> &str) {
+    let paths: Vec<String> = fired.iter().map(|t| path(t).to_string()).collect();
+    let keep: Vec<bool> = paths
+        .iter()
+        .map(|p| {
+            let prefix = format!("{}/", p.trim_end_matches('/'));
+            !paths.iter().any(|q| q.starts_with(&prefix))
+        })
+        .collect();
+    let mut it = keep.into_iter();
+    fired.retain(|_| it.next().unwrap_or(true));
+}
+
 /// A finding with the parts every rule fills; the rule sets the rest.
 pub(crate) fn finding(rule: &str, severity: Severity, subject: Subject) -> Finding {
     Finding {
@@ -428,6 +485,26 @@ mod tests {
         let mut fired = vec![&pod, &tight];
         drop_shadowed(&mut fired);
         assert_eq!(fired.len(), 2);
+    }
+
+    #[test]
+    fn the_deepest_cgroups_are_kept() {
+        let mut v = vec![
+            "/kubepods/pod1",
+            "/kubepods/pod1/ctr",
+            "/kubepods/pod10",
+            "/a",
+        ];
+        keep_deepest(&mut v, |p| p);
+        assert_eq!(v, ["/kubepods/pod1/ctr", "/kubepods/pod10", "/a"]);
+        let a = kerno_core::Attribution {
+            namespace: Some("shop".into()),
+            pod_name: Some("cart-0".into()),
+            container: Some("api".into()),
+            ..Default::default()
+        };
+        assert_eq!(cgroup_label("/x", &a), "pod shop/cart-0 (container api)");
+        assert_eq!(cgroup_label("/x", &Default::default()), "cgroup /x");
     }
 
     #[test]

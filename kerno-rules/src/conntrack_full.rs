@@ -177,6 +177,17 @@ impl Rule for ConntrackFull {
         "a network namespace's conntrack table above conntrack_warn_pct of nf_conntrack_max (critical above conntrack_crit_pct), or conntrack drops (critical), early drops or failed inserts in the window"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Per network namespace, connection tracking entries against nf_conntrack_max: above conntrack_warn_pct it warns, above conntrack_crit_pct it is critical; more than conntrack_drops drops in the window (new flows refused: their packets are dropped) is critical; early drops and failed inserts warn.".into(),
+            when_it_fires: vec![
+                "Look at the table: conntrack -C; cat /proc/sys/net/netfilter/nf_conntrack_count /proc/sys/net/netfilter/nf_conntrack_max; conntrack -S for drops per CPU.".into(),
+                "Find who fills it: conntrack -L | awk '{print $3, $5}' | sort | uniq -c | sort -rn | head (many short connections, a scanner, UDP without replies).".into(),
+                "Raise the limit if the load is legitimate (sysctl -w net.netfilter.nf_conntrack_max=...), or shorten timeouts / exempt the traffic with NOTRACK.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

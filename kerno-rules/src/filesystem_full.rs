@@ -329,6 +329,17 @@ impl Rule for FilesystemFull {
         "a filesystem's space or inodes above fs_used_warn_pct used (critical above fs_used_crit_pct), or filling steadily to full within fs_fill_eta_secs"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Every writable, non-pseudo mounted filesystem (one per device): space and inodes used as node-exporter and the kubelet count them (1 - f_bavail / size). Above fs_used_warn_pct it warns, above fs_used_crit_pct it is critical. A steady fill (Theil-Sen slope over the window's per-second series, only when the window is at least fs_fill_min_secs long and the filesystem is past fs_fill_min_used_pct) that reaches full within fs_fill_eta_secs warns, within fs_fill_crit_eta_secs it is critical. The kubelet's and the runtime's filesystems are named: their filling evicts pods.".into(),
+            when_it_fires: vec![
+                "See what grows: du -xh --max-depth=2 <mountpoint> | sort -h | tail (and df -i <mountpoint> for inodes).".into(),
+                "Free space first: rotate or truncate big logs (journalctl --vacuum-size=500M), prune images (crictl rmi --prune) on a kubelet or runtime filesystem.".into(),
+                "Then fix the writer (a log without rotation, a growing cache, a core dump loop) or grow the filesystem.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

@@ -34,7 +34,8 @@ macro_rules! builtin_rules {
         ///
         /// `disk-io`, `oom-kill`, `tcp-retransmits`, `tcp-rtt`, `sched-contention`, `fd-leak`,
         /// `syscall-latency`, `oom-imminent`, `syscall-errors`, `memory-pressure`,
-        /// `network-latency`, `filesystem-full`, `conntrack-full`, `pid-exhaustion`.
+        /// `network-latency`, `filesystem-full`, `conntrack-full`, `pid-exhaustion`,
+        /// `cpu-throttling`, `memory-reclaim-stall`, `io-pressure`, `listen-overflow`.
         pub fn builtin() -> Vec<Box<dyn Rule>> {
             vec![$(Box::new($rule)),+]
         }
@@ -56,6 +57,10 @@ builtin_rules! {
     filesystem_full => FilesystemFull,
     conntrack_full => ConntrackFull,
     pid_exhaustion => PidExhaustion,
+    cpu_throttling => CpuThrottling,
+    memory_reclaim_stall => MemoryReclaimStall,
+    io_pressure => IoPressure,
+    listen_overflow => ListenOverflow,
 }
 
 /// The thresholds of the built-in rules, for checking configuration and listing them.
@@ -90,6 +95,10 @@ mod tests {
                 "filesystem-full",
                 "conntrack-full",
                 "pid-exhaustion",
+                "cpu-throttling",
+                "memory-reclaim-stall",
+                "io-pressure",
+                "listen-overflow",
             ]
         );
         for r in super::builtin() {
@@ -103,7 +112,7 @@ mod tests {
         let reg = super::thresholds();
         assert!(reg.conflicts().is_empty(), "{:?}", reg.conflicts());
         let keys = reg.keys();
-        assert_eq!(keys.len(), 43, "{keys:?}");
+        assert_eq!(keys.len(), 53, "{keys:?}");
         for (rule, spec) in reg.iter() {
             assert!(super::builtin().iter().any(|r| r.id() == rule));
             assert!(

@@ -230,6 +230,17 @@ impl Rule for PidExhaustion {
         "a pids cgroup above pids_cgroup_pct of pids.max (critical at the limit or with more than pids_fork_failures refused forks), or the host's tasks above pids_host_warn_pct of pid_max/threads-max"
     }
 
+    fn doc(&self) -> kerno_core::RuleDoc {
+        kerno_core::RuleDoc {
+            checks: "Every pids cgroup with a limit: tasks above pids_cgroup_pct of pids.max warn; at the limit, or more than pids_fork_failures refused forks (pids.events max) in the window, it is critical. The host: tasks above pids_host_warn_pct of min(pid_max, threads-max) warn, above pids_host_crit_pct critical.".into(),
+            when_it_fires: vec![
+                "Find who forks: ps -eLf | awk '{print $2}' | sort | uniq -c | sort -rn | head, and cat <cgroup>/pids.current <cgroup>/pids.max.".into(),
+                "Stop the runaway (a fork loop, threads never joined, zombies a parent never reaps: ps -eo stat,ppid | grep '^Z').".into(),
+                "Raise the limit (the pod's pids limit, TasksMax=, kernel.pid_max) only if the task count is legitimate.".into(),
+            ],
+        }
+    }
+
     fn thresholds(&self) -> &[ThresholdSpec] {
         THRESHOLDS
     }

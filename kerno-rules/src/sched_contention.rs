@@ -9,6 +9,11 @@ use crate::common::{finding, fmt_pct, grade, latency_line, ms, proc_name, proc_w
 /// Run-queue delay (wakeup to running) p99 above `runq_p99_ms` warns, above
 /// `runq_critical_p99_ms` is critical. Quiet with fewer than `runq_min_samples` wakeups. The
 /// subject is the process that waited longest in total, when the probe attributed any.
+///
+/// Waits that a CPU limit explains are not contention: the long waits the probe attributed
+/// to processes in cgroups `cpu-throttling` reports (throttled in more than
+/// `cpu_throttled_pct` of their periods) are taken out of the histogram, as its longest
+/// samples, before the p99 is judged; what is left is the run queue's.
 pub struct SchedContention;
 
 /// The rule's id.
@@ -83,7 +88,23 @@ impl Rule for SchedContention {
         if n == 0 || n < t.count(&RUNQ_MIN_SAMPLES) {
             return Vec::new();
         }
-        let Some(p99) = sched.runq_delay.percentile(99.0) else {
+        // Long waits of threads whose cgroup's CPU limit throttled them: a throttled thread
+        // waits out the rest of its period, the longest waits in the histogram.
+        let throttled = crate::cpu_throttling::throttled(s, t);
+        let in_throttled = |d: &DelayedProcess| {
+            d.process
+                .cgroup
+                .as_deref()
+                .is_some_and(|cg| throttled.iter().any(|c| c.path != "/" && c.contains(cg)))
+        };
+        let explained: u64 = sched
+            .top_delayed
+            .iter()
+            .filter(|d| in_throttled(d))
+            .map(|d| d.count)
+            .sum();
+        let runq = sched.runq_delay.without_top(explained);
+        let Some(p99) = runq.percentile(99.0) else {
             return Vec::new();
         };
         let Some((severity, threshold)) = grade(
@@ -97,6 +118,7 @@ impl Rule for SchedContention {
             .top_delayed
             .iter()
             .filter(|d| d.process.pid != s.collector_pid || s.collector_pid == 0)
+            .filter(|d| !in_throttled(d))
             .collect();
         delayed.sort_by(|a, b| {
             b.total_ns
@@ -124,6 +146,9 @@ impl Rule for SchedContention {
         f.cause = format!(
             "More threads are runnable than {cpus_txt} can run, so a woken thread queues before it runs. Either the host is CPU-saturated, or a CPU quota (a container's CPU limit, cpu.max) throttles a cgroup and its threads wait out each throttled period on the run queue."
         );
+        if explained > 0 {
+            f.cause += " The waits of threads their own CPU limit throttled are not counted here (cpu-throttling reports them): these are the run queue's.";
+        }
         if let Some(psi) = sched.psi_cpu_some_avg10
             && psi >= 1.0
         {
@@ -135,8 +160,16 @@ impl Rule for SchedContention {
         f.impact = "Every wakeup (a request arriving, a lock released, a timer firing) waits before any work happens: latency rises for every service on the host, most for the threads listed here.".into();
         f.evidence.push(format!(
             "run-queue delay: {}",
-            latency_line(&sched.runq_delay, "wakeups")
+            latency_line(&runq, "wakeups")
         ));
+        if explained > 0 {
+            let names: Vec<&str> = throttled.iter().map(|c| c.path.as_str()).collect();
+            f.evidence.push(format!(
+                "not counted: {} long waits of threads their CPU limit throttled (cgroup {}; see cpu-throttling)",
+                thousands(explained),
+                names.join(", ")
+            ));
+        }
         f.evidence.push(if cpus > 0 {
             format!("{cpus} CPUs online")
         } else {
@@ -285,6 +318,59 @@ mod tests {
             one(run_with(&SchedContention, &s, &t)).severity,
             Severity::Critical
         );
+    }
+
+    #[test]
+    fn waits_a_cpu_limit_explains_are_not_contention() {
+        use kerno_core::{CgroupCpu, SaturationSignals};
+        // A spinner in a cgroup with a 20% quota on an idle machine: its 80 ms waits are the
+        // quota's. 3,000 short wakeups elsewhere, 90 long ones of the spinner.
+        let mut spinner = delayed(977, "spin", 90 * 78);
+        spinner.count = 90;
+        spinner.process.cgroup = Some("/kerno-chaos-1-2".into());
+        let mut s = with_runq(hist2(20_000, 3_000, 78 * MS, 90), vec![spinner]);
+        let one_f = one(run(&SchedContention, &s));
+        assert_eq!(one_f.severity, Severity::Critical, "without the cgroup data: contention");
+        s.saturation = Some(SaturationSignals {
+            cpu_limited: vec![CgroupCpu {
+                path: "/kerno-chaos-1-2".into(),
+                version: 1,
+                quota_us: 20_000,
+                period_us: 100_000,
+                periods: 100,
+                throttled_periods: 99,
+                throttled_ns: 7_800 * MS,
+                ..CgroupCpu::default()
+            }],
+            ..SaturationSignals::default()
+        });
+        assert!(run(&SchedContention, &s).is_empty());
+        let both = kerno_core::evaluate(&s, &crate::builtin(), &Thresholds::default());
+        assert_eq!(both.findings[0].rule, "cpu-throttling");
+        assert!(both.findings.iter().all(|f| f.rule != ID));
+
+        // Real contention beside it still fires, naming the others, not the spinner.
+        let mut spinner = delayed(977, "spin", 90 * 78);
+        spinner.count = 90;
+        spinner.process.cgroup = Some("/kerno-chaos-1-2".into());
+        let mut h = hist2(20_000, 3_000, 78 * MS, 90);
+        h.record_n(30 * MS, 200);
+        let mut s2 = with_runq(h, vec![spinner, delayed(1200, "worker", 6_000)]);
+        s2.saturation = s.saturation.clone();
+        let f = one(run(&SchedContention, &s2));
+        assert_eq!(f.subject.process.as_ref().unwrap().pid, 1200);
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.starts_with("not counted: 90 long waits")),
+            "{:?}",
+            f.evidence
+        );
+
+        // A throttled cgroup the processes are not in explains nothing.
+        let mut other = with_runq(hist2(20_000, 3_000, 78 * MS, 90), vec![delayed(5, "x", 7_000)]);
+        other.saturation = s.saturation.clone();
+        assert_eq!(run(&SchedContention, &other).len(), 1);
     }
 
     #[test]

@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 
 use kerno_core::{
-    Attribution, CgroupMemory, CgroupPids, ConntrackNetns, ConntrackSignals, Degraded,
-    DelayedProcess, DiskDevice, DiskOp, DiskSignals, FdProcess, FdSignals, Filesystem,
-    FilesystemSignals, Histogram, Host, MemorySignals, OomKill, OomSignals, PidSignals, Process,
-    ProcessErrors, ProcessSlow, Report, SchedSignals, Signals, Status, SyscallSignals, SyscallStat,
-    TcpFlow, TcpSignals, Thresholds, Window, evaluate,
+    Attribution, CgroupCpu, CgroupMemory, CgroupPids, CgroupPressure, ConntrackNetns,
+    ConntrackSignals, Degraded, DelayedProcess, DiskDevice, DiskOp, DiskSignals, FdProcess,
+    FdSignals, Filesystem, FilesystemSignals, Histogram, Host, ListenSignals, Listener,
+    MemorySignals, NetnsListen, OomKill, OomSignals, PidSignals, Pressure, Process, ProcessErrors,
+    ProcessSlow, Report, SaturationSignals, SchedSignals, Signals, Status, SyscallSignals,
+    SyscallStat, TcpFlow, TcpSignals, Thresholds, Window, evaluate,
     render::{PrettyOptions, html, json, pretty},
 };
 
@@ -77,6 +78,15 @@ fn in_pod(pid: u32, comm: &str, pod: &str, uid: &str, ctr: &str) -> Process {
 const CHECKOUT_UID: &str = "7c1d0e4a-2b9f-4d7e-9a51-3f6b8c2d1e90";
 const CART_UID: &str = "3f2a9c1e-5d4b-4a8f-b7e6-0c9d8e7f6a5b";
 const CART_CTR: &str = "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12";
+
+fn pressure(some: f64, full: f64) -> Pressure {
+    Pressure {
+        some_pct: some,
+        full_pct: Some(full),
+        some_avg10: Some(some),
+        full_avg10: Some(full),
+    }
+}
 
 fn api() -> Process {
     in_unit(4121, "api", "api.service")
@@ -371,6 +381,7 @@ fn everything_fires() -> Signals {
         CHECKOUT_UID,
         "c0ffee00c0ffee00",
     );
+    let checkout_cpu = checkout.clone();
     let java = in_pod(8812, "java", "shop/cart-7d9f", CART_UID, CART_CTR);
     let php = in_unit(5120, "php-fpm", "php-fpm.service");
     s.syscalls = Some(syscalls(vec![
@@ -626,6 +637,50 @@ fn everything_fires() -> Signals {
             },
             netns(4_026_531_840, process(1, "systemd"), true, 1_210),
         ],
+    });
+    s.saturation = Some(SaturationSignals {
+        cpu: Some(pressure(18.0, 0.0)),
+        memory: Some(pressure(9.0, 2.1)),
+        io: Some(pressure(41.0, 12.5)),
+        cgroups: vec![CgroupPressure {
+            path: "/system.slice/postgresql.service".into(),
+            memory: Some(pressure(31.0, 24.0)),
+            io: Some(pressure(35.0, 6.0)),
+            processes: vec![postgres()],
+            attribution: postgres().attribution,
+            ..CgroupPressure::default()
+        }],
+        cpu_limited: vec![CgroupCpu {
+            path: format!("/kubepods/burstable/pod{CHECKOUT_UID}/c0ffee00c0ffee00"),
+            version: 2,
+            quota_us: 50_000,
+            period_us: 100_000,
+            periods: 100,
+            throttled_periods: 64,
+            throttled_ns: 2_900 * MS,
+            usage_ns: Some(4_900 * MS),
+            pod: checkout_cpu.pod.clone(),
+            attribution: checkout_cpu.attribution.clone(),
+            processes: vec![checkout_cpu],
+        }],
+        listen: Some(ListenSignals {
+            netns: vec![NetnsListen {
+                inode: 4_026_531_840,
+                name: None,
+                process: Some(in_unit(311, "nginx", "nginx.service")),
+                drops: 37,
+                overflows: 37,
+                req_queue_full_drops: 0,
+                syncookies_sent: 0,
+                listeners: vec![Listener {
+                    local: "0.0.0.0:443".into(),
+                    port: 443,
+                    max_queue: 512,
+                    process: Some(in_unit(311, "nginx", "nginx.service")),
+                }],
+            }],
+            netns_count: 3,
+        }),
     });
     s
 }

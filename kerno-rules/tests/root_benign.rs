@@ -29,8 +29,8 @@ use std::{
 };
 
 use benign::fixture::{
-    Child, MemCgroup, NetnsPair, PidsCgroup, ROLE_VAR, Scratch, TmpfsMount, read_counters,
-    retrans_segs, tcp_snmp, wait_until,
+    Child, CpuCgroup, MemCgroup, NetnsPair, PidsCgroup, ROLE_VAR, Scratch, TmpfsMount,
+    read_counters, retrans_segs, tcp_snmp, wait_until,
 };
 use kerno_core::{Domain, Engine, Finding, KernelOptions, Severity, Signals, Thresholds};
 
@@ -1145,6 +1145,89 @@ fn root_benign_tcp_bulk_veth() {
     );
     let ours = Ours {
         pids: vec![sink.pid(), source.pid()],
+        ..Ours::default()
+    };
+    case.finish(&signals, &ours);
+}
+
+// ---- a CPU-limited service using half its quota --------------------------------------
+
+#[test]
+fn root_benign_cpu_limited_half_quota() {
+    let mut case = Case::start("root_benign_cpu_limited_half_quota");
+    let cg = match CpuCgroup::new(50_000, 100_000) {
+        Ok(cg) => cg,
+        Err(why) => {
+            eprintln!("[root_benign_cpu_limited_half_quota] NOT APPLICABLE on this host: {why}");
+            return;
+        }
+    };
+    let dir = Scratch::new(case.name);
+    // 2 ms of CPU, then 6 ms asleep: a quarter of a CPU under a limit of half a CPU.
+    let mut svc = Child::role(
+        "duty-cycle service",
+        &[],
+        "duty-cycle",
+        &[&dir.arg(""), "2000", "6000"],
+    );
+    case.require(
+        "it joins the CPU-limited cgroup",
+        cg.join(svc.pid()).map(|()| cg.cg.path.clone()),
+    );
+    case.require("it is running", wait_counter(&dir, "rounds", 0, 20));
+    // Its CPU time, every thread, from /proc/<pid>/stat utime + stime in ns (cpuacct may
+    // be a hierarchy of its own, and the role may run on a thread other than the main one).
+    let on_cpu = |pid: u32| -> u64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|t| {
+                let rest = t
+                    .rsplit_once(") ")?
+                    .1
+                    .split_whitespace()
+                    .collect::<Vec<_>>();
+                let ticks =
+                    rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+                Some(ticks * 1_000_000_000 / hz)
+            })
+            .unwrap_or(0)
+    };
+    let (p0, t0) = cg.periods();
+    let c0 = on_cpu(svc.pid());
+    let signals = case.window();
+    let (p1, t1) = cg.periods();
+    let c1 = on_cpu(svc.pid());
+    let (periods, throttled) = (p1 - p0, t1 - t0);
+    let seen = signals
+        .saturation
+        .as_ref()
+        .and_then(|s| s.cpu_limited.iter().find(|c| c.path == cg.cg.path));
+    let cpus = c1.saturating_sub(c0) as f64 / 1e9 / signals.window_secs();
+    let detail = format!(
+        "{periods} periods, {throttled} throttled; {cpus:.2} CPU used of a 0.50 CPU limit; Kerno saw (periods, throttled) {:?}",
+        seen.map(|c| (c.periods, c.throttled_periods))
+    );
+    case.condition(
+        "it ran in most periods, used a quarter to three quarters of its quota, was seldom throttled, and Kerno listed the cgroup",
+        if seen.is_some()
+            && periods * 10 >= WINDOW.as_millis() as u64 / 100 * 8
+            && (0.125..=0.375).contains(&cpus)
+            && throttled * 10 <= periods
+        {
+            Ok(detail)
+        } else {
+            Err(detail)
+        },
+    );
+    case.condition(
+        "the service ran through the window",
+        svc.running().map(|()| "running".into()),
+    );
+    let ours = Ours {
+        pids: vec![svc.pid()],
+        cgroup: Some(cg.cg.path.clone()),
         ..Ours::default()
     };
     case.finish(&signals, &ours);

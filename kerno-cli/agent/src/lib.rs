@@ -177,14 +177,16 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         kerno_core::host::HostRoot::new(opts.kernel.host_root.clone().unwrap_or_default()),
         opts.kernel.node_name.clone(),
     );
-    let shared = Arc::new(Shared::new(
-        opts.window,
-        opts.findings_window,
-        opts.update_every,
-        opts.rules,
-        opts.thresholds,
-    )
-    .with_ai(opts.ai));
+    let shared = Arc::new(
+        Shared::new(
+            opts.window,
+            opts.findings_window,
+            opts.update_every,
+            opts.rules,
+            opts.thresholds,
+        )
+        .with_ai(opts.ai),
+    );
     let levels = {
         let shared = shared.clone();
         let every = opts.levels_every;

@@ -10,6 +10,7 @@ mod lost;
 mod memory;
 mod oom;
 mod pids;
+mod saturation;
 mod sched;
 mod syscalls;
 mod tcp;
@@ -23,6 +24,10 @@ pub use lost::LostCollector;
 pub use memory::MemoryCollector;
 pub use oom::OomCollector;
 pub use pids::PidsCollector;
+pub use saturation::{
+    CpuStat, ListenCounters, PsiReading, SaturationCollector, parse_cpu_max, parse_cpu_stat,
+    parse_netstat_listen, parse_psi, parse_waiting_listener, pressure_between,
+};
 pub use sched::SchedCollector;
 pub use syscalls::SyscallCollector;
 pub use tcp::TcpCollector;

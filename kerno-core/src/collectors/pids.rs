@@ -69,7 +69,7 @@ fn read_dir_into(root: &Path, version: u8, out: &mut HashMap<String, CgroupReadi
 
 fn read_cgroups() -> HashMap<String, CgroupReading> {
     let mut out = HashMap::new();
-    if let Some(root) = procfs::cgroup1_root("pids") {
+    if let Some(root) = procfs::cgroup1_root("pids", "cgroup.procs") {
         read_dir_into(&root, 1, &mut out);
     }
     if let Some(root) = procfs::cgroup2_root() {
@@ -80,7 +80,7 @@ fn read_cgroups() -> HashMap<String, CgroupReading> {
 
 fn cgroup_processes(c: &CgroupPids) -> Vec<Process> {
     let root = if c.version == 1 {
-        procfs::cgroup1_root("pids")
+        procfs::cgroup1_root("pids", "cgroup.procs")
     } else {
         procfs::cgroup2_root()
     };

@@ -57,8 +57,9 @@ pub fn sweep_stale() {
     }
     let roots = [
         procfs::cgroup1_memory_root(),
-        procfs::cgroup1_root("pids"),
+        procfs::cgroup1_root("pids", "cgroup.procs"),
         procfs::cgroup2_root(),
+        procfs::cgroup1_root("cpu", "cpu.cfs_quota_us"),
     ];
     for root in roots.into_iter().flatten() {
         for e in fs::read_dir(&root).into_iter().flatten().flatten() {
@@ -370,6 +371,57 @@ impl MemCgroup {
     }
 }
 
+/// A cgroup with a CPU limit: cgroup v1 `cpu` (`cpu.cfs_quota_us`), else v2 `cpu.max`.
+pub struct CpuCgroup {
+    /// The directory (removed, its processes killed, on drop).
+    pub cg: MemCgroup,
+}
+
+impl CpuCgroup {
+    /// A cgroup allowed `quota_us` of CPU every `period_us`.
+    pub fn new(quota_us: u64, period_us: u64) -> Result<CpuCgroup, String> {
+        let name = unique("c");
+        if let Some(root) = procfs::cgroup1_root("cpu", "cpu.cfs_quota_us") {
+            let dir = root.join(&name);
+            fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let cg = MemCgroup {
+                dir,
+                version: 1,
+                path: format!("/{name}"),
+            };
+            cg.write("cpu.cfs_period_us", &period_us.to_string())?;
+            cg.write("cpu.cfs_quota_us", &quota_us.to_string())?;
+            return Ok(CpuCgroup { cg });
+        }
+        let root = procfs::cgroup2_root().ok_or("no cgroup cpu controller is mounted")?;
+        fs::write(root.join("cgroup.subtree_control"), "+cpu")
+            .map_err(|e| format!("enabling cpu in {}: {e}", root.display()))?;
+        let dir = root.join(&name);
+        fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let cg = MemCgroup {
+            dir,
+            version: 2,
+            path: format!("/{name}"),
+        };
+        cg.write("cpu.max", &format!("{quota_us} {period_us}"))?;
+        Ok(CpuCgroup { cg })
+    }
+
+    /// Move a process (all its threads) into the cgroup.
+    pub fn join(&self, pid: u32) -> Result<(), String> {
+        self.cg.write("cgroup.procs", &pid.to_string())
+    }
+
+    /// `(nr_periods, nr_throttled)` of its `cpu.stat`.
+    pub fn periods(&self) -> (u64, u64) {
+        let stat = self.cg.dir.join("cpu.stat");
+        (
+            procfs::read_keyed(&stat, "nr_periods").unwrap_or(0),
+            procfs::read_keyed(&stat, "nr_throttled").unwrap_or(0),
+        )
+    }
+}
+
 impl Drop for MemCgroup {
     fn drop(&mut self) {
         let start = Instant::now();
@@ -526,8 +578,8 @@ pub struct PidsCgroup {
 impl PidsCgroup {
     /// A v1 pids cgroup with `pids.max` `max`; `Err` when the controller is not mounted.
     pub fn v1(max: u64) -> Result<PidsCgroup, String> {
-        let root =
-            procfs::cgroup1_root("pids").ok_or("the cgroup v1 pids controller is not mounted")?;
+        let root = procfs::cgroup1_root("pids", "cgroup.procs")
+            .ok_or("the cgroup v1 pids controller is not mounted")?;
         let name = unique("p");
         let dir = root.join(&name);
         fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;

@@ -49,6 +49,7 @@ pub fn run(args: &[String]) {
             num(rest[3]),
             num(rest[4]),
         ),
+        "duty-cycle" => duty_cycle(Path::new(rest[0]), num(rest[1]), num(rest[2])),
         other => panic!("unknown workload role {other:?}"),
     }
 }
@@ -482,5 +483,38 @@ fn tcp_source(dir: &Path, addr: &str, mib_per_sec: u64, max_mib: u64, max_secs: 
     let _ = conn.shutdown(std::net::Shutdown::Write);
     loop {
         std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+/// This thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the struct.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A service that computes for `busy_us` of CPU time, then sleeps `idle_us`, forever (a
+/// steady share of one CPU); counts its rounds in `rounds`.
+fn duty_cycle(dir: &Path, busy_us: u64, idle_us: u64) {
+    let mut rounds = 0u64;
+    let mut last = Instant::now();
+    let mut x = 0u64;
+    loop {
+        let until = thread_cpu() + Duration::from_micros(busy_us);
+        while thread_cpu() < until {
+            for _ in 0..1000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        }
+        std::thread::sleep(Duration::from_micros(idle_us));
+        rounds += 1;
+        if last.elapsed() >= Duration::from_millis(500) {
+            write_counters(&dir.join("rounds"), &[rounds]);
+            last = Instant::now();
+        }
     }
 }
