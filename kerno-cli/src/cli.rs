@@ -37,6 +37,123 @@ pub enum Command {
     /// Induce a real incident (CPU contention, slow disk, packet loss, OOM...) to see Kerno
     /// diagnose it; needs root.
     Chaos(ChaosArgs),
+    /// Show kernel events as they happen (one line each), filtered in the kernel.
+    Trace(TraceArgs),
+    /// Watch for incidents as they happen: OOM kills, descriptor leaks.
+    Watch(WatchArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Ends after --duration, --count events, on Ctrl-C or SIGTERM, with a summary \
+of the events shown, filtered and lost (a JSON object {\"summary\": ...} as the last line \
+with -o json). Streams load their own probes, attached only while they run, and work beside \
+a running `kerno start` agent."
+)]
+pub struct TraceArgs {
+    #[command(subcommand)]
+    pub what: TraceCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TraceCommand {
+    /// One line per matching syscall: time, pid, comm, syscall, latency, result, pod.
+    Syscall(TraceSyscallArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(subcommand)]
+    pub what: WatchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WatchCommand {
+    /// Each OOM kill: victim, memory at the kill, memory cgroup and pod, constraint, trigger.
+    Oom(WatchOomArgs),
+    /// A refreshing table of processes whose descriptor count grows (count, limit, rate, ETA).
+    Fd(WatchFdArgs),
+}
+
+/// What every stream takes.
+#[derive(Args, Debug)]
+pub struct StreamArgs {
+    /// Output: aligned columns, or one JSON object per line (schema: docs/json-report.md)
+    #[arg(short, long, value_enum, default_value = "pretty")]
+    pub output: Output,
+
+    /// Stop after this long (e.g. 30s, 5m) [default: until Ctrl-C]
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Stop after N events
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct TraceSyscallArgs {
+    /// Only this process (pid); the trace ends when it exits
+    #[arg(short, long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Only threads with this command name (as in /proc/PID/comm, at most 15 bytes)
+    #[arg(long, value_name = "COMM")]
+    pub comm: Option<String>,
+
+    /// Only this syscall (repeatable, or comma-separated), e.g. --syscall openat
+    #[arg(short, long = "syscall", value_name = "NAME", value_delimiter = ',')]
+    pub syscalls: Vec<String>,
+
+    /// Only calls at least this slow (e.g. 10ms, 500us; a bare number is ms)
+    #[arg(
+        long,
+        visible_alias = "threshold",
+        value_name = "LATENCY",
+        allow_hyphen_values = true
+    )]
+    pub min_latency: Option<String>,
+
+    /// Only failed calls
+    #[arg(long)]
+    pub errors: bool,
+
+    /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
+    #[arg(long, value_name = "BYTES")]
+    pub ring_size: Option<String>,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchOomArgs {
+    /// Exit with status 3 at the first kill (after printing it), for scripts
+    #[arg(long)]
+    pub alert: bool,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchFdArgs {
+    /// Show processes whose descriptors grow by at least this many a second
+    #[arg(
+        long,
+        visible_alias = "threshold",
+        value_name = "PER_SEC",
+        default_value = "10",
+        allow_hyphen_values = true
+    )]
+    pub min_rate: String,
+
+    /// Refresh every DURATION (e.g. 1s, 5s)
+    #[arg(short, long, value_name = "DURATION", default_value = "5s")]
+    pub interval: String,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -24,6 +24,7 @@ mod doctor;
 mod rules_cmd;
 mod signal;
 mod start;
+mod stream_cmd;
 
 use std::process::ExitCode;
 
@@ -98,6 +99,8 @@ pub fn main_with(rules: RuleSet) -> ExitCode {
         Command::Rules(args) => rules_cmd::run(args, rules),
         Command::Start(args) => start::run(args, rules),
         Command::Chaos(args) => chaos_cmd::run(args),
+        Command::Trace(args) => stream_cmd::trace(args),
+        Command::Watch(args) => stream_cmd::watch(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -14,7 +14,9 @@
 //! - [`Config`]: configuration from file, `KERNO_*` environment and flags;
 //! - [`attribution`]: whose a process or cgroup is (pod, container, systemd unit), from
 //!   node-local files alone; [`host`]: the host root, node name and environment;
-//! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients.
+//! - [`readiness`]: a running agent's `/readyz`, shared by the agent and its clients;
+//! - [`stream`]: live streams (syscalls, OOM kills, descriptor growth) as typed async
+//!   `Stream`s, with loss accounting.
 //!
 //! ```
 //! use kerno_core::{Signals, Thresholds, evaluate};
@@ -42,6 +44,7 @@ mod report;
 mod rule;
 mod signals;
 mod snapshot;
+pub mod stream;
 mod threshold;
 pub mod trend;
 

@@ -1,0 +1,365 @@
+//! Root tests: the live streams (`kerno trace ...`, `kerno watch ...`) for real, against
+//! workloads the tests make themselves. Needs root; scripts/test.sh runs this binary with
+//! --test-threads=1 (one kernel, one test at a time).
+
+use std::{
+    ffi::CString,
+    io::{BufRead, BufReader, Read},
+    process::{Child, ChildStderr, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// A forked child that waits on a pipe, then makes `failing_opens` failing `openat` calls
+/// and `sleeps` `nanosleep(sleep_ms)` calls (raw syscalls: glibc's nanosleep() is
+/// clock_nanosleep), and exits. Its comm is `comm`.
+struct Workload {
+    pid: libc::pid_t,
+    release: libc::c_int,
+}
+
+impl Workload {
+    fn fork(comm: &str, failing_opens: u32, sleeps: u32, sleep_ms: i64) -> Workload {
+        let name = CString::new(comm).unwrap();
+        let path = CString::new("/nonexistent/kerno-stream-test").unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: a valid pointer to two ints.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only makes raw syscalls on memory prepared before the fork
+        // (async-signal-safe), then _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: raw syscalls on valid pointers, in the forked child.
+            unsafe {
+                libc::close(fds[1]);
+                libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+                let mut b = [0u8; 1];
+                libc::read(fds[0], b.as_mut_ptr() as *mut libc::c_void, 1);
+                for _ in 0..failing_opens {
+                    libc::syscall(
+                        libc::SYS_openat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        libc::O_RDONLY,
+                    );
+                }
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: sleep_ms * 1_000_000,
+                };
+                for _ in 0..sleeps {
+                    libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, 0usize);
+                }
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: closing our copy of the read end.
+        unsafe { libc::close(fds[0]) };
+        Workload {
+            pid,
+            release: fds[1],
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    fn release(&mut self) {
+        // SAFETY: a one-byte write to our pipe, then closing it.
+        unsafe {
+            libc::write(self.release, b"x".as_ptr() as *const libc::c_void, 1);
+            libc::close(self.release);
+        }
+        self.release = -1;
+    }
+
+    fn wait(&mut self) {
+        if self.pid > 0 {
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+            self.pid = 0;
+        }
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+            }
+        }
+        if self.release >= 0 {
+            // SAFETY: closing our pipe end.
+            unsafe { libc::close(self.release) };
+        }
+    }
+}
+
+/// A running `kerno` stream whose stdout is collected.
+struct Stream {
+    child: Child,
+    stdout: Option<thread::JoinHandle<String>>,
+    stderr: mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+impl Stream {
+    /// Starts `kerno ARGS` and waits until it says it is attached (its ready line).
+    fn start(args: &[&str]) -> Stream {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kerno"))
+            .args(args)
+            .env_remove("KERNO_CONFIG")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kerno");
+        let mut out = child.stdout.take().unwrap();
+        let stdout = thread::spawn(move || {
+            let mut s = String::new();
+            out.read_to_string(&mut s).unwrap();
+            s
+        });
+        let err: ChildStderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Stream {
+            child,
+            stdout: Some(stdout),
+            stderr: rx,
+            stderr_seen: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match s.stderr.recv_timeout(left) {
+                Ok(l) => {
+                    let ready = l.contains("(Ctrl-C to stop)");
+                    s.stderr_seen.push(l);
+                    if ready {
+                        break;
+                    }
+                }
+                Err(_) => panic!(
+                    "kerno {args:?} never said it was ready; stderr: {:?}",
+                    s.stderr_seen
+                ),
+            }
+        }
+        s
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+    }
+
+    /// Waits for it to end (at most `limit`): exit code, stdout, stderr lines.
+    fn finish(mut self, limit: Duration) -> (i32, String, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                self.child.kill().ok();
+                panic!("kerno did not end within {limit:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let out = self.stdout.take().unwrap().join().unwrap();
+        while let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            self.stderr_seen.push(l);
+        }
+        (
+            status.code().unwrap_or(-1),
+            out,
+            std::mem::take(&mut self.stderr_seen),
+        )
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+}
+
+/// JSON lines: the events, and the summary (the last line).
+fn json_lines(out: &str) -> (Vec<Value>, Value) {
+    let mut lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines.pop().expect("no summary line");
+    assert!(
+        last.get("summary").is_some(),
+        "last line is not the summary: {last}"
+    );
+    (lines, last["summary"].clone())
+}
+
+#[test]
+fn root_trace_syscall_shows_exactly_the_workloads_calls() {
+    const OPENS: usize = 500;
+    const SLEEPS: usize = 300;
+    let t0 = Instant::now();
+    let mut victim = Workload::fork("kerno-victim", OPENS as u32, SLEEPS as u32, 20);
+    // The same calls from another process, which no filter lets through.
+    let mut noise = Workload::fork("kerno-noise", OPENS as u32, 50, 20);
+    let pid = victim.pid().to_string();
+    // By pid, syscall and result: every failing openat of the victim, as JSON.
+    let errors = Stream::start(&[
+        "trace",
+        "syscall",
+        "--pid",
+        &pid,
+        "--syscall",
+        "openat",
+        "--errors",
+        "-o",
+        "json",
+    ]);
+    // By comm and latency (the seed's --threshold name), in columns; ended by SIGTERM.
+    let slow = Stream::start(&[
+        "trace",
+        "syscall",
+        "--comm",
+        "kerno-victim",
+        "--threshold",
+        "10ms",
+    ]);
+    victim.release();
+    noise.release();
+    victim.wait();
+    noise.wait();
+    // The --pid trace ends by itself when its process exits.
+    let (code, out, _) = errors.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let (events, summary) = json_lines(&out);
+    assert_eq!(events.len(), OPENS, "{out}");
+    for e in &events {
+        assert_eq!(e["pid"], victim_pid(&pid), "{e}");
+        assert_eq!(e["comm"], "kerno-victim", "{e}");
+        assert_eq!(e["syscall"], "openat", "{e}");
+        assert_eq!(e["errno"], "ENOENT", "{e}");
+        assert_eq!(e["ret"], -2, "{e}");
+    }
+    assert_eq!(summary["shown"], OPENS as u64, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
+    assert!(summary["filtered"].as_u64().unwrap() > 0, "{summary}");
+
+    thread::sleep(Duration::from_millis(300));
+    slow.signal(libc::SIGTERM);
+    let (code, out, _) = slow.finish(Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("TIME(UTC)"), "{out}");
+    let rows = &lines[1..lines.len() - 1];
+    assert_eq!(rows.len(), SLEEPS, "{out}");
+    for r in rows {
+        let cols: Vec<&str> = r.split_whitespace().collect();
+        // TIME PID COMM SYSCALL LATENCY(value unit) RESULT POD
+        assert_eq!(cols[1], pid, "{r}");
+        assert_eq!(cols[2], "kerno-victim", "{r}");
+        assert_eq!(cols[3], "nanosleep", "{r}");
+        assert_eq!(cols[5], "ms", "{r}");
+        let ms: f64 = cols[4].parse().unwrap();
+        // Never shorter than the sleep; longer by whatever the busy machine's scheduler adds.
+        assert!((20.0..500.0).contains(&ms), "{r}");
+        assert_eq!(cols[6], "0", "{r}");
+        // Aligned: the syscall column starts at the same place on every line.
+        assert_eq!(r.find("nanosleep"), lines[0].find("SYSCALL"), "{r}");
+    }
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with(&format!("-- {SLEEPS} shown, ")) && last.ends_with(", 0 lost"),
+        "{last}"
+    );
+    eprintln!("trace syscall test: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+fn victim_pid(pid: &str) -> Value {
+    Value::from(pid.parse::<u64>().unwrap())
+}
+
+#[test]
+fn root_a_flood_into_a_small_ring_is_counted_as_shown_plus_lost() {
+    // Known matching events: N failing openat calls of one process. The ring holds about
+    // fifty of them, so most are lost, and every one is either shown or counted lost.
+    const N: u64 = 200_000;
+    let t0 = Instant::now();
+    let mut w = Workload::fork("kerno-flood", N as u32, 0, 0);
+    let pid = w.pid().to_string();
+    let s = Stream::start(&[
+        "trace",
+        "syscall",
+        "--pid",
+        &pid,
+        "--syscall",
+        "openat",
+        "--errors",
+        "--ring-size",
+        "4K",
+        "-o",
+        "json",
+    ]);
+    w.release();
+    w.wait();
+    let (code, out, stderr) = s.finish(Duration::from_secs(20));
+    assert_eq!(code, 0);
+    let (events, summary) = json_lines(&out);
+    let shown = summary["shown"].as_u64().unwrap();
+    let lost = summary["lost"].as_u64().unwrap();
+    assert_eq!(events.len() as u64, shown);
+    assert_eq!(shown + lost, N, "{summary}");
+    assert!(lost > 0, "a 4 KiB ring kept up with {N} events: {summary}");
+    assert!(
+        stderr.iter().any(|l| l.contains("events lost")),
+        "no loss warning on stderr: {stderr:?}"
+    );
+    eprintln!(
+        "flood: {shown} shown + {lost} lost = {N} in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn root_bad_stream_flags_are_usage_errors() {
+    for args in [
+        &["trace", "syscall", "--syscall", "frobnicate"][..],
+        &["trace", "syscall", "--min-latency", "-5ms"],
+        &["trace", "syscall", "--threshold=-1s"],
+        &["trace", "syscall", "--pid", "4000000000"],
+        &["trace", "syscall", "--pid"],
+        &["trace", "syscall", "--ring-size", "5000"],
+        &["trace", "syscall", "--comm", "a-name-longer-than-15"],
+        &["watch", "fd", "--min-rate", "-3"],
+        &["watch", "fd", "--interval", "0s"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_kerno"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

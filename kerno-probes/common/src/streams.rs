@@ -1,0 +1,131 @@
+//! Live streams (`kerno trace ...`, `kerno watch ...`): the filter the loader hands to the
+//! stream programs as a read-only global, the per-CPU stream counters, and one event type
+//! per stream. The stream programs live in their own object (`kerno-streams.bpf.o`), with
+//! their own ring buffers, and are attached only while a stream runs: the aggregating
+//! programs `doctor` and the agent attach are not touched by them.
+
+/// Indexes into the per-CPU stream counters (`STREAM_STATS`). They only grow.
+pub mod stream_stat {
+    /// A matching event found the ring buffer full and was dropped.
+    pub const LOST: u32 = 0;
+    /// An event the probes saw and the in-kernel filters dropped (no ring traffic).
+    pub const FILTERED: u32 = 1;
+    /// Events written to the ring buffer.
+    pub const EMITTED: u32 = 2;
+    /// Number of counters.
+    pub const N: u32 = 4;
+}
+
+/// `StreamFilter::flags` bits.
+pub mod stream_flag {
+    /// Only failed calls (syscall stream).
+    pub const ERRORS_ONLY: u32 = 1;
+    /// `STREAM_SYSCALLS` selects the syscalls (syscall stream).
+    pub const SYSCALL_SET: u32 = 2;
+    /// Match `comm` (syscall, disk, sched streams).
+    pub const COMM: u32 = 4;
+    /// Report retransmits (tcp stream).
+    pub const TCP_RETRANSMITS: u32 = 8;
+    /// Report connection state changes (tcp stream).
+    pub const TCP_STATES: u32 = 16;
+}
+
+/// The stream's filters, set by the loader before the object is loaded (a frozen
+/// read-only global, so the verifier prunes the branches a filter does not use). A zero
+/// field means "no filter".
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StreamFilter {
+    /// The loading process: its own events are never streamed (they would feed back).
+    pub self_tgid: u32,
+    /// Only this process (tgid); 0: any.
+    pub pid: u32,
+    /// Only tasks in this cgroup v2 id; 0: any.
+    pub cgroup_id: u64,
+    /// Only events at least this long (ns): syscall latency, block request latency,
+    /// run-queue delay, smoothed RTT for retransmits.
+    pub min_ns: u64,
+    /// Bytes queued in the ring before the consumer is woken (batched wakeups; the
+    /// consumer also drains on a timer). 0: the kernel's adaptive wakeups.
+    pub wakeup_bytes: u64,
+    /// Only tasks with this command name (NUL-padded), when `flags` has [`stream_flag::COMM`].
+    pub comm: [u8; 16],
+    /// [`stream_flag`] bits.
+    pub flags: u32,
+    /// Disk: bit `1 << blk_op` per wanted op; 0: any.
+    pub ops: u32,
+    /// Disk: only this device (the kernel's `dev_t`, `major << 20 | minor`); 0: any.
+    pub dev: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
+impl StreamFilter {
+    /// No filter at all.
+    pub const NONE: StreamFilter = StreamFilter {
+        self_tgid: 0,
+        pid: 0,
+        cgroup_id: 0,
+        min_ns: 0,
+        wakeup_bytes: 0,
+        comm: [0; 16],
+        flags: 0,
+        ops: 0,
+        dev: 0,
+        pad: 0,
+    };
+}
+
+/// A syscall that passed the filters: `tp_btf/sys_enter` to `tp_btf/sys_exit`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SyscallEvent {
+    /// `bpf_ktime_get_ns` at the exit.
+    pub ts_ns: u64,
+    /// Enter to exit, ns.
+    pub lat_ns: u64,
+    /// The return value (a negative errno when it failed).
+    pub ret: i64,
+    /// cgroup v2 id of the task.
+    pub cgroup_id: u64,
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Syscall number.
+    pub nr: u32,
+    /// Padding.
+    pub pad: u32,
+    /// Thread's command name.
+    pub comm: [u8; 16],
+}
+
+/// An OOM kill (`oom:mark_victim`), with the task that triggered it (the tracepoint runs
+/// in the context of the allocating task).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OomEvent {
+    /// `bpf_ktime_get_ns` at the kill.
+    pub ts_ns: u64,
+    /// Victim total VM, kB.
+    pub total_vm_kb: u64,
+    /// Victim anonymous RSS, kB.
+    pub anon_rss_kb: u64,
+    /// Victim file RSS, kB.
+    pub file_rss_kb: u64,
+    /// Victim shmem RSS, kB.
+    pub shmem_rss_kb: u64,
+    /// cgroup v2 id of the triggering task.
+    pub trigger_cgroup_id: u64,
+    /// Victim pid.
+    pub pid: u32,
+    /// Triggering process (tgid).
+    pub trigger_pid: u32,
+    /// Victim command name (empty when the tracepoint has no comm field).
+    pub comm: [u8; 16],
+    /// Triggering task's command name.
+    pub trigger_comm: [u8; 16],
+}
+
+#[cfg(feature = "user")]
+pod!(StreamFilter, SyscallEvent, OomEvent);
