@@ -75,12 +75,21 @@ pub enum WatchCommand {
     Fd(WatchFdArgs),
 }
 
+/// How a stream prints its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StreamOutput {
+    /// Aligned columns, a summary line last.
+    Pretty,
+    /// One JSON object per line, `{"summary": ...}` last (docs/json-report.md).
+    Json,
+}
+
 /// What every stream takes.
 #[derive(Args, Debug)]
 pub struct StreamArgs {
-    /// Output: aligned columns, or one JSON object per line (schema: docs/json-report.md)
+    /// Output format
     #[arg(short, long, value_enum, default_value = "pretty")]
-    pub output: Output,
+    pub output: StreamOutput,
 
     /// Stop after this long (e.g. 30s, 5m) [default: until Ctrl-C]
     #[arg(short, long, value_name = "DURATION")]

@@ -25,8 +25,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     Failure,
     cli::{
-        Output, StreamArgs, TraceArgs, TraceCommand, TraceSyscallArgs, WatchArgs, WatchCommand,
-        WatchFdArgs, WatchOomArgs,
+        StreamArgs, StreamOutput, TraceArgs, TraceCommand, TraceSyscallArgs, WatchArgs,
+        WatchCommand, WatchFdArgs, WatchOomArgs,
     },
     exit,
 };
@@ -212,14 +212,14 @@ impl Source for FdSource {
     }
 }
 
-fn print_event<S: Source>(s: &S, e: &S::Event, output: Output) -> Result<(), Failure> {
+fn print_event<S: Source>(s: &S, e: &S::Event, output: StreamOutput) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     match output {
-        Output::Json => {
+        StreamOutput::Json => {
             serde_json::to_writer(&mut out, e).context("writing an event")?;
             writeln!(out)?;
         }
-        Output::Pretty => writeln!(out, "{}", s.pretty(e))?,
+        StreamOutput::Pretty => writeln!(out, "{}", s.pretty(e))?,
     }
     Ok(())
 }
@@ -239,7 +239,7 @@ async fn drive<S: Source>(mut s: S, a: &StreamArgs, end: Ending) -> Result<u8, F
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
     eprintln!("kerno: {} (Ctrl-C to stop)", s.what());
     match s.header() {
-        Some(h) if a.output == Output::Pretty => println!("{h}"),
+        Some(h) if a.output == StreamOutput::Pretty => println!("{h}"),
         _ => {}
     }
     let mut check = tokio::time::interval(Duration::from_millis(250));
@@ -305,7 +305,7 @@ async fn drive<S: Source>(mut s: S, a: &StreamArgs, end: Ending) -> Result<u8, F
         );
     }
     match a.output {
-        Output::Json => {
+        StreamOutput::Json => {
             #[derive(Serialize)]
             struct Last {
                 summary: Summary,
@@ -313,7 +313,7 @@ async fn drive<S: Source>(mut s: S, a: &StreamArgs, end: Ending) -> Result<u8, F
             let line = serde_json::to_string(&Last { summary: sum }).context("the summary")?;
             println!("{line}");
         }
-        Output::Pretty => println!(
+        StreamOutput::Pretty => println!(
             "-- {} shown, {} filtered, {} lost",
             thousands(sum.shown),
             thousands(sum.filtered),
@@ -390,7 +390,7 @@ fn watch_fd(a: WatchFdArgs) -> Result<u8, Failure> {
             ))
         })?;
     parse_stream_args(&a.stream)?;
-    let terminal = a.stream.output == Output::Pretty && std::io::stdout().is_terminal();
+    let terminal = a.stream.output == StreamOutput::Pretty && std::io::stdout().is_terminal();
     runtime()?.block_on(async {
         let s = FdSource {
             watch: FdWatch::new(min_rate, interval),

@@ -341,25 +341,258 @@ fn root_a_flood_into_a_small_ring_is_counted_as_shown_plus_lost() {
     );
 }
 
-#[test]
-fn root_bad_stream_flags_are_usage_errors() {
-    for args in [
-        &["trace", "syscall", "--syscall", "frobnicate"][..],
-        &["trace", "syscall", "--min-latency", "-5ms"],
-        &["trace", "syscall", "--threshold=-1s"],
-        &["trace", "syscall", "--pid", "4000000000"],
-        &["trace", "syscall", "--pid"],
-        &["trace", "syscall", "--ring-size", "5000"],
-        &["trace", "syscall", "--comm", "a-name-longer-than-15"],
-        &["watch", "fd", "--min-rate", "-3"],
-        &["watch", "fd", "--interval", "0s"],
-    ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_kerno"))
-            .args(args)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
+/// A memory cgroup (v1 where the memory controller is there, else v2) with a small limit
+/// and no swap, removed when dropped.
+struct SmallMemcg {
+    dir: std::path::PathBuf,
+    v1: bool,
+}
+
+impl SmallMemcg {
+    const LIMIT: u64 = 64 << 20;
+
+    fn new() -> SmallMemcg {
+        let name = format!("kerno-stream-oom-{}", std::process::id());
+        let v1root = std::path::Path::new("/sys/fs/cgroup/memory");
+        let v1 = v1root.join("memory.limit_in_bytes").exists();
+        let dir = if v1 {
+            v1root.join(&name)
+        } else {
+            std::path::Path::new("/sys/fs/cgroup").join(&name)
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        if v1 {
+            std::fs::write(dir.join("memory.limit_in_bytes"), Self::LIMIT.to_string()).unwrap();
+            // No swap to spill into, where swap accounting exists.
+            let _ = std::fs::write(
+                dir.join("memory.memsw.limit_in_bytes"),
+                Self::LIMIT.to_string(),
+            );
+            let _ = std::fs::write(dir.join("memory.swappiness"), "0");
+        } else {
+            std::fs::write(dir.join("memory.max"), Self::LIMIT.to_string()).unwrap();
+            let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+        }
+        SmallMemcg { dir, v1 }
     }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for SmallMemcg {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A forked child that waits on a pipe, then touches `mb` MiB of anonymous memory.
+fn fork_hog(mb: usize) -> Workload {
+    let name = CString::new("kerno-oom-hog").unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: a valid pointer to two ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child only makes raw syscalls and writes to memory it mapped.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: raw syscalls in the forked child; writes stay inside the mapping.
+        unsafe {
+            libc::close(fds[1]);
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+            let mut b = [0u8; 1];
+            libc::read(fds[0], b.as_mut_ptr() as *mut libc::c_void, 1);
+            let len = mb << 20;
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as *mut u8;
+            if p as *mut libc::c_void != libc::MAP_FAILED {
+                let mut i = 0;
+                while i < len {
+                    *p.add(i) = 1;
+                    i += 4096;
+                }
+            }
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: closing our copy of the read end.
+    unsafe { libc::close(fds[0]) };
+    Workload {
+        pid,
+        release: fds[1],
+    }
+}
+
+#[test]
+fn root_watch_oom_reports_the_kill_of_our_own_process_and_alerts() {
+    let t0 = Instant::now();
+    let cg = SmallMemcg::new();
+    let s = Stream::start(&["watch", "oom", "--alert", "-o", "json"]);
+    let mut hog = fork_hog(512);
+    let pid = hog.pid();
+    cg.add(pid);
+    hog.release();
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(hog.pid, &mut status, 0) };
+    hog.pid = 0;
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "the hog was not OOM-killed (status {status:#x})"
+    );
+    let (code, out, stderr) = s.finish(Duration::from_secs(10));
+    assert_eq!(code, 3, "--alert exits 3 on a kill: {out} {stderr:?}");
+    let (events, summary) = json_lines(&out);
+    assert_eq!(events.len(), 1, "{out}");
+    let e = &events[0];
+    assert_eq!(e["pid"], pid, "{e}");
+    assert_eq!(e["comm"], "kerno-oom-hog", "{e}");
+    assert_eq!(e["trigger_pid"], pid, "{e}");
+    assert_eq!(e["constraint"], "memcg", "{e}");
+    let name = cg.dir.file_name().unwrap().to_str().unwrap();
+    assert!(e["memcg"].as_str().unwrap().ends_with(name), "{e}");
+    assert!(e["oom_memcg"].as_str().unwrap().ends_with(name), "{e}");
+    assert_eq!(e["limit_bytes"], SmallMemcg::LIMIT, "{e}");
+    // Killed at the limit: about the 64 MiB is the hog's anonymous memory (the kernel
+    // charges in batches, so a little over the limit is possible).
+    let rss = e["anon_rss_bytes"].as_u64().unwrap();
+    assert!(
+        (SmallMemcg::LIMIT / 2..=SmallMemcg::LIMIT + (8 << 20)).contains(&rss),
+        "{e}"
+    );
+    assert_eq!(summary["shown"], 1);
+    assert_eq!(summary["lost"], 0);
+    eprintln!(
+        "watch oom (cgroup v{}): {:.1} s",
+        if cg.v1 { 1 } else { 2 },
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// A forked child that opens /dev/null exactly `per_sec` times a second (absolute-time
+/// pacing) for `secs` seconds, keeping every descriptor.
+fn fork_fd_leaker(per_sec: i64, secs: i64) -> Workload {
+    let name = CString::new("kerno-fd-leaker").unwrap();
+    let path = CString::new("/dev/null").unwrap();
+    // SAFETY: the child only makes raw syscalls on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: raw syscalls on valid pointers, in the forked child.
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+            let mut next = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut next);
+            let step = 1_000_000_000 / per_sec;
+            for _ in 0..per_sec * secs {
+                next.tv_nsec += step;
+                if next.tv_nsec >= 1_000_000_000 {
+                    next.tv_nsec -= 1_000_000_000;
+                    next.tv_sec += 1;
+                }
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &next,
+                    std::ptr::null_mut(),
+                );
+                libc::open(path.as_ptr(), libc::O_RDONLY);
+            }
+            libc::_exit(0);
+        }
+    }
+    Workload { pid, release: -1 }
+}
+
+#[test]
+fn root_watch_fd_finds_the_leaker_at_its_rate_and_a_quiet_table_is_empty() {
+    const RATE: f64 = 50.0;
+    let t0 = Instant::now();
+    let mut leaker = fork_fd_leaker(RATE as i64, 8);
+    let pid = leaker.pid();
+    // Nothing on this machine grows by a million descriptors a second: empty tables.
+    let quiet = Stream::start(&[
+        "watch",
+        "fd",
+        "--min-rate",
+        "1000000",
+        "--interval",
+        "1s",
+        "--count",
+        "2",
+        "-o",
+        "json",
+    ]);
+    let quiet_pretty = Stream::start(&[
+        "watch",
+        "fd",
+        "--threshold",
+        "1000000",
+        "--interval",
+        "1s",
+        "--count",
+        "2",
+    ]);
+    let s = Stream::start(&[
+        "watch",
+        "fd",
+        "--min-rate",
+        "10",
+        "--interval",
+        "1s",
+        "--count",
+        "6",
+        "-o",
+        "json",
+    ]);
+    let (code, out, _) = s.finish(Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+    let (tables, _) = json_lines(&out);
+    assert_eq!(tables.len(), 6, "{out}");
+    let last = &tables[tables.len() - 1];
+    let me = last["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("the leaker {pid} is not in {last}"));
+    assert_eq!(me["comm"], "kerno-fd-leaker", "{me}");
+    let rate = me["rate_per_sec"].as_f64().unwrap();
+    assert!(
+        (rate - RATE).abs() <= RATE * 0.1,
+        "rate {rate}/s, truth {RATE}/s: {me}"
+    );
+    assert!(me["fds"].as_u64().unwrap() > 100, "{me}");
+    let limit = me["limit"].as_u64().unwrap();
+    let eta = me["eta_secs"].as_f64().unwrap();
+    let expect = (limit - me["fds"].as_u64().unwrap()) as f64 / rate;
+    assert!((eta - expect).abs() < 1.0, "{me}");
+
+    let (code, out, _) = quiet.finish(Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}");
+    let (tables, summary) = json_lines(&out);
+    assert_eq!(tables.len(), 2, "{out}");
+    for t in &tables {
+        assert_eq!(t["processes"], serde_json::json!([]), "{t}");
+    }
+    assert_eq!(summary["shown"], 0);
+    let (code, out, _) = quiet_pretty.finish(Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.matches("(no process's descriptors grow").count(),
+        2,
+        "{out}"
+    );
+    leaker.wait();
+    eprintln!("watch fd: {:.1} s", t0.elapsed().as_secs_f64());
 }
