@@ -59,6 +59,9 @@ pub struct TraceArgs {
 pub enum TraceCommand {
     /// One line per matching syscall: time, pid, comm, syscall, latency, result, pod.
     Syscall(TraceSyscallArgs),
+    /// Tasks that waited on a run queue at least the threshold, with the CPU and the task
+    /// that ran instead (runqslower).
+    Sched(TraceSchedArgs),
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +76,9 @@ pub enum WatchCommand {
     Oom(WatchOomArgs),
     /// A refreshing table of processes whose descriptor count grows (count, limit, rate, ETA).
     Fd(WatchFdArgs),
+    /// TCP retransmits (flow, state, smoothed RTT) and connection opens, closes, failures;
+    /// IPv4 and IPv6.
+    Tcp(WatchTcpArgs),
 }
 
 /// How a stream prints its events.
@@ -126,6 +132,52 @@ pub struct TraceSyscallArgs {
     /// Only failed calls
     #[arg(long)]
     pub errors: bool,
+
+    /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
+    #[arg(long, value_name = "BYTES")]
+    pub ring_size: Option<String>,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TraceSchedArgs {
+    /// Only waits at least this long (e.g. 10ms, 500us; a bare number is ms)
+    #[arg(
+        long,
+        visible_alias = "threshold",
+        value_name = "LATENCY",
+        default_value = "10ms",
+        allow_hyphen_values = true
+    )]
+    pub min_latency: String,
+
+    /// Only threads of this process
+    #[arg(short, long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
+    #[arg(long, value_name = "BYTES")]
+    pub ring_size: Option<String>,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchTcpArgs {
+    /// Show retransmitted segments (with neither this nor --state-changes: both)
+    #[arg(long)]
+    pub retransmits: bool,
+
+    /// Only retransmits on flows whose smoothed RTT is at least this (e.g. 50ms)
+    #[arg(long, value_name = "RTT", allow_hyphen_values = true)]
+    pub rtt_above: Option<String>,
+
+    /// Show connection state changes: connects, opens, accepts, closes, failures
+    #[arg(long)]
+    pub state_changes: bool,
 
     /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
     #[arg(long, value_name = "BYTES")]

@@ -15,13 +15,16 @@ use kerno_core::{
         fd::{FdTable, FdWatch},
         oom::{OomEvent, OomStream},
         parse_threshold,
+        sched::{SchedEvent, SchedFilter, SchedStream},
         syscall::{SyscallEvent, SyscallFilter, SyscallStream},
+        tcp::{TcpEvent, TcpFilter, TcpStream},
     },
     thousands,
 };
 use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::cli::{TraceSchedArgs, WatchTcpArgs};
 use crate::{
     Failure,
     cli::{
@@ -53,6 +56,7 @@ fn stream_error(e: StreamError) -> Failure {
 pub fn trace(args: TraceArgs) -> Result<u8, Failure> {
     match args.what {
         TraceCommand::Syscall(a) => trace_syscall(a),
+        TraceCommand::Sched(a) => trace_sched(a),
     }
 }
 
@@ -61,6 +65,7 @@ pub fn watch(args: WatchArgs) -> Result<u8, Failure> {
     match args.what {
         WatchCommand::Oom(a) => watch_oom(a),
         WatchCommand::Fd(a) => watch_fd(a),
+        WatchCommand::Tcp(a) => watch_tcp(a),
     }
 }
 
@@ -164,6 +169,35 @@ impl Source for OomStream {
         "watching OOM kills".into()
     }
 }
+
+/// A kernel stream's `Source` impl: its header, row, summary and loss come from kerno-core.
+macro_rules! ring_source {
+    ($t:ty, $e:ty, $what:expr) => {
+        impl Source for $t {
+            type Event = $e;
+            async fn next_event(&mut self) -> Option<Result<$e, StreamError>> {
+                self.next().await
+            }
+            fn header(&self) -> Option<String> {
+                Some(<$e>::header())
+            }
+            fn pretty(&self, e: &$e) -> String {
+                e.row()
+            }
+            fn summary(&self) -> Result<Summary, StreamError> {
+                <$t>::summary(self)
+            }
+            fn lost(&self) -> Result<u64, StreamError> {
+                <$t>::lost(self)
+            }
+            fn what(&self) -> String {
+                $what.into()
+            }
+        }
+    };
+}
+ring_source!(SchedStream, SchedEvent, "tracing run-queue waits");
+ring_source!(TcpStream, TcpEvent, "watching TCP");
 
 /// The descriptor watch as a source: one table per refresh; its summary counts the rows
 /// shown and the processes sampled that did not grow fast enough.
@@ -289,7 +323,9 @@ async fn drive<S: Source>(mut s: S, a: &StreamArgs, end: Ending) -> Result<u8, F
     }
     // What is already in the ring belongs to the window the user asked for.
     if !done {
-        while let Ok(Some(Ok(e))) = tokio::time::timeout(LAST_DRAIN, s.next_event()).await {
+        // One deadline for the whole drain: a busy stream never runs dry.
+        let until = tokio::time::Instant::now() + LAST_DRAIN;
+        while let Ok(Some(Ok(e))) = tokio::time::timeout_at(until, s.next_event()).await {
             print_event(&s, &e, a.output)?;
             shown += 1;
             if reached(shown) {
@@ -398,6 +434,59 @@ fn watch_fd(a: WatchFdArgs) -> Result<u8, Failure> {
             rows: 0,
             terminal,
         };
+        drive(
+            s,
+            &a.stream,
+            Ending {
+                alert: None,
+                pid: None,
+            },
+        )
+        .await
+    })
+}
+
+fn threshold(flag: &str, v: &str) -> Result<Duration, Failure> {
+    parse_threshold(v).map_err(|e| Failure::usage(anyhow!("{flag}: {e}")))
+}
+
+fn trace_sched(a: TraceSchedArgs) -> Result<u8, Failure> {
+    let filter = SchedFilter {
+        min_delay: threshold("--min-latency", &a.min_latency)?,
+        pid: a.pid,
+        ring_bytes: a.ring_size.as_deref().map(parse_size).transpose()?,
+    };
+    if let Some(p) = a.pid.filter(|p| *p == 0 || !process_alive(*p)) {
+        return Err(Failure::usage(anyhow!("--pid {p}: no such process")));
+    }
+    parse_stream_args(&a.stream)?;
+    runtime()?.block_on(async {
+        let s = SchedStream::open(&filter).map_err(stream_error)?;
+        drive(
+            s,
+            &a.stream,
+            Ending {
+                alert: None,
+                pid: a.pid,
+            },
+        )
+        .await
+    })
+}
+
+fn watch_tcp(a: WatchTcpArgs) -> Result<u8, Failure> {
+    let filter = TcpFilter {
+        retransmits: a.retransmits || a.rtt_above.is_some(),
+        rtt_above: match &a.rtt_above {
+            Some(v) => threshold("--rtt-above", v)?,
+            None => Duration::ZERO,
+        },
+        state_changes: a.state_changes,
+        ring_bytes: a.ring_size.as_deref().map(parse_size).transpose()?,
+    };
+    parse_stream_args(&a.stream)?;
+    runtime()?.block_on(async {
+        let s = TcpStream::open(&filter).map_err(stream_error)?;
         drive(
             s,
             &a.stream,

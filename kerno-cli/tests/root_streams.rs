@@ -596,3 +596,158 @@ fn root_watch_fd_finds_the_leaker_at_its_rate_and_a_quiet_table_is_empty() {
     leaker.wait();
     eprintln!("watch fd: {:.1} s", t0.elapsed().as_secs_f64());
 }
+
+/// A forked child pinned to CPU 0 that waits on a pipe, then spins for `ms`.
+fn fork_spinner(ms: i64) -> Workload {
+    let name = CString::new("kerno-spinner").unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: a valid pointer to two ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child only makes raw syscalls on its own stack memory.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: raw syscalls on valid pointers, in the forked child.
+        unsafe {
+            libc::close(fds[1]);
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            let mut b = [0u8; 1];
+            libc::read(fds[0], b.as_mut_ptr() as *mut libc::c_void, 1);
+            let mut now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now);
+            let end = now.tv_sec * 1000 + now.tv_nsec / 1_000_000 + ms;
+            loop {
+                libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now);
+                if now.tv_sec * 1000 + now.tv_nsec / 1_000_000 >= end {
+                    break;
+                }
+            }
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: closing our copy of the read end.
+    unsafe { libc::close(fds[0]) };
+    Workload {
+        pid,
+        release: fds[1],
+    }
+}
+
+#[test]
+fn root_trace_sched_reports_spinners_that_wait_for_their_cpu() {
+    let t0 = Instant::now();
+    // Four spinners on one CPU: each waits about three slices of the others.
+    let mut spinners: Vec<Workload> = (0..4).map(|_| fork_spinner(2000)).collect();
+    let pids: Vec<u32> = spinners.iter().map(|w| w.pid()).collect();
+    let all = Stream::start(&["trace", "sched", "--min-latency", "5ms", "-o", "json"]);
+    let one_pid = pids[0].to_string();
+    let one = Stream::start(&[
+        "trace",
+        "sched",
+        "--threshold",
+        "5ms",
+        "--pid",
+        &one_pid,
+        "-o",
+        "json",
+    ]);
+    for s in &mut spinners {
+        s.release();
+    }
+    for s in &mut spinners {
+        s.wait();
+    }
+    all.signal(libc::SIGINT);
+    let (code, out, _) = all.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let (events, summary) = json_lines(&out);
+    let mut per_spinner = std::collections::HashMap::new();
+    for e in &events {
+        assert!(e["delay_ns"].as_u64().unwrap() >= 5_000_000, "{e}");
+        let pid = e["pid"].as_u64().unwrap() as u32;
+        if pids.contains(&pid) {
+            assert_eq!(e["comm"], "kerno-spinner", "{e}");
+            assert_eq!(e["cpu"], 0, "{e}");
+            *per_spinner.entry(pid).or_insert(0) += 1;
+        }
+    }
+    for p in &pids {
+        assert!(
+            per_spinner.get(p).copied().unwrap_or(0) >= 5,
+            "spinner {p} waited past 5 ms only {:?} times: {summary}",
+            per_spinner.get(p)
+        );
+    }
+    // The --pid stream ends by itself when its process exits, with only its events.
+    let (code, out, _) = one.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let (events, summary) = json_lines(&out);
+    assert!(events.len() >= 5, "{summary}");
+    for e in &events {
+        assert_eq!(e["pid"], pids[0], "{e}");
+    }
+    assert!(summary["filtered"].as_u64().unwrap() > 0, "{summary}");
+    eprintln!(
+        "trace sched: {} waits of the spinners in {:.1} s",
+        per_spinner.values().sum::<u32>(),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn root_watch_tcp_shows_opens_and_failures_over_ipv4_and_ipv6() {
+    use std::net::{TcpListener, TcpStream};
+    let t0 = Instant::now();
+    let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let v6 = TcpListener::bind("[::1]:0").unwrap();
+    // A port with no listener: bound, then closed.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let s = Stream::start(&["watch", "tcp", "--state-changes", "-o", "json"]);
+    for l in [&v4, &v6] {
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (a, _) = l.accept().unwrap();
+        drop(c);
+        drop(a);
+    }
+    assert!(TcpStream::connect(closed).is_err());
+    thread::sleep(Duration::from_millis(300));
+    s.signal(libc::SIGTERM);
+    let (code, out, _) = s.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let (events, _) = json_lines(&out);
+    let me = std::process::id();
+    let find = |event: &str, daddr: &str, dport: u16| {
+        events.iter().find(|e| {
+            e["event"] == event && e["daddr"] == daddr && e["dport"] == dport && e["pid"] == me
+        })
+    };
+    for (l, addr) in [(&v4, "127.0.0.1"), (&v6, "::1")] {
+        let port = l.local_addr().unwrap().port();
+        let open = find("open", addr, port)
+            .unwrap_or_else(|| panic!("no open to {addr}:{port} by {me}: {out}"));
+        assert_eq!(open["state"], "ESTABLISHED", "{open}");
+        assert_eq!(open["old_state"], "SYN_SENT", "{open}");
+        assert!(find("connect", addr, port).is_some(), "{out}");
+        // The server side's accept (in whichever context the handshake completed).
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == "accept" && e["sport"] == port),
+            "no accept on {port}: {out}"
+        );
+    }
+    assert!(
+        find("failed", "127.0.0.1", closed.port()).is_some(),
+        "no failed connect to {closed}: {out}"
+    );
+    eprintln!("watch tcp states: {:.1} s", t0.elapsed().as_secs_f64());
+}

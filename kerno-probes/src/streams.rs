@@ -12,7 +12,9 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
-use kerno_probes_common::{MAX_SYSCALLS, StreamFilter, TpOffsets, stream_flag, stream_stat};
+use kerno_probes_common::{
+    MAX_SYSCALLS, StreamFilter, StreamOffsets, TpOffsets, stream_flag, stream_stat,
+};
 
 use crate::{Domain, ProbeError, loader::fill_offsets, tracefs};
 
@@ -31,17 +33,28 @@ pub enum StreamKind {
     Syscall,
     /// `kerno watch oom`: `oom:mark_victim`.
     Oom,
+    /// `kerno trace sched`: `sched_wakeup`, `sched_wakeup_new`, `sched_switch`.
+    Sched,
+    /// `kerno watch tcp`: `tcp_retransmit_skb`, `tcp_probe` (RTT), `inet_sock_set_state`.
+    Tcp,
 }
 
 impl StreamKind {
     /// Every stream kind.
-    pub const ALL: [StreamKind; 2] = [StreamKind::Syscall, StreamKind::Oom];
+    pub const ALL: [StreamKind; 4] = [
+        StreamKind::Syscall,
+        StreamKind::Oom,
+        StreamKind::Sched,
+        StreamKind::Tcp,
+    ];
 
     /// The stream's name (`syscall`, `oom`).
     pub fn name(self) -> &'static str {
         match self {
             StreamKind::Syscall => "syscall",
             StreamKind::Oom => "oom",
+            StreamKind::Sched => "sched",
+            StreamKind::Tcp => "tcp",
         }
     }
 
@@ -50,6 +63,8 @@ impl StreamKind {
         match self {
             StreamKind::Syscall => "SYSCALL_EVENTS",
             StreamKind::Oom => "OOM_EVENTS",
+            StreamKind::Sched => "SCHED_EVENTS",
+            StreamKind::Tcp => "TCP_EVENTS",
         }
     }
 
@@ -57,7 +72,7 @@ impl StreamKind {
     /// 64 KiB for OOM kills, which are rare.
     pub fn default_ring_bytes(self) -> u32 {
         match self {
-            StreamKind::Syscall => 256 * 1024,
+            StreamKind::Syscall | StreamKind::Sched | StreamKind::Tcp => 256 * 1024,
             StreamKind::Oom => 64 * 1024,
         }
     }
@@ -78,6 +93,11 @@ pub struct StreamOptions {
     pub syscalls: Vec<u32>,
     /// Syscall stream: only failed calls.
     pub errors_only: bool,
+    /// TCP stream: retransmits (with `min_ns`: only on flows whose smoothed RTT is at
+    /// least that).
+    pub tcp_retransmits: bool,
+    /// TCP stream: connection state changes.
+    pub tcp_states: bool,
     /// Ring size in bytes, a power-of-two multiple of the page size (default: the kind's).
     pub ring_bytes: Option<u32>,
 }
@@ -156,6 +176,12 @@ impl StreamProbe {
         if opts.errors_only {
             filter.flags |= stream_flag::ERRORS_ONLY;
         }
+        if opts.tcp_retransmits {
+            filter.flags |= stream_flag::TCP_RETRANSMITS;
+        }
+        if opts.tcp_states {
+            filter.flags |= stream_flag::TCP_STATES;
+        }
         let mut wanted = [0u8; MAX_SYSCALLS];
         if !opts.syscalls.is_empty() {
             filter.flags |= stream_flag::SYSCALL_SET;
@@ -168,15 +194,24 @@ impl StreamProbe {
         }
 
         let mut offsets = TpOffsets::NONE;
-        if kind == StreamKind::Oom {
-            let root = tracefs::ensure_mounted()?;
-            fill_offsets(&root, Domain::Oom, &mut offsets)?;
+        let mut tp = StreamOffsets::NONE;
+        match kind {
+            StreamKind::Syscall => {}
+            StreamKind::Oom => {
+                let root = tracefs::ensure_mounted()?;
+                fill_offsets(&root, Domain::Oom, &mut offsets)?;
+            }
+            StreamKind::Sched | StreamKind::Tcp => {
+                let root = tracefs::ensure_mounted()?;
+                fill_stream_offsets(&root, kind, &mut tp)?;
+            }
         }
 
         let mut loader = EbpfLoader::new();
         loader
             .override_global("STREAM", &filter, true)
             .override_global("STREAM_OFFSETS", &offsets, true)
+            .override_global("STREAM_TP", &tp, true)
             .override_global("STREAM_SYSCALLS", &wanted, true);
         // Every ring in the object is created; the ones this stream does not use get one
         // page.
@@ -213,15 +248,29 @@ impl StreamProbe {
                     p.attach().map_err(wrap(name))?;
                 }
             }
-            StreamKind::Oom => {
-                let name = "stream_mark_victim";
-                let p: &mut TracePoint = ebpf
-                    .program_mut(name)
-                    .ok_or_else(|| missing(name))?
-                    .try_into()
-                    .map_err(wrap(name))?;
-                p.load().map_err(wrap(name))?;
-                p.attach("oom", "mark_victim").map_err(wrap(name))?;
+            _ => {
+                let tps: &[(&'static str, &str, &str)] = match kind {
+                    StreamKind::Oom => &[("stream_mark_victim", "oom", "mark_victim")],
+                    StreamKind::Sched => &[
+                        ("stream_sched_wakeup", "sched", "sched_wakeup"),
+                        ("stream_sched_wakeup_new", "sched", "sched_wakeup_new"),
+                        ("stream_sched_switch", "sched", "sched_switch"),
+                    ],
+                    _ => &[
+                        ("stream_tcp_probe", "tcp", "tcp_probe"),
+                        ("stream_tcp_retransmit_skb", "tcp", "tcp_retransmit_skb"),
+                        ("stream_inet_sock_set_state", "sock", "inet_sock_set_state"),
+                    ],
+                };
+                for &(name, cat, tpn) in tps {
+                    let p: &mut TracePoint = ebpf
+                        .program_mut(name)
+                        .ok_or_else(|| missing(name))?
+                        .try_into()
+                        .map_err(wrap(name))?;
+                    p.load().map_err(wrap(name))?;
+                    p.attach(cat, tpn).map_err(wrap(name))?;
+                }
             }
         }
 
@@ -274,6 +323,62 @@ impl StreamProbe {
             emitted: sum(stream_stat::EMITTED)?,
         })
     }
+}
+
+/// The field offsets the sched and tcp stream programs read.
+fn fill_stream_offsets(
+    root: &std::path::Path,
+    kind: StreamKind,
+    o: &mut StreamOffsets,
+) -> Result<(), ProbeError> {
+    use tracefs::Format;
+    match kind {
+        StreamKind::Sched => {
+            let w = Format::read(root, "sched", "sched_wakeup")?;
+            let wn = Format::read(root, "sched", "sched_wakeup_new")?;
+            let s = Format::read(root, "sched", "sched_switch")?;
+            o.wakeup_pid = w.require("pid")?;
+            if wn.require("pid")? != o.wakeup_pid {
+                return Err(ProbeError::MissingField {
+                    tracepoint: "sched/sched_wakeup_new".into(),
+                    field: "pid (at the same offset as sched_wakeup's)".into(),
+                });
+            }
+            o.switch_prev_pid = s.require("prev_pid")?;
+            o.switch_prev_state = s.require("prev_state")?;
+            o.switch_next_pid = s.require("next_pid")?;
+            o.switch_next_comm = s.require("next_comm")?;
+        }
+        StreamKind::Tcp => {
+            let r = Format::read(root, "tcp", "tcp_retransmit_skb")?;
+            let p = Format::read(root, "tcp", "tcp_probe")?;
+            let s = Format::read(root, "sock", "inet_sock_set_state")?;
+            o.rtx_skaddr = r.require("skaddr")?;
+            o.rtx_state = r.require("state")?;
+            o.rtx_sport = r.require("sport")?;
+            o.rtx_dport = r.require("dport")?;
+            o.rtx_family = r.require("family")?;
+            o.rtx_saddr = r.require("saddr")?;
+            o.rtx_daddr = r.require("daddr")?;
+            o.rtx_saddr_v6 = r.require("saddr_v6")?;
+            o.rtx_daddr_v6 = r.require("daddr_v6")?;
+            o.probe_srtt = p.require("srtt")?;
+            o.probe_skaddr = p.require("skaddr")?;
+            o.st_skaddr = s.require("skaddr")?;
+            o.st_old = s.require("oldstate")?;
+            o.st_new = s.require("newstate")?;
+            o.st_protocol = s.require("protocol")?;
+            o.st_family = s.require("family")?;
+            o.st_sport = s.require("sport")?;
+            o.st_dport = s.require("dport")?;
+            o.st_saddr = s.require("saddr")?;
+            o.st_daddr = s.require("daddr")?;
+            o.st_saddr_v6 = s.require("saddr_v6")?;
+            o.st_daddr_v6 = s.require("daddr_v6")?;
+        }
+        StreamKind::Syscall | StreamKind::Oom => {}
+    }
+    Ok(())
 }
 
 /// A record of the ring read as `T` (`None` when it is too short).

@@ -2,8 +2,9 @@
 //! [`Stream`](futures_core::Stream).
 //!
 //! `doctor` answers "what is wrong" from aggregated maps; a stream shows it happening, one
-//! event at a time: [`syscall`] (`kerno trace syscall`), [`oom`] (`kerno watch oom`), and
-//! [`fd`] (`kerno watch fd`, a table refreshed from procfs). A kernel stream loads its own
+//! event at a time: [`syscall`] (`kerno trace syscall`), [`sched`] (`kerno trace sched`),
+//! [`tcp`] (`kerno watch tcp`), [`oom`] (`kerno watch oom`), and [`fd`] (`kerno watch fd`,
+//! a table refreshed from procfs). A kernel stream loads its own
 //! eBPF programs and ring buffer (`kerno_probes::streams`), attached only while it lives,
 //! with its filters in the kernel; what the filters drop costs no ring traffic, and what
 //! the ring had no room for is counted ([`Summary::lost`]), never silently dropped.
@@ -27,7 +28,9 @@
 
 pub mod fd;
 pub mod oom;
+pub mod sched;
 pub mod syscall;
+pub mod tcp;
 mod time;
 
 use std::{

@@ -151,6 +151,7 @@ impl SyscallStream {
             syscalls: filter.numbers()?,
             errors_only: filter.errors_only,
             ring_bytes: filter.ring_bytes,
+            ..Default::default()
         };
         Ok(SyscallStream {
             ring: RingStream::open(StreamKind::Syscall, &opts)?,

@@ -127,5 +127,173 @@ pub struct OomEvent {
     pub trigger_comm: [u8; 16],
 }
 
+/// A run-queue wait at least the threshold (`kerno trace sched`): wakeup (or preemption)
+/// to running, at `sched_switch`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedEvent {
+    /// `bpf_ktime_get_ns` when it got the CPU.
+    pub ts_ns: u64,
+    /// How long it waited, ns.
+    pub delay_ns: u64,
+    /// The task that waited (thread id).
+    pub tid: u32,
+    /// The CPU it waited for.
+    pub cpu: u32,
+    /// The task that ran before it (thread id).
+    pub prev_tid: u32,
+    /// That task's process (tgid).
+    pub prev_pid: u32,
+    /// The waiting task's command name.
+    pub comm: [u8; 16],
+    /// The previous task's command name.
+    pub prev_comm: [u8; 16],
+}
+
+/// `TcpEvent::kind`.
+pub mod tcp_event {
+    /// A retransmitted segment (`tcp:tcp_retransmit_skb`).
+    pub const RETRANSMIT: u32 = 1;
+    /// A connection state change (`sock:inet_sock_set_state`).
+    pub const STATE: u32 = 2;
+}
+
+/// A TCP event for `kerno watch tcp` (addresses in network order, ports in host order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TcpEvent {
+    /// `bpf_ktime_get_ns`.
+    pub ts_ns: u64,
+    /// [`tcp_event`].
+    pub kind: u32,
+    /// The socket's state (retransmit), or the new state (state change).
+    pub state: u32,
+    /// The old state (state change).
+    pub old_state: u32,
+    /// The flow's last smoothed RTT seen at `tcp_probe`, µs (0: none seen).
+    pub srtt_us: u32,
+    /// The task in whose context it happened (the connecting process for an active open;
+    /// often unrelated for a retransmit, which runs from a timer or softirq).
+    pub pid: u32,
+    /// AF_INET (2) or AF_INET6 (10).
+    pub family: u16,
+    /// Local port.
+    pub sport: u16,
+    /// Remote port.
+    pub dport: u16,
+    /// Padding.
+    pub pad: [u16; 3],
+    /// Local address (IPv4 in the first 4 bytes).
+    pub saddr: [u8; 16],
+    /// Remote address (IPv4 in the first 4 bytes).
+    pub daddr: [u8; 16],
+    /// The task's command name.
+    pub comm: [u8; 16],
+}
+
+/// Field offsets of the classic tracepoints the stream programs read, from each
+/// tracepoint's `format` file (`u32::MAX`: absent on this kernel).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StreamOffsets {
+    /// sched_wakeup / sched_wakeup_new: `pid`.
+    pub wakeup_pid: u32,
+    /// sched_switch: `prev_pid`.
+    pub switch_prev_pid: u32,
+    /// sched_switch: `prev_state`.
+    pub switch_prev_state: u32,
+    /// sched_switch: `next_pid`.
+    pub switch_next_pid: u32,
+    /// sched_switch: `next_comm`.
+    pub switch_next_comm: u32,
+    /// tcp_retransmit_skb: `skaddr`.
+    pub rtx_skaddr: u32,
+    /// tcp_retransmit_skb: `state`.
+    pub rtx_state: u32,
+    /// tcp_retransmit_skb: `sport`.
+    pub rtx_sport: u32,
+    /// tcp_retransmit_skb: `dport`.
+    pub rtx_dport: u32,
+    /// tcp_retransmit_skb: `family`.
+    pub rtx_family: u32,
+    /// tcp_retransmit_skb: `saddr`.
+    pub rtx_saddr: u32,
+    /// tcp_retransmit_skb: `daddr`.
+    pub rtx_daddr: u32,
+    /// tcp_retransmit_skb: `saddr_v6`.
+    pub rtx_saddr_v6: u32,
+    /// tcp_retransmit_skb: `daddr_v6`.
+    pub rtx_daddr_v6: u32,
+    /// tcp_probe: `srtt`.
+    pub probe_srtt: u32,
+    /// tcp_probe: `skaddr`.
+    pub probe_skaddr: u32,
+    /// inet_sock_set_state: `skaddr`.
+    pub st_skaddr: u32,
+    /// inet_sock_set_state: `oldstate`.
+    pub st_old: u32,
+    /// inet_sock_set_state: `newstate`.
+    pub st_new: u32,
+    /// inet_sock_set_state: `protocol`.
+    pub st_protocol: u32,
+    /// inet_sock_set_state: `family`.
+    pub st_family: u32,
+    /// inet_sock_set_state: `sport`.
+    pub st_sport: u32,
+    /// inet_sock_set_state: `dport`.
+    pub st_dport: u32,
+    /// inet_sock_set_state: `saddr`.
+    pub st_saddr: u32,
+    /// inet_sock_set_state: `daddr`.
+    pub st_daddr: u32,
+    /// inet_sock_set_state: `saddr_v6`.
+    pub st_saddr_v6: u32,
+    /// inet_sock_set_state: `daddr_v6`.
+    pub st_daddr_v6: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
+impl StreamOffsets {
+    /// All fields absent.
+    pub const NONE: StreamOffsets = StreamOffsets {
+        wakeup_pid: u32::MAX,
+        switch_prev_pid: u32::MAX,
+        switch_prev_state: u32::MAX,
+        switch_next_pid: u32::MAX,
+        switch_next_comm: u32::MAX,
+        rtx_skaddr: u32::MAX,
+        rtx_state: u32::MAX,
+        rtx_sport: u32::MAX,
+        rtx_dport: u32::MAX,
+        rtx_family: u32::MAX,
+        rtx_saddr: u32::MAX,
+        rtx_daddr: u32::MAX,
+        rtx_saddr_v6: u32::MAX,
+        rtx_daddr_v6: u32::MAX,
+        probe_srtt: u32::MAX,
+        probe_skaddr: u32::MAX,
+        st_skaddr: u32::MAX,
+        st_old: u32::MAX,
+        st_new: u32::MAX,
+        st_protocol: u32::MAX,
+        st_family: u32::MAX,
+        st_sport: u32::MAX,
+        st_dport: u32::MAX,
+        st_saddr: u32::MAX,
+        st_daddr: u32::MAX,
+        st_saddr_v6: u32::MAX,
+        st_daddr_v6: u32::MAX,
+        pad: 0,
+    };
+}
+
 #[cfg(feature = "user")]
-pod!(StreamFilter, SyscallEvent, OomEvent);
+pod!(
+    StreamFilter,
+    SyscallEvent,
+    OomEvent,
+    SchedEvent,
+    TcpEvent,
+    StreamOffsets
+);

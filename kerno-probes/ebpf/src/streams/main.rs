@@ -26,6 +26,12 @@ mod syscall;
 mod oom;
 
 #[cfg(target_arch = "bpf")]
+mod sched;
+
+#[cfg(target_arch = "bpf")]
+mod tcp;
+
+#[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}

@@ -12,12 +12,14 @@ use aya_ebpf::{
     maps::{PerCpuArray, RingBuf},
     programs::TracePointContext,
 };
-use kerno_probes_common::{StreamFilter, TpOffsets, stream_stat};
+use kerno_probes_common::{StreamFilter, StreamOffsets, TpOffsets, stream_stat};
 
 #[unsafe(no_mangle)]
 static STREAM: StreamFilter = StreamFilter::NONE;
 #[unsafe(no_mangle)]
 static STREAM_OFFSETS: TpOffsets = TpOffsets::NONE;
+#[unsafe(no_mangle)]
+static STREAM_TP: StreamOffsets = StreamOffsets::NONE;
 
 #[map]
 static STREAM_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stream_stat::N, 0);
@@ -35,6 +37,12 @@ pub(crate) fn filter() -> StreamFilter {
 pub(crate) fn offsets() -> &'static TpOffsets {
     // Volatile reads of each field (`o`) keep the compiler from folding the defaults.
     &STREAM_OFFSETS
+}
+
+/// The sched and tcp streams' field offsets, set by the loader.
+#[inline(always)]
+pub(crate) fn tp() -> &'static StreamOffsets {
+    &STREAM_TP
 }
 
 /// One offset of [`offsets`], read so the compiler does not fold the default.
