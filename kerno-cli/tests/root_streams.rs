@@ -751,3 +751,119 @@ fn root_watch_tcp_shows_opens_and_failures_over_ipv4_and_ipv6() {
     );
     eprintln!("watch tcp states: {:.1} s", t0.elapsed().as_secs_f64());
 }
+
+/// A network namespace of our own with only loopback, deleted when dropped.
+struct LossyNetns(String);
+
+impl LossyNetns {
+    /// Loopback loses `percent`% of the packets sent to `port` (dropped on input, after
+    /// they were sent: a drop on output would only make TCP send later, not resend).
+    fn new(port: u16, percent: u32) -> LossyNetns {
+        let name = format!("kerno-rtx-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        let ns = LossyNetns(name);
+        ns.run(&["ip", "netns", "add", &ns.0], false);
+        ns.run(&["ip", "link", "set", "lo", "up"], true);
+        ns.run(&["nft", "add", "table", "inet", "kerno"], true);
+        ns.run(
+            &[
+                "nft",
+                "add chain inet kerno lossy { type filter hook input priority 0; }",
+            ],
+            true,
+        );
+        let rule = format!(
+            "add rule inet kerno lossy tcp dport {port} numgen random mod 100 < {percent} drop"
+        );
+        ns.run(&["nft", &rule], true);
+        ns
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str], inside: bool) {
+        let o = if inside {
+            self.command(args).output().unwrap()
+        } else {
+            Command::new(args[0]).args(&args[1..]).output().unwrap()
+        };
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// `Tcp: RetransSegs` of this namespace.
+    fn retrans_segs(&self) -> u64 {
+        let o = self.command(&["cat", "/proc/net/snmp"]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+        let i = names
+            .split_whitespace()
+            .position(|n| n == "RetransSegs")
+            .unwrap();
+        values.split_whitespace().nth(i).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for LossyNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn root_watch_tcp_counts_retransmits_as_the_kernel_does() {
+    const PORT: u16 = 5555;
+    let t0 = Instant::now();
+    let ns = LossyNetns::new(PORT, 3);
+    let s = Stream::start(&["watch", "tcp", "--retransmits", "-o", "json"]);
+    // A bulk transfer over the lossy loopback (MTU 64 KiB: one segment per buffer, so
+    // the kernel's segment count and the tracepoint's buffer count agree).
+    let script = format!(
+        "import socket, threading\n\
+         srv = socket.socket(); srv.bind(('127.0.0.1', {PORT})); srv.listen(1)\n\
+         def rx():\n    c, _ = srv.accept()\n    while c.recv(1 << 20): pass\n\
+         t = threading.Thread(target=rx); t.start()\n\
+         c = socket.create_connection(('127.0.0.1', {PORT}))\n\
+         buf = b'x' * (1 << 20)\n\
+         for _ in range(48): c.sendall(buf)\n\
+         c.close(); t.join()\n"
+    );
+    let o = ns.command(&["python3", "-c", &script]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kernel = ns.retrans_segs();
+    thread::sleep(Duration::from_millis(300));
+    s.signal(libc::SIGTERM);
+    let (code, out, _) = s.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let (events, summary) = json_lines(&out);
+    let ours: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["dport"] == PORT && e["daddr"] == "127.0.0.1")
+        .collect();
+    for e in &ours {
+        assert_eq!(e["event"], "retransmit", "{e}");
+        assert_eq!(e["saddr"], "127.0.0.1", "{e}");
+    }
+    assert!(kernel >= 10, "too few retransmits to compare: {kernel}");
+    let n = ours.len() as u64;
+    assert!(
+        n.abs_diff(kernel) <= (kernel / 20).max(2),
+        "{n} retransmits shown, the kernel counted {kernel}: {summary}"
+    );
+    assert_eq!(summary["lost"], 0);
+    eprintln!(
+        "watch tcp retransmits: {n} shown, RetransSegs {kernel}, in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
