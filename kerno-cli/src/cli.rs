@@ -62,6 +62,9 @@ pub enum TraceCommand {
     /// Tasks that waited on a run queue at least the threshold, with the CPU and the task
     /// that ran instead (runqslower).
     Sched(TraceSchedArgs),
+    /// One line per block request: device, op, bytes, sector, queue and total latency, and
+    /// the process that issued it (biosnoop).
+    Disk(TraceDiskArgs),
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +159,37 @@ pub struct TraceSchedArgs {
     /// Only threads of this process
     #[arg(short, long, value_name = "PID")]
     pub pid: Option<u32>,
+
+    /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
+    #[arg(long, value_name = "BYTES")]
+    pub ring_size: Option<String>,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TraceDiskArgs {
+    /// Only this device (its kernel name: sda, nvme0n1, loop0)
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Only requests of processes with this command name (at most 15 bytes)
+    #[arg(long, value_name = "COMM")]
+    pub process: Option<String>,
+
+    /// Only this op (repeatable, or comma-separated): read, write, flush, discard
+    #[arg(long, value_name = "OP", value_delimiter = ',')]
+    pub op: Vec<String>,
+
+    /// Only requests at least this slow, queue plus service (e.g. 5ms; a bare number is ms)
+    #[arg(
+        long,
+        visible_alias = "threshold",
+        value_name = "LATENCY",
+        allow_hyphen_values = true
+    )]
+    pub min_latency: Option<String>,
 
     /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
     #[arg(long, value_name = "BYTES")]

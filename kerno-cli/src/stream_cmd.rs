@@ -12,6 +12,7 @@ use kerno_core::{
     config::parse_duration,
     stream::{
         StreamError, Summary,
+        disk::{DiskEvent, DiskFilter, DiskStream},
         fd::{FdTable, FdWatch},
         oom::{OomEvent, OomStream},
         parse_threshold,
@@ -24,7 +25,7 @@ use kerno_core::{
 use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::{TraceSchedArgs, WatchTcpArgs};
+use crate::cli::{TraceDiskArgs, TraceSchedArgs, WatchTcpArgs};
 use crate::{
     Failure,
     cli::{
@@ -57,6 +58,7 @@ pub fn trace(args: TraceArgs) -> Result<u8, Failure> {
     match args.what {
         TraceCommand::Syscall(a) => trace_syscall(a),
         TraceCommand::Sched(a) => trace_sched(a),
+        TraceCommand::Disk(a) => trace_disk(a),
     }
 }
 
@@ -198,6 +200,7 @@ macro_rules! ring_source {
 }
 ring_source!(SchedStream, SchedEvent, "tracing run-queue waits");
 ring_source!(TcpStream, TcpEvent, "watching TCP");
+ring_source!(DiskStream, DiskEvent, "tracing block I/O");
 
 /// The descriptor watch as a source: one table per refresh; its summary counts the rows
 /// shown and the processes sampled that did not grow fast enough.
@@ -487,6 +490,35 @@ fn watch_tcp(a: WatchTcpArgs) -> Result<u8, Failure> {
     parse_stream_args(&a.stream)?;
     runtime()?.block_on(async {
         let s = TcpStream::open(&filter).map_err(stream_error)?;
+        drive(
+            s,
+            &a.stream,
+            Ending {
+                alert: None,
+                pid: None,
+            },
+        )
+        .await
+    })
+}
+
+fn trace_disk(a: TraceDiskArgs) -> Result<u8, Failure> {
+    let filter = DiskFilter {
+        device: a.device.clone(),
+        comm: a.process.clone(),
+        ops: a.op.clone(),
+        min_latency: match &a.min_latency {
+            Some(v) => threshold("--min-latency", v)?,
+            None => Duration::ZERO,
+        },
+        ring_bytes: a.ring_size.as_deref().map(parse_size).transpose()?,
+    };
+    if let Some(d) = &filter.device {
+        kerno_core::stream::disk::device_numbers(d).map_err(stream_error)?;
+    }
+    parse_stream_args(&a.stream)?;
+    runtime()?.block_on(async {
+        let s = DiskStream::open(&filter).map_err(stream_error)?;
         drive(
             s,
             &a.stream,

@@ -867,3 +867,66 @@ fn root_watch_tcp_counts_retransmits_as_the_kernel_does() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// Requests completed by a block device: reads, writes, discards and flushes in
+/// `/sys/block/NAME/stat`.
+fn block_requests(name: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/sys/block/{name}/stat")).unwrap();
+    let f: Vec<u64> = s.split_whitespace().map(|v| v.parse().unwrap()).collect();
+    [0, 4, 11, 15].iter().filter_map(|i| f.get(*i)).sum()
+}
+
+#[test]
+fn root_trace_disk_names_the_issuer_and_the_slow_device_latency() {
+    const WRITES: usize = 20;
+    const DELAY_MS: u64 = 20;
+    let t0 = Instant::now();
+    let dev = kerno_chaos::SlowDevice::new(16 << 20, Duration::from_millis(DELAY_MS))
+        .expect("a loop device on the slow FUSE filesystem");
+    let name = dev.name();
+    // Let the device settle (udev's probe reads) before counting.
+    thread::sleep(Duration::from_millis(500));
+    let s = Stream::start(&["trace", "disk", "--device", &name, "-o", "json"]);
+    let before = block_requests(&name);
+    let mut dd = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", dev.device().display()))
+        .args(["bs=4k", &format!("count={WRITES}"), "oflag=direct"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dd_pid = dd.id();
+    assert!(dd.wait().unwrap().success());
+    thread::sleep(Duration::from_millis(300));
+    let after = block_requests(&name);
+    s.signal(libc::SIGINT);
+    let (code, out, _) = s.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let (events, summary) = json_lines(&out);
+    for e in &events {
+        assert_eq!(e["device"], name.as_str(), "{e}");
+    }
+    // Every request the device completed, no more, no fewer.
+    assert_eq!(events.len() as u64, after - before, "{out}");
+    let writes: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["op"] == "write" && e["pid"] == dd_pid)
+        .collect();
+    assert_eq!(writes.len(), WRITES, "{out}");
+    for w in &writes {
+        assert_eq!(w["comm"], "dd", "{w}");
+        assert_eq!(w["bytes"], 4096, "{w}");
+        let ms = w["latency_ns"].as_u64().unwrap() as f64 / 1e6;
+        // The injected delay, plus whatever the loop and FUSE round trip add.
+        assert!(
+            (DELAY_MS as f64 * 0.9..DELAY_MS as f64 * 10.0).contains(&ms),
+            "{w}"
+        );
+    }
+    assert_eq!(summary["lost"], 0);
+    eprintln!(
+        "trace disk: {} requests on {name} in {:.1} s",
+        events.len(),
+        t0.elapsed().as_secs_f64()
+    );
+}

@@ -35,16 +35,19 @@ pub enum StreamKind {
     Oom,
     /// `kerno trace sched`: `sched_wakeup`, `sched_wakeup_new`, `sched_switch`.
     Sched,
+    /// `kerno trace disk`: `block_rq_insert`, `block_rq_issue`, `block_rq_complete`.
+    Disk,
     /// `kerno watch tcp`: `tcp_retransmit_skb`, `tcp_probe` (RTT), `inet_sock_set_state`.
     Tcp,
 }
 
 impl StreamKind {
     /// Every stream kind.
-    pub const ALL: [StreamKind; 4] = [
+    pub const ALL: [StreamKind; 5] = [
         StreamKind::Syscall,
         StreamKind::Oom,
         StreamKind::Sched,
+        StreamKind::Disk,
         StreamKind::Tcp,
     ];
 
@@ -54,6 +57,7 @@ impl StreamKind {
             StreamKind::Syscall => "syscall",
             StreamKind::Oom => "oom",
             StreamKind::Sched => "sched",
+            StreamKind::Disk => "disk",
             StreamKind::Tcp => "tcp",
         }
     }
@@ -64,6 +68,7 @@ impl StreamKind {
             StreamKind::Syscall => "SYSCALL_EVENTS",
             StreamKind::Oom => "OOM_EVENTS",
             StreamKind::Sched => "SCHED_EVENTS",
+            StreamKind::Disk => "DISK_EVENTS",
             StreamKind::Tcp => "TCP_EVENTS",
         }
     }
@@ -72,7 +77,9 @@ impl StreamKind {
     /// 64 KiB for OOM kills, which are rare.
     pub fn default_ring_bytes(self) -> u32 {
         match self {
-            StreamKind::Syscall | StreamKind::Sched | StreamKind::Tcp => 256 * 1024,
+            StreamKind::Syscall | StreamKind::Sched | StreamKind::Disk | StreamKind::Tcp => {
+                256 * 1024
+            }
             StreamKind::Oom => 64 * 1024,
         }
     }
@@ -98,6 +105,10 @@ pub struct StreamOptions {
     pub tcp_retransmits: bool,
     /// TCP stream: connection state changes.
     pub tcp_states: bool,
+    /// Disk stream: only this device, `(major, minor)`.
+    pub device: Option<(u32, u32)>,
+    /// Disk stream: only these ops (`kerno_probes_common::blk_op` values; empty: all).
+    pub ops: Vec<u32>,
     /// Ring size in bytes, a power-of-two multiple of the page size (default: the kind's).
     pub ring_bytes: Option<u32>,
 }
@@ -182,6 +193,13 @@ impl StreamProbe {
         if opts.tcp_states {
             filter.flags |= stream_flag::TCP_STATES;
         }
+        if let Some((major, minor)) = opts.device {
+            // The kernel's internal dev_t, as the block tracepoints report it.
+            filter.dev = (major << 20) | minor;
+        }
+        for op in &opts.ops {
+            filter.ops |= 1 << op;
+        }
         let mut wanted = [0u8; MAX_SYSCALLS];
         if !opts.syscalls.is_empty() {
             filter.flags |= stream_flag::SYSCALL_SET;
@@ -201,7 +219,7 @@ impl StreamProbe {
                 let root = tracefs::ensure_mounted()?;
                 fill_offsets(&root, Domain::Oom, &mut offsets)?;
             }
-            StreamKind::Sched | StreamKind::Tcp => {
+            StreamKind::Sched | StreamKind::Tcp | StreamKind::Disk => {
                 let root = tracefs::ensure_mounted()?;
                 fill_stream_offsets(&root, kind, &mut tp)?;
             }
@@ -251,6 +269,11 @@ impl StreamProbe {
             _ => {
                 let tps: &[(&'static str, &str, &str)] = match kind {
                     StreamKind::Oom => &[("stream_mark_victim", "oom", "mark_victim")],
+                    StreamKind::Disk => &[
+                        ("stream_block_rq_insert", "block", "block_rq_insert"),
+                        ("stream_block_rq_issue", "block", "block_rq_issue"),
+                        ("stream_block_rq_complete", "block", "block_rq_complete"),
+                    ],
                     StreamKind::Sched => &[
                         ("stream_sched_wakeup", "sched", "sched_wakeup"),
                         ("stream_sched_wakeup_new", "sched", "sched_wakeup_new"),
@@ -375,6 +398,22 @@ fn fill_stream_offsets(
             o.st_daddr = s.require("daddr")?;
             o.st_saddr_v6 = s.require("saddr_v6")?;
             o.st_daddr_v6 = s.require("daddr_v6")?;
+        }
+        StreamKind::Disk => {
+            let i = Format::read(root, "block", "block_rq_insert")?;
+            let s = Format::read(root, "block", "block_rq_issue")?;
+            let c = Format::read(root, "block", "block_rq_complete")?;
+            o.ins_dev = i.require("dev")?;
+            o.ins_sector = i.require("sector")?;
+            o.ins_rwbs = i.require("rwbs")?;
+            o.iss_dev = s.require("dev")?;
+            o.iss_sector = s.require("sector")?;
+            o.iss_bytes = s.require("bytes")?;
+            o.iss_rwbs = s.require("rwbs")?;
+            o.cmp_dev = c.require("dev")?;
+            o.cmp_sector = c.require("sector")?;
+            o.cmp_error = c.require("error")?;
+            o.cmp_rwbs = c.require("rwbs")?;
         }
         StreamKind::Syscall | StreamKind::Oom => {}
     }

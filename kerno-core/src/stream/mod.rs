@@ -2,7 +2,8 @@
 //! [`Stream`](futures_core::Stream).
 //!
 //! `doctor` answers "what is wrong" from aggregated maps; a stream shows it happening, one
-//! event at a time: [`syscall`] (`kerno trace syscall`), [`sched`] (`kerno trace sched`),
+//! event at a time: [`syscall`] (`kerno trace syscall`), [`disk`] (`kerno trace disk`),
+//! [`sched`] (`kerno trace sched`),
 //! [`tcp`] (`kerno watch tcp`), [`oom`] (`kerno watch oom`), and [`fd`] (`kerno watch fd`,
 //! a table refreshed from procfs). A kernel stream loads its own
 //! eBPF programs and ring buffer (`kerno_probes::streams`), attached only while it lives,
@@ -26,6 +27,7 @@
 //! ring to empty before waiting again, and a 100 ms timer drains it too (the programs batch
 //! their wakeups, so a few events may wait for the timer).
 
+pub mod disk;
 pub mod fd;
 pub mod oom;
 pub mod sched;

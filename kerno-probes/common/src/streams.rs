@@ -191,6 +191,35 @@ pub struct TcpEvent {
     pub comm: [u8; 16],
 }
 
+/// A block request (`kerno trace disk`): insert (queued) to issue (sent to the device) to
+/// completion, with the task that queued or issued it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DiskEvent {
+    /// `bpf_ktime_get_ns` at completion.
+    pub ts_ns: u64,
+    /// Insert to issue, ns (0: issued without queueing).
+    pub queue_ns: u64,
+    /// Issue to completion, ns.
+    pub service_ns: u64,
+    /// First sector.
+    pub sector: u64,
+    /// The device (the kernel's `dev_t`: `major << 20 | minor`).
+    pub dev: u32,
+    /// Bytes.
+    pub bytes: u32,
+    /// `blk_op`.
+    pub op: u32,
+    /// The completion's error (0: none).
+    pub error: i32,
+    /// The process that queued (or, unqueued, issued) it.
+    pub pid: u32,
+    /// Padding.
+    pub pad: u32,
+    /// Its command name.
+    pub comm: [u8; 16],
+}
+
 /// Field offsets of the classic tracepoints the stream programs read, from each
 /// tracepoint's `format` file (`u32::MAX`: absent on this kernel).
 #[repr(C)]
@@ -250,6 +279,28 @@ pub struct StreamOffsets {
     pub st_saddr_v6: u32,
     /// inet_sock_set_state: `daddr_v6`.
     pub st_daddr_v6: u32,
+    /// block_rq_insert: `dev`.
+    pub ins_dev: u32,
+    /// block_rq_insert: `sector`.
+    pub ins_sector: u32,
+    /// block_rq_insert: `rwbs`.
+    pub ins_rwbs: u32,
+    /// block_rq_issue: `dev`.
+    pub iss_dev: u32,
+    /// block_rq_issue: `sector`.
+    pub iss_sector: u32,
+    /// block_rq_issue: `bytes`.
+    pub iss_bytes: u32,
+    /// block_rq_issue: `rwbs`.
+    pub iss_rwbs: u32,
+    /// block_rq_complete: `dev`.
+    pub cmp_dev: u32,
+    /// block_rq_complete: `sector`.
+    pub cmp_sector: u32,
+    /// block_rq_complete: `error`.
+    pub cmp_error: u32,
+    /// block_rq_complete: `rwbs`.
+    pub cmp_rwbs: u32,
     /// Padding.
     pub pad: u32,
 }
@@ -284,6 +335,17 @@ impl StreamOffsets {
         st_daddr: u32::MAX,
         st_saddr_v6: u32::MAX,
         st_daddr_v6: u32::MAX,
+        ins_dev: u32::MAX,
+        ins_sector: u32::MAX,
+        ins_rwbs: u32::MAX,
+        iss_dev: u32::MAX,
+        iss_sector: u32::MAX,
+        iss_bytes: u32::MAX,
+        iss_rwbs: u32::MAX,
+        cmp_dev: u32::MAX,
+        cmp_sector: u32::MAX,
+        cmp_error: u32::MAX,
+        cmp_rwbs: u32::MAX,
         pad: 0,
     };
 }
@@ -295,5 +357,6 @@ pod!(
     OomEvent,
     SchedEvent,
     TcpEvent,
+    DiskEvent,
     StreamOffsets
 );

@@ -23,6 +23,9 @@ mod shared;
 mod syscall;
 
 #[cfg(target_arch = "bpf")]
+mod disk;
+
+#[cfg(target_arch = "bpf")]
 mod oom;
 
 #[cfg(target_arch = "bpf")]
