@@ -126,6 +126,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page kerno(1), or write kerno(1) and a page per command to a directory.
     Man(ManArgs),
+    /// Show kernel events as they happen (one line each), filtered in the kernel.
+    Trace(TraceArgs),
+    /// Watch for incidents as they happen: OOM kills, descriptor leaks.
+    Watch(WatchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -168,6 +172,215 @@ pub struct ManArgs {
     /// Write kerno.1 and kerno-COMMAND.1 into DIR (created when missing) instead of printing kerno(1).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Ends after --duration, --count events, on Ctrl-C or SIGTERM, with a summary \
+of the events shown, filtered and lost (a JSON object {\"summary\": ...} as the last line \
+with -o json). Streams load their own probes, attached only while they run, and work beside \
+a running `kerno start` agent."
+)]
+pub struct TraceArgs {
+    #[command(subcommand)]
+    pub what: TraceCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TraceCommand {
+    /// One line per matching syscall: time, pid, comm, syscall, latency, result, pod.
+    Syscall(TraceSyscallArgs),
+    /// Tasks that waited on a run queue at least the threshold, with the CPU and the task
+    /// that ran instead (runqslower).
+    Sched(TraceSchedArgs),
+    /// One line per block request: device, op, bytes, sector, queue and total latency, and
+    /// the process that issued it (biosnoop).
+    Disk(TraceDiskArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(subcommand)]
+    pub what: WatchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WatchCommand {
+    /// Each OOM kill: victim, memory at the kill, memory cgroup and pod, constraint, trigger.
+    Oom(WatchOomArgs),
+    /// A refreshing table of processes whose descriptor count grows (count, limit, rate, ETA).
+    Fd(WatchFdArgs),
+    /// TCP retransmits (flow, state, smoothed RTT) and connection opens, closes, failures;
+    /// IPv4 and IPv6.
+    Tcp(WatchTcpArgs),
+}
+
+/// How a stream prints its events (the global `--output`: pretty or json).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum StreamOutput {
+    #[default]
+    /// Aligned columns, a summary line last.
+    Pretty,
+    /// One JSON object per line, `{"summary": ...}` last (docs/json-report.md).
+    Json,
+}
+
+/// What every stream takes.
+#[derive(Args, Debug)]
+pub struct StreamArgs {
+    /// Set from the global `--output` (a stream writes pretty or json).
+    #[arg(skip)]
+    pub output: StreamOutput,
+
+    /// Stop after this long (e.g. 30s, 5m) [default: until Ctrl-C]
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Stop after N events
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct TraceSyscallArgs {
+    /// Only this process (pid); the trace ends when it exits
+    #[arg(short, long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Only threads with this command name (as in /proc/PID/comm, at most 15 bytes)
+    #[arg(long, value_name = "COMM")]
+    pub comm: Option<String>,
+
+    /// Only this syscall (repeatable, or comma-separated), e.g. --syscall openat
+    #[arg(short, long = "syscall", value_name = "NAME", value_delimiter = ',')]
+    pub syscalls: Vec<String>,
+
+    /// Only calls at least this slow (e.g. 10ms, 500us; a bare number is ms)
+    #[arg(
+        long,
+        visible_alias = "threshold",
+        value_name = "LATENCY",
+        allow_hyphen_values = true
+    )]
+    pub min_latency: Option<String>,
+
+    /// Only failed calls
+    #[arg(long)]
+    pub errors: bool,
+
+    /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
+    #[arg(long, value_name = "BYTES")]
+    pub ring_size: Option<String>,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TraceSchedArgs {
+    /// Only waits at least this long (e.g. 10ms, 500us; a bare number is ms)
+    #[arg(
+        long,
+        visible_alias = "threshold",
+        value_name = "LATENCY",
+        default_value = "10ms",
+        allow_hyphen_values = true
+    )]
+    pub min_latency: String,
+
+    /// Only threads of this process
+    #[arg(short, long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
+    #[arg(long, value_name = "BYTES")]
+    pub ring_size: Option<String>,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TraceDiskArgs {
+    /// Only this device (its kernel name: sda, nvme0n1, loop0)
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Only requests of processes with this command name (at most 15 bytes)
+    #[arg(long, value_name = "COMM")]
+    pub process: Option<String>,
+
+    /// Only this op (repeatable, or comma-separated): read, write, flush, discard
+    #[arg(long, value_name = "OP", value_delimiter = ',')]
+    pub op: Vec<String>,
+
+    /// Only requests at least this slow, queue plus service (e.g. 5ms; a bare number is ms)
+    #[arg(
+        long,
+        visible_alias = "threshold",
+        value_name = "LATENCY",
+        allow_hyphen_values = true
+    )]
+    pub min_latency: Option<String>,
+
+    /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
+    #[arg(long, value_name = "BYTES")]
+    pub ring_size: Option<String>,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchTcpArgs {
+    /// Show retransmitted segments (with neither this nor --state-changes: both)
+    #[arg(long)]
+    pub retransmits: bool,
+
+    /// Only retransmits on flows whose smoothed RTT is at least this (e.g. 50ms)
+    #[arg(long, value_name = "RTT", allow_hyphen_values = true)]
+    pub rtt_above: Option<String>,
+
+    /// Show connection state changes: connects, opens, accepts, closes, failures
+    #[arg(long)]
+    pub state_changes: bool,
+
+    /// Ring buffer size in bytes, a power-of-two multiple of the page size (e.g. 64K, 1M) [default: 256K]
+    #[arg(long, value_name = "BYTES")]
+    pub ring_size: Option<String>,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchOomArgs {
+    /// Exit with status 3 at the first kill (after printing it), for scripts
+    #[arg(long)]
+    pub alert: bool,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchFdArgs {
+    /// Show processes whose descriptors grow by at least this many a second
+    #[arg(
+        long,
+        visible_alias = "threshold",
+        value_name = "PER_SEC",
+        default_value = "10",
+        allow_hyphen_values = true
+    )]
+    pub min_rate: String,
+
+    /// Refresh every DURATION (e.g. 1s, 5s)
+    #[arg(short, long, value_name = "DURATION", default_value = "5s")]
+    pub interval: String,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -30,6 +30,7 @@ mod progress;
 mod rules_cmd;
 mod signal;
 mod start;
+mod stream_cmd;
 mod version_cmd;
 
 use std::process::ExitCode;
@@ -116,6 +117,8 @@ pub fn main_with(rules: RuleSet) -> ExitCode {
         Command::Man(args) => manpages::man(args, &g),
         Command::Explain(args) => explain_cmd::run(args, &g, rules),
         Command::Predict(args) => predict_cmd::run(args, &g, rules),
+        Command::Trace(args) => stream_cmd::trace(args, &g),
+        Command::Watch(args) => stream_cmd::watch(args, &g),
     };
     match result {
         Ok(code) => ExitCode::from(code),

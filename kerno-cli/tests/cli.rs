@@ -893,3 +893,39 @@ fn explain_without_input_as_an_unprivileged_user_says_where_it_read() {
         c => panic!("exit {c:?}: {err}"),
     }
 }
+
+#[test]
+fn bad_stream_flags_are_usage_errors_before_anything_loads() {
+    for args in [
+        &["trace", "syscall", "--syscall", "frobnicate"][..],
+        &["trace", "syscall", "--min-latency", "-5ms"],
+        &["trace", "syscall", "--threshold=-1s"],
+        &["trace", "syscall", "--pid", "4000000000"],
+        &["trace", "syscall", "--pid"],
+        &["trace", "syscall", "--ring-size", "5000"],
+        &["trace", "syscall", "--comm", "a-name-longer-than-15"],
+        &["watch", "fd", "--min-rate", "-3"],
+        &["watch", "fd", "--interval", "0s"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_kerno"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn stream_help_texts() {
+    for (name, args) in [
+        ("trace_syscall_help", &["trace", "syscall", "--help"][..]),
+        ("watch_oom_help", &["watch", "oom", "--help"]),
+        ("watch_fd_help", &["watch", "fd", "--help"]),
+    ] {
+        let o = kerno(args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        insta::assert_snapshot!(name, String::from_utf8_lossy(&o.stdout));
+    }
+}

@@ -19,6 +19,8 @@
 //!   rule checks;
 //! - [`preflight`]: whether this node can run Kerno, check by check, with the fixes;
 //! - [`predict`]: what will run out (memory, descriptors, ...) and when, from a window.
+//! - [`stream`]: live streams (syscalls, OOM kills, descriptor growth) as typed async
+//!   `Stream`s, with loss accounting.
 //!
 //! ```
 //! use kerno_core::{Signals, Thresholds, evaluate};
@@ -49,6 +51,7 @@ mod report;
 mod rule;
 mod signals;
 mod snapshot;
+pub mod stream;
 mod threshold;
 pub mod trend;
 

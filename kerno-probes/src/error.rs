@@ -52,6 +52,9 @@ pub enum ProbeError {
         #[source]
         source: Box<aya::maps::MapError>,
     },
+    /// A stream option the kernel side cannot take (a bad ring size, a too-long comm).
+    #[error("{0}")]
+    BadOption(String),
     /// I/O on a kernel interface file.
     #[error("{path}: {source}")]
     Io {

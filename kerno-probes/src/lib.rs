@@ -15,6 +15,7 @@ mod batch;
 mod error;
 mod loader;
 mod readers;
+pub mod streams;
 mod syscall_table;
 pub mod syscalls;
 pub mod tracefs;

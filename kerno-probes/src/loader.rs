@@ -383,7 +383,7 @@ fn prepare_offsets(domains: &[Domain]) -> Prepared {
     }
 }
 
-fn fill_offsets(root: &Path, d: Domain, o: &mut TpOffsets) -> Result<(), ProbeError> {
+pub(crate) fn fill_offsets(root: &Path, d: Domain, o: &mut TpOffsets) -> Result<(), ProbeError> {
     match d {
         Domain::Syscalls => {}
         Domain::Sched => {

@@ -9,6 +9,7 @@ mod errors;
 mod report;
 mod rules;
 mod signals;
+mod stream;
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -276,6 +277,8 @@ fn _kerno(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_thresholds, m)?)?;
     m.add_function(wrap_pyfunction!(thresholds, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_rules, m)?)?;
+    m.add_class::<stream::PySyscallTrace>()?;
+    m.add_function(wrap_pyfunction!(stream::trace_syscalls, m)?)?;
     m.add("ProbeError", m.py().get_type::<errors::ProbeError>())?;
     m.add("SCHEMA_VERSION", kerno_core::SCHEMA_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -29,6 +29,7 @@ from ._kerno import (
     ProbeError,
     Report,
     Signals,
+    SyscallTrace,
     __version__,
     builtin_rules,
     default_thresholds,
@@ -37,6 +38,7 @@ from ._kerno import (
     evaluate,
     load_signals,
     parse_signals,
+    trace_syscalls,
 )
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "Report",
     "Rule",
     "Signals",
+    "SyscallTrace",
     "__version__",
     "builtin_rules",
     "default_thresholds",
@@ -58,6 +61,7 @@ __all__ = [
     "parse_signals",
     "rule",
     "summary_line",
+    "trace_syscalls",
 ]
 
 

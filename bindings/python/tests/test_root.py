@@ -200,3 +200,45 @@ def test_root_runbook_collects() -> None:
     last = r.stdout.rstrip("\n").splitlines()[-1]
     assert last.startswith("kerno: ") and f"on {os.uname().nodename} (" in last
     assert (r.returncode == 2) == last.startswith("kerno: CRITICAL")
+
+
+@root
+def test_root_trace_syscalls_yields_the_failed_opens_of_one_process() -> None:
+    """The syscall stream as an iterator: exactly one process's failed opens, as dicts."""
+    script = textwrap.dedent(
+        """
+        import os, sys
+        sys.stdin.readline()
+        for _ in range(200):
+            try:
+                os.open("/nonexistent/kerno-py-stream", os.O_RDONLY)
+            except OSError:
+                pass
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, text=True)
+    try:
+        with kerno.trace_syscalls(pid=p.pid, syscalls=["openat"], errors=True, duration=5) as t:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            seen = []
+            for ev in t:
+                seen.append(ev)
+                if len(seen) == 200:
+                    break
+            summary = t.summary()
+        assert len(seen) == 200
+        assert all(e["pid"] == p.pid and e["syscall"] == "openat" for e in seen)
+        assert all(e["errno"] == "ENOENT" and e["ret"] == -2 for e in seen)
+        assert summary["shown"] == 200 and summary["lost"] == 0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_trace_syscalls_refuses_bad_filters() -> None:
+    with pytest.raises(ValueError, match="unknown syscall"):
+        kerno.trace_syscalls(syscalls=["frobnicate"])
+    with pytest.raises(ValueError, match="min_latency_ms"):
+        kerno.trace_syscalls(min_latency_ms=-1)

@@ -28,6 +28,7 @@ mod disk;
 pub mod hist;
 mod oom;
 mod sched;
+mod streams;
 mod syscalls;
 mod tcp;
 
@@ -35,6 +36,7 @@ pub use disk::*;
 pub use hist::Hist;
 pub use oom::*;
 pub use sched::*;
+pub use streams::*;
 pub use syscalls::*;
 pub use tcp::*;
 

@@ -1,0 +1,130 @@
+//! What the stream programs share: the filter and offsets globals, the per-CPU stream
+//! counters, and the one way an event reaches a ring ([`emit`]).
+//!
+//! Safety patterns as in the aggregating programs (`../shared.rs`): a pointer from a map
+//! lookup is non-null, aligned and points at a value of its type for the whole program
+//! run; per-CPU values are touched by one CPU at a time.
+
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+    programs::TracePointContext,
+};
+use kerno_probes_common::{StreamFilter, StreamOffsets, TpOffsets, stream_stat};
+
+#[unsafe(no_mangle)]
+static STREAM: StreamFilter = StreamFilter::NONE;
+#[unsafe(no_mangle)]
+static STREAM_OFFSETS: TpOffsets = TpOffsets::NONE;
+#[unsafe(no_mangle)]
+static STREAM_TP: StreamOffsets = StreamOffsets::NONE;
+
+#[map]
+static STREAM_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stream_stat::N, 0);
+
+/// The stream's filter.
+#[inline(always)]
+pub(crate) fn filter() -> StreamFilter {
+    // SAFETY: a volatile read through a reference to a static (valid and aligned), so the
+    // compiler does not fold the default: the loader rewrites it before loading.
+    unsafe { core::ptr::read_volatile(&STREAM) }
+}
+
+/// The classic tracepoints' field offsets, set by the loader.
+#[inline(always)]
+pub(crate) fn offsets() -> &'static TpOffsets {
+    // Volatile reads of each field (`o`) keep the compiler from folding the defaults.
+    &STREAM_OFFSETS
+}
+
+/// The sched and tcp streams' field offsets, set by the loader.
+#[inline(always)]
+pub(crate) fn tp() -> &'static StreamOffsets {
+    &STREAM_TP
+}
+
+/// One offset of [`offsets`], read so the compiler does not fold the default.
+#[inline(always)]
+pub(crate) fn o(field: &u32) -> usize {
+    // SAFETY: a volatile read through a reference into a static (valid and aligned).
+    unsafe { core::ptr::read_volatile(field) as usize }
+}
+
+/// Adds one to a stream counter ([`stream_stat`]).
+#[inline(always)]
+pub(crate) fn count(which: u32) {
+    if let Some(p) = STREAM_STATS.get_ptr_mut(which) {
+        // SAFETY: a map value (see the module's safety patterns), this CPU's own.
+        unsafe { *p += 1 };
+    }
+}
+
+/// `bpf_ktime_get_ns`: the monotonic clock, ns.
+#[inline(always)]
+pub(crate) fn now() -> u64 {
+    // SAFETY: a helper that takes no argument; `unsafe` only because every helper call is.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// `bpf_get_current_cgroup_id`: the cgroup v2 id of the current task.
+#[inline(always)]
+pub(crate) fn cgroup_id() -> u64 {
+    // SAFETY: as in `now`: a helper that takes no argument.
+    unsafe { bpf_get_current_cgroup_id() }
+}
+
+/// Types for which any bytes are a valid value.
+pub(crate) trait Plain: Copy {}
+impl Plain for u16 {}
+impl Plain for u32 {}
+impl Plain for i32 {}
+impl Plain for u64 {}
+impl Plain for i64 {}
+impl<const N: usize> Plain for [u8; N] {}
+
+/// The field of type `T` at byte `off` of a classic tracepoint's record.
+#[inline(always)]
+pub(crate) fn tp_read<T: Plain>(ctx: &TracePointContext, off: usize) -> Result<T, i64> {
+    // The record-read error is a negative errno; widened for `?` in the programs.
+    // SAFETY: `read_at` copies with `bpf_probe_read_kernel`, which checks the address and
+    // returns an error rather than faulting; `T: Plain` makes any bytes copied a valid `T`.
+    unsafe { ctx.read_at(off) }.map_err(i64::from)
+}
+
+/// Writes `ev` to `ring`, or counts it lost when the ring is full. Wakeups are batched:
+/// the consumer is woken once `wakeup_bytes` are queued (it also drains on a timer), or,
+/// with `wakeup_bytes` 0, when the kernel's adaptive scheme says so.
+#[inline(always)]
+pub(crate) fn emit<T>(ring: &RingBuf, ev: &T) {
+    let batch = filter().wakeup_bytes;
+    let flags = if batch == 0 {
+        0
+    } else if ring.query(BPF_RB_AVAIL_DATA as u64) + core::mem::size_of::<T>() as u64 >= batch {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    };
+    if ring.output::<T>(ev, flags).is_ok() {
+        count(stream_stat::EMITTED);
+    } else {
+        count(stream_stat::LOST);
+    }
+}
+
+/// Whether the current task's command name is the filter's (`comm` NUL-padded).
+#[inline(always)]
+pub(crate) fn comm_matches(comm: &[u8; 16], want: &[u8; 16]) -> bool {
+    let mut i = 0;
+    while i < 16 {
+        if comm[i] != want[i] {
+            return false;
+        }
+        if comm[i] == 0 {
+            return true;
+        }
+        i += 1;
+    }
+    true
+}
