@@ -145,6 +145,7 @@ fn syscalls(list: Vec<SyscallStat>) -> SyscallSignals {
         total_calls: list.iter().map(|s| s.count).sum(),
         total_errors: list.iter().map(|s| s.errors).sum(),
         syscalls: list,
+        ..Default::default()
     }
 }
 
@@ -226,6 +227,7 @@ fn healthy() -> Signals {
             max_ns: 6 * MS,
         }],
         psi_cpu_some_avg10: Some(1.2),
+        ..Default::default()
     });
     s.disk = Some(DiskSignals {
         devices: vec![
@@ -237,11 +239,13 @@ fn healthy() -> Signals {
                     op("write", 32_768, hist(&[(1_500 * US, 4_800), (9 * MS, 200)])),
                     op("flush", 0, hist(&[(1_200 * US, 390), (6 * MS, 10)])),
                 ],
+                ..Default::default()
             },
             DiskDevice {
                 dev: "259:0".into(),
                 name: "nvme0n1".into(),
                 ops: vec![op("read", 131_072, hist(&[(90 * US, 8_000)]))],
+                ..Default::default()
             },
         ],
     });
@@ -264,6 +268,7 @@ fn healthy() -> Signals {
         }],
         slow_rtt_flows: vec![],
         slow_connects: vec![],
+        ..Default::default()
     });
     s.oom = Some(OomSignals::default());
     s.memory = Some(MemorySignals {
@@ -410,6 +415,7 @@ fn everything_fires() -> Signals {
             },
         ],
         psi_cpu_some_avg10: Some(18.4),
+        ..Default::default()
     });
     if let Some(d) = &mut s.disk {
         d.devices[0].ops = vec![
@@ -464,6 +470,7 @@ fn everything_fires() -> Signals {
             mean_ns: 1_010 * MS,
             max_ns: 1_040 * MS,
         }],
+        ..Default::default()
     });
     s.oom = Some(OomSignals {
         kills: vec![OomKill {
