@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::svg::{Line, LineChart, fmt_bytes, fmt_count, fmt_ns, histogram_chart};
+use super::svg::{Axis, Line, LineChart, histogram_chart};
 use crate::{
     CgroupMemory, Domain, FdProcess, Finding, Histogram, Process, Report, Series, Severity,
     Signals, Status,
@@ -64,21 +64,22 @@ const CSS: &str = concat!(
     ".kerno-report .badge{display:inline-block;min-width:64px;text-align:center;color:#fff;padding:1px 6px;border-radius:4px;font:bold 11px ui-monospace,monospace;vertical-align:2px}",
     ".kerno-report .b-crit{background:var(--crit)}.kerno-report .b-warn{background:var(--warn)}.kerno-report .b-info{background:var(--info)}",
     ".kerno-report ol.findings{list-style:none;padding:0;margin:0}",
+    ".kerno-report ol.glance{margin:12px 0 0;padding-left:22px}.kerno-report ol.glance li{margin:3px 0}.kerno-report ol.glance a{color:var(--fg);text-decoration:none}.kerno-report ol.glance a:hover{text-decoration:underline}",
     ".kerno-report .finding{border:1px solid var(--line);border-left:6px solid var(--info);border-radius:6px;margin:10px 0;background:var(--bg)}",
     ".kerno-report .finding.crit{border-left-color:var(--crit)}.kerno-report .finding.warn{border-left-color:var(--warn)}",
     ".kerno-report summary{cursor:pointer;padding:10px 14px;list-style-position:outside}.kerno-report .rank{color:var(--muted);font-weight:bold;margin-right:6px}",
-    ".kerno-report .ftitle{font-weight:600;font-size:15px}.kerno-report .finding.crit .ftitle{font-size:16px}.kerno-report .rule{color:var(--muted);margin-left:6px}",
+    ".kerno-report .ftitle{font-weight:600;font-size:15px}.kerno-report .finding.crit .ftitle{font-size:16px}.kerno-report .rule{color:var(--muted);margin-left:8px;white-space:nowrap}",
     ".kerno-report .fbody{padding:0 16px 12px 16px}.kerno-report .fvalue{margin:0 0 6px}.kerno-report .fvalue b{font-size:15px}",
     ".kerno-report dl{display:grid;grid-template-columns:80px 1fr;gap:4px 12px;margin:6px 0}.kerno-report dt{color:var(--muted);font-weight:600}.kerno-report dd{margin:0}",
     ".kerno-report dd ul,.kerno-report dd ol{margin:0;padding-left:18px}.kerno-report dd ol code{background:var(--card);padding:1px 4px;border-radius:3px}",
-    ".kerno-report .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:12px}",
+    ".kerno-report .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:12px}.kerno-report .fbody figure.chart{max-width:620px}",
     ".kerno-report figure.chart{margin:8px 0;padding:8px 10px;border:1px solid var(--line);border-radius:6px;background:var(--card);break-inside:avoid}",
     ".kerno-report figcaption{font-weight:600;margin-bottom:4px}.kerno-report svg{width:100%;height:auto;display:block}",
-    ".kerno-report svg .grid{stroke:var(--grid);stroke-width:1}.kerno-report svg .axis{fill:var(--muted);font-size:11px}",
+    ".kerno-report svg .grid{stroke:var(--grid);stroke-width:1}.kerno-report svg .axis{fill:var(--muted);font-size:12px}",
     ".kerno-report svg .line{fill:none;stroke-width:2.2;stroke-linejoin:round}.kerno-report svg .line.s0,.kerno-report .key.s0{stroke:var(--s0);background:var(--s0)}",
     ".kerno-report svg .line.s1,.kerno-report .key.s1{stroke:var(--s1);background:var(--s1)}.kerno-report svg .line.bad,.kerno-report .key.bad{stroke:var(--crit);background:var(--crit)}",
     ".kerno-report svg .pt.s0{fill:var(--s0)}.kerno-report svg .pt.s1{fill:var(--s1)}.kerno-report svg .pt.bad{fill:var(--crit)}",
-    ".kerno-report svg .limit{stroke:var(--crit);stroke-width:1.5}.kerno-report svg .limit-label,.kerno-report svg .eta-label{fill:var(--crit);font-size:11px;font-weight:600}",
+    ".kerno-report svg .limit{stroke:var(--crit);stroke-width:1.5}.kerno-report svg .limit-label,.kerno-report svg .eta-label{fill:var(--crit);font-size:12px;font-weight:600}",
     ".kerno-report svg .eta{stroke:var(--eta);stroke-width:2;stroke-dasharray:6 4}.kerno-report svg .eta-dot{fill:var(--eta)}",
     ".kerno-report svg .bar{fill:var(--s0);opacity:.8}.kerno-report svg .bar.p99{fill:var(--crit);opacity:1}",
     ".kerno-report .legend{font-size:12px;color:var(--muted);display:flex;gap:14px;flex-wrap:wrap}.kerno-report .key{display:inline-block;width:12px;height:3px;margin-right:5px;vertical-align:middle}",
@@ -87,7 +88,7 @@ const CSS: &str = concat!(
     ".kerno-report .domains td.no{color:var(--warn);font-weight:600}",
     "@media print{.kerno-report{--fg:#000;--muted:#444;--bg:#fff;--card:#fff;--line:#bbb;--grid:#ddd;max-width:none;padding:0;font-size:11pt}",
     ".kerno-report .finding,.kerno-report figure.chart,.kerno-report tr{break-inside:avoid}.kerno-report .charts{grid-template-columns:1fr 1fr}",
-    ".kerno-report .status,.kerno-report .badge,.kerno-report svg *{print-color-adjust:exact;-webkit-print-color-adjust:exact}.kerno-report summary{list-style:none}}"
+    ".kerno-report ol.glance{display:none}.kerno-report .status,.kerno-report .badge,.kerno-report svg *{print-color-adjust:exact;-webkit-print-color-adjust:exact}.kerno-report summary{list-style:none}}"
 );
 
 /// Opens every finding before printing (closed `<details>` would print as their title).
@@ -208,7 +209,7 @@ fn finding_chart(f: &Finding, s: &Signals) -> Option<String> {
                         series: &series,
                         class: "s0",
                     }],
-                    fmt: fmt_count,
+                    fmt: Axis::Count,
                     limit: p
                         .soft_limit
                         .filter(|_| p.open_fds.is_some())
@@ -236,7 +237,7 @@ fn finding_chart(f: &Finding, s: &Signals) -> Option<String> {
                             series: &m.used_series,
                             class: "s0",
                         }],
-                        fmt: fmt_bytes,
+                        fmt: Axis::Bytes,
                         limit: Some((
                             m.total_bytes as f64,
                             format!("total {}", human_bytes(m.total_bytes)),
@@ -287,7 +288,7 @@ fn cgroup_chart(f: &Finding, c: &CgroupMemory, window_ms: u64) -> String {
         kind: "memory-cgroup",
         title: format!("{name}: memory"),
         lines,
-        fmt: fmt_bytes,
+        fmt: Axis::Bytes,
         limit: Some((
             c.limit_bytes as f64,
             format!("limit {}", human_bytes(c.limit_bytes)),
@@ -303,7 +304,7 @@ fn cgroup_chart(f: &Finding, c: &CgroupMemory, window_ms: u64) -> String {
 fn series_charts(s: &Signals, fired: &[Domain]) -> String {
     let window_ms = s.window.duration_ms;
     let mut o = String::new();
-    let chart = |kind: &str, title: String, lines: Vec<Line>, fmt: fn(f64) -> String| {
+    let chart = |kind: &str, title: String, lines: Vec<Line>, fmt: Axis| {
         LineChart {
             kind,
             title,
@@ -328,7 +329,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                     series: &sys.errors_series,
                     class: "bad",
                 }],
-                fmt_count,
+                Axis::Count,
             );
         }
         if !sys.calls_series.is_empty() {
@@ -340,7 +341,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                     series: &sys.calls_series,
                     class: "s0",
                 }],
-                fmt_count,
+                Axis::Count,
             );
         }
         if !sys.p99_series.is_empty() {
@@ -352,7 +353,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                     series: &sys.p99_series,
                     class: "s0",
                 }],
-                fmt_ns,
+                Axis::Ns,
             );
         }
     }
@@ -368,7 +369,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                 series: &sc.p99_series,
                 class: "s0",
             }],
-            fmt_ns,
+            Axis::Ns,
         );
     }
     if fired.contains(&Domain::Disk)
@@ -388,7 +389,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                     series: &dev.p99_series,
                     class: "s0",
                 }],
-                fmt: fmt_ns,
+                fmt: Axis::Ns,
                 limit: None,
                 eta_secs: None,
                 window_ms,
@@ -409,7 +410,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                 series: &t.retransmits_series,
                 class: "bad",
             }],
-            fmt_count,
+            Axis::Count,
         );
     }
     if (fired.contains(&Domain::Memory) || fired.contains(&Domain::Oom))
@@ -424,7 +425,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                 series: &m.used_series,
                 class: "s0",
             }],
-            fmt: fmt_bytes,
+            fmt: Axis::Bytes,
             limit: Some((
                 m.total_bytes as f64,
                 format!("total {}", human_bytes(m.total_bytes)),
@@ -843,7 +844,19 @@ pub fn html(r: &Report) -> String {
     if r.findings.is_empty() {
         o.push_str("<p>No findings: every observed domain is within its thresholds.</p>");
     } else {
-        o.push_str("<h2>Findings, most urgent first</h2><ol class=\"findings\">");
+        // At a glance: one line per finding, linking to its card.
+        o.push_str("<ol class=\"glance\">");
+        for (i, f) in r.findings.iter().enumerate() {
+            let _ = write!(
+                o,
+                "<li><a href=\"#finding-{}\"><span class=\"badge b-{}\">{}</span> {}</a></li>",
+                i + 1,
+                sev_class(f.severity),
+                esc(f.severity.label()),
+                esc(&f.title)
+            );
+        }
+        o.push_str("</ol><h2>Findings, most urgent first</h2><ol class=\"findings\">");
         for (i, f) in r.findings.iter().enumerate() {
             finding_html(&mut o, i, f, s);
         }

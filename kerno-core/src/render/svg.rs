@@ -8,12 +8,12 @@ use std::fmt::Write as _;
 use super::html::{esc, num};
 use crate::{Histogram, Series, finding::human_ns};
 
-const W: f64 = 640.0;
+const W: f64 = 560.0;
 const H: f64 = 170.0;
-const LEFT: f64 = 64.0;
+const LEFT: f64 = 70.0;
 const RIGHT: f64 = 14.0;
 const TOP: f64 = 12.0;
-const BOTTOM: f64 = 24.0;
+const BOTTOM: f64 = 26.0;
 
 /// One line of a chart.
 pub(crate) struct Line<'a> {
@@ -33,8 +33,8 @@ pub(crate) struct LineChart<'a> {
     pub title: String,
     /// The lines; the first is the one `data-last`, `data-max` and `data-points` describe.
     pub lines: Vec<Line<'a>>,
-    /// How a value reads on the axis and in labels.
-    pub fmt: fn(f64) -> String,
+    /// What the values are: how they read, and how the axis steps.
+    pub fmt: Axis,
     /// A limit drawn as a horizontal line, with its label.
     pub limit: Option<(f64, String)>,
     /// Seconds from the first line's last point until it reaches the limit: a dashed line
@@ -46,6 +46,54 @@ pub(crate) struct LineChart<'a> {
     pub data: Vec<(&'static str, String)>,
 }
 
+/// What a chart's values are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Axis {
+    /// Counts and rates, in decimal steps.
+    Count,
+    /// Nanoseconds, in decimal steps.
+    Ns,
+    /// Bytes, in steps of a binary unit (MiB, GiB).
+    Bytes,
+}
+
+impl Axis {
+    fn fmt(self, v: f64) -> String {
+        match self {
+            Axis::Count => fmt_count(v),
+            Axis::Ns => human_ns(v),
+            Axis::Bytes => fmt_bytes(v),
+        }
+    }
+
+    /// The axis's (bottom, top, step) for values from `lo` to `hi`: from 0, unless every
+    /// value sits in the upper half (memory near its limit), where the axis starts at a
+    /// round value below the lowest so the growth shows.
+    fn range(self, lo: f64, hi: f64) -> (f64, f64, f64) {
+        let unit = match self {
+            Axis::Bytes => {
+                let mut u = 1.0;
+                while hi / u >= 1024.0 {
+                    u *= 1024.0;
+                }
+                u
+            }
+            _ => 1.0,
+        };
+        let (lo, hi) = (lo / unit, hi / unit);
+        let (base, top, step) = if lo > 0.5 * hi && hi > lo {
+            let (_, step) = nice_axis(hi - lo);
+            let base = (lo / step).floor() * step;
+            let top = base + ((hi - base) / step).ceil().max(1.0) * step;
+            (base, top, step)
+        } else {
+            let (top, step) = nice_axis(hi);
+            (0.0, top, step)
+        };
+        (base * unit, top * unit, step * unit)
+    }
+}
+
 /// A value as the y axis shows it: plain counts.
 pub(crate) fn fmt_count(v: f64) -> String {
     if v >= 10_000.0 {
@@ -55,11 +103,6 @@ pub(crate) fn fmt_count(v: f64) -> String {
     } else {
         format!("{v:.1}")
     }
-}
-
-/// Nanoseconds as the y axis shows them.
-pub(crate) fn fmt_ns(v: f64) -> String {
-    human_ns(v)
 }
 
 /// Bytes as the y axis shows them.
@@ -105,10 +148,12 @@ impl LineChart<'_> {
         };
         let mut xmax = self.window_ms as f64;
         let mut ymax: f64 = 0.0;
+        let mut ymin = f64::MAX;
         for l in &self.lines {
             for (t, v) in &l.series.0 {
                 xmax = xmax.max(*t as f64);
                 ymax = ymax.max(*v);
+                ymin = ymin.min(*v);
             }
         }
         if let Some(e) = eta_end {
@@ -118,12 +163,13 @@ impl LineChart<'_> {
         }
         if let Some((lim, _)) = &self.limit {
             ymax = ymax.max(*lim);
+            ymin = ymin.min(*lim);
         }
-        let (ymax, ystep) = nice_axis(ymax);
+        let (ybase, ymax, ystep) = self.fmt.range(ymin.min(ymax), ymax);
         let xmax = xmax.max(1.0);
         let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
         let x = |t: f64| LEFT + t / xmax * pw;
-        let y = |v: f64| TOP + ph - (v / ymax).clamp(0.0, 1.05) * ph;
+        let y = |v: f64| TOP + ph - ((v - ybase) / (ymax - ybase)).clamp(0.0, 1.05) * ph;
 
         let mut o = String::new();
         let _ = write!(
@@ -156,9 +202,9 @@ impl LineChart<'_> {
             esc(&self.title)
         );
         // Grid and y labels.
-        let steps = (ymax / ystep).round() as usize;
+        let steps = ((ymax - ybase) / ystep).round() as usize;
         for i in 0..=steps {
-            let v = ystep * i as f64;
+            let v = ybase + ystep * i as f64;
             let yy = y(v);
             let _ = write!(
                 o,
@@ -167,7 +213,7 @@ impl LineChart<'_> {
                 W - RIGHT,
                 LEFT - 6.0,
                 yy + 4.0,
-                esc(&(self.fmt)(v))
+                esc(&self.fmt.fmt(v))
             );
         }
         // x labels: start, end of window, end of projection.
@@ -220,8 +266,8 @@ impl LineChart<'_> {
                      <text class=\"eta-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">limit in {}</text>",
                     x(ex),
                     y(ev),
-                    x(ex) - 6.0,
-                    y(ev) + 14.0,
+                    x(ex),
+                    y(ev) - 8.0,
                     crate::finding::human_secs((e - t as f64) / 1000.0)
                 );
             }
@@ -252,7 +298,7 @@ impl LineChart<'_> {
                     x(*t as f64),
                     y(*v),
                     esc(l.label),
-                    esc(&(self.fmt)(*v))
+                    esc(&self.fmt.fmt(*v))
                 );
             }
         }
@@ -267,7 +313,7 @@ impl LineChart<'_> {
                     esc(l.label),
                     l.series
                         .last()
-                        .map(|v| esc(&(self.fmt)(v)))
+                        .map(|v| esc(&self.fmt.fmt(v)))
                         .unwrap_or_else(|| "no points".into())
                 );
             }
@@ -345,6 +391,16 @@ pub(crate) fn histogram_chart(kind: &str, title: &str, h: &Histogram) -> String 
         return o;
     };
     let p99_bar = p99.map(|p| BARS_NS.iter().position(|b| p < *b).unwrap_or(BARS_NS.len()));
+    // At least 8 bars, so one full bucket does not fill the chart.
+    let (mut lo, mut hi) = (lo, hi);
+    while hi - lo < 7 && (lo > 0 || hi + 1 < counts.len()) {
+        if hi + 1 < counts.len() {
+            hi += 1;
+        }
+        if hi - lo < 7 && lo > 0 {
+            lo -= 1;
+        }
+    }
     let bars = &counts[lo..=hi];
     let max = *bars.iter().max().unwrap_or(&1) as f64;
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
@@ -423,7 +479,7 @@ mod tests {
                 series: &s,
                 class: "s0",
             }],
-            fmt: fmt_count,
+            fmt: Axis::Count,
             limit: Some((1024.0, "limit 1024".into())),
             eta_secs: Some(0.31),
             window_ms: 2000,
@@ -442,6 +498,20 @@ mod tests {
         ] {
             assert!(c.contains(want), "{want} in {c}");
         }
+    }
+
+    #[test]
+    fn memory_near_its_limit_is_zoomed_in_binary_steps() {
+        const MIB: f64 = 1048576.0;
+        assert_eq!(
+            Axis::Bytes.range(470.0 * MIB, 512.0 * MIB),
+            (470.0 * MIB, 520.0 * MIB, 10.0 * MIB)
+        );
+        assert_eq!(Axis::Count.range(0.0, 1024.0), (0.0, 1250.0, 250.0));
+        assert_eq!(
+            Axis::Bytes.range(0.0, 16.0 * 1024.0 * MIB).2,
+            5.0 * 1024.0 * MIB
+        );
     }
 
     #[test]
