@@ -563,14 +563,30 @@ fn text(r: &Report) -> String {
     pretty(r, PrettyOptions { color: false })
 }
 
-/// The HTML report with a line break before each block tag, for review (the output itself
-/// is one line, and removing the breaks gives it back exactly).
+/// The HTML report with a line break before each block tag, for review, and its style
+/// sheet (the same in every report) left out: the output itself is one line, and removing
+/// the breaks gives it back exactly but for the style sheet.
 fn html_lines(r: &Report) -> String {
     let out = html(r);
     assert!(!out.contains('\n'));
-    let mut lines = out;
+    let (a, b) = (out.find("<style>").unwrap(), out.find("</style>").unwrap());
+    let mut lines = format!("{}<style>…</style>{}", &out[..a], &out[b + 8..]);
     for tag in [
-        "<p>", "<ol>", "</ol>", "<li>", "<dt>", "<ul>", "<table>", "<tr>", "</div>",
+        "<header",
+        "<h2>",
+        "<h3>",
+        "<p",
+        "<ol",
+        "</ol>",
+        "<li",
+        "<dt>",
+        "<ul>",
+        "<figure",
+        "<svg",
+        "</figure>",
+        "<table",
+        "<tr>",
+        "</div>",
     ] {
         lines = lines.replace(tag, &format!("\n{tag}"));
     }
