@@ -397,6 +397,15 @@ fn the_html_report_renders_in_a_browser_with_the_reports_values() {
         attr(&dom, "data-chart=\"runq-delay\"", "data-p99-ns"),
         Some(runq["p99_ns"].as_u64().unwrap().to_string())
     );
+    // A p99 chart draws its rule's threshold (run-queue p99 above 5 ms warns).
+    let sched = findings
+        .iter()
+        .find(|f| f["rule"] == "sched-contention")
+        .unwrap();
+    assert_close(
+        attr(&dom, "data-chart=\"runq-p99\"", "data-threshold"),
+        sched["threshold"].as_f64().unwrap() * 1e6,
+    );
     // The projection to the limit is drawn, dashed (the style the browser applied).
     assert!(dom.contains("class=\"eta\""));
 

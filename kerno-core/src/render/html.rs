@@ -80,6 +80,7 @@ const CSS: &str = concat!(
     ".kerno-report svg .line.s1,.kerno-report .key.s1{stroke:var(--s1);background:var(--s1)}.kerno-report svg .line.bad,.kerno-report .key.bad{stroke:var(--crit);background:var(--crit)}",
     ".kerno-report svg .pt.s0{fill:var(--s0)}.kerno-report svg .pt.s1{fill:var(--s1)}.kerno-report svg .pt.bad{fill:var(--crit)}",
     ".kerno-report svg .limit{stroke:var(--crit);stroke-width:1.5}.kerno-report svg .limit-label,.kerno-report svg .eta-label{fill:var(--crit);font-size:12px;font-weight:600}",
+    ".kerno-report svg .threshold{stroke:var(--warn);stroke-width:1.5;stroke-dasharray:2 3}.kerno-report svg .threshold-label{fill:var(--warn);font-size:12px;font-weight:600}",
     ".kerno-report svg .eta{stroke:var(--eta);stroke-width:2;stroke-dasharray:6 4}.kerno-report svg .eta-dot{fill:var(--eta)}",
     ".kerno-report svg .bar{fill:var(--s0);opacity:.8}.kerno-report svg .bar.p99{fill:var(--crit);opacity:1}",
     ".kerno-report .legend{font-size:12px;color:var(--muted);display:flex;gap:14px;flex-wrap:wrap}.kerno-report .key{display:inline-block;width:12px;height:3px;margin-right:5px;vertical-align:middle}",
@@ -215,6 +216,7 @@ fn finding_chart(f: &Finding, s: &Signals) -> Option<String> {
                         .filter(|_| p.open_fds.is_some())
                         .map(|l| (l as f64, format!("soft limit {}", thousands(l)))),
                     eta_secs: f.eta_secs,
+                    threshold: None,
                     window_ms,
                     data: vec![("pid", pid.to_string())],
                 }
@@ -243,6 +245,7 @@ fn finding_chart(f: &Finding, s: &Signals) -> Option<String> {
                             format!("total {}", human_bytes(m.total_bytes)),
                         )),
                         eta_secs: f.eta_secs,
+                        threshold: None,
                         window_ms,
                         data: Vec::new(),
                     }
@@ -294,14 +297,29 @@ fn cgroup_chart(f: &Finding, c: &CgroupMemory, window_ms: u64) -> String {
             format!("limit {}", human_bytes(c.limit_bytes)),
         )),
         eta_secs: f.eta_secs,
+        threshold: None,
         window_ms,
         data: vec![("cgroup", c.path.clone())],
     }
     .render()
 }
 
+/// The threshold of the first finding of `rule` measured in ms, in ns with its label: the
+/// line a p99 chart draws.
+fn ms_threshold(findings: &[Finding], rule: &str) -> Option<(f64, String)> {
+    findings
+        .iter()
+        .find(|f| f.rule == rule && f.unit == "ms")
+        .map(|f| {
+            (
+                f.threshold * 1e6,
+                format!("{rule} threshold {} ms", num(f.threshold)),
+            )
+        })
+}
+
 /// Per-second charts of the domains that fired.
-fn series_charts(s: &Signals, fired: &[Domain]) -> String {
+fn series_charts(s: &Signals, fired: &[Domain], findings: &[Finding]) -> String {
     let window_ms = s.window.duration_ms;
     let mut o = String::new();
     let chart = |kind: &str, title: String, lines: Vec<Line>, fmt: Axis| {
@@ -312,6 +330,11 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
             fmt,
             limit: None,
             eta_secs: None,
+            threshold: match kind {
+                "syscall-p99" => ms_threshold(findings, "syscall-latency"),
+                "runq-p99" => ms_threshold(findings, "sched-contention"),
+                _ => None,
+            },
             window_ms,
             data: Vec::new(),
         }
@@ -392,6 +415,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                 fmt: Axis::Ns,
                 limit: None,
                 eta_secs: None,
+                threshold: ms_threshold(findings, "disk-io"),
                 window_ms,
                 data: vec![("dev", dev.dev.clone())],
             }
@@ -431,6 +455,7 @@ fn series_charts(s: &Signals, fired: &[Domain]) -> String {
                 format!("total {}", human_bytes(m.total_bytes)),
             )),
             eta_secs: None,
+            threshold: None,
             window_ms,
             data: Vec::new(),
         }
@@ -862,7 +887,7 @@ pub fn html(r: &Report) -> String {
         }
         o.push_str("</ol>");
     }
-    let charts = series_charts(s, &fired);
+    let charts = series_charts(s, &fired, &r.findings);
     if !charts.is_empty() {
         let _ = write!(
             o,

@@ -40,6 +40,8 @@ pub(crate) struct LineChart<'a> {
     /// Seconds from the first line's last point until it reaches the limit: a dashed line
     /// from that point to the limit.
     pub eta_secs: Option<f64>,
+    /// The rule's threshold, drawn as a dotted line with its label (a p99 chart's).
+    pub threshold: Option<(f64, String)>,
     /// The window's length in ms (the x axis spans at least that).
     pub window_ms: u64,
     /// Extra `data-*` attributes (name, value).
@@ -66,10 +68,10 @@ impl Axis {
         }
     }
 
-    /// The axis's (bottom, top, step) for values from `lo` to `hi`: from 0, unless every
-    /// value sits in the upper half (memory near its limit), where the axis starts at a
-    /// round value below the lowest so the growth shows.
-    fn range(self, lo: f64, hi: f64) -> (f64, f64, f64) {
+    /// The axis's (bottom, top, step) for values from `lo` to `hi`: from 0, unless `zoom`
+    /// (a quantity growing to its limit) and every value sits in the upper half, where the
+    /// axis starts at a round value below the lowest so the growth shows.
+    fn range(self, lo: f64, hi: f64, zoom: bool) -> (f64, f64, f64) {
         let unit = match self {
             Axis::Bytes => {
                 let mut u = 1.0;
@@ -81,7 +83,9 @@ impl Axis {
             _ => 1.0,
         };
         let (lo, hi) = (lo / unit, hi / unit);
-        let (base, top, step) = if lo > 0.5 * hi && hi > lo {
+        // Only towards a limit: a rate or a latency read from a raised floor looks worse
+        // than it is.
+        let (base, top, step) = if zoom && lo > 0.5 * hi && hi > lo {
             let (_, step) = nice_axis(hi - lo);
             let base = (lo / step).floor() * step;
             let top = base + ((hi - base) / step).ceil().max(1.0) * step;
@@ -161,11 +165,11 @@ impl LineChart<'_> {
             // at most four windows ahead and is cut there.
             xmax = xmax.max(e.min(xmax * 5.0));
         }
-        if let Some((lim, _)) = &self.limit {
-            ymax = ymax.max(*lim);
-            ymin = ymin.min(*lim);
+        for (v, _) in self.limit.iter().chain(&self.threshold) {
+            ymax = ymax.max(*v);
+            ymin = ymin.min(*v);
         }
-        let (ybase, ymax, ystep) = self.fmt.range(ymin.min(ymax), ymax);
+        let (ybase, ymax, ystep) = self.fmt.range(ymin.min(ymax), ymax, self.limit.is_some());
         let xmax = xmax.max(1.0);
         let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
         let x = |t: f64| LEFT + t / xmax * pw;
@@ -188,6 +192,9 @@ impl LineChart<'_> {
         }
         if let Some((lim, _)) = &self.limit {
             let _ = write!(o, " data-limit=\"{}\"", num(*lim));
+        }
+        if let Some((t, _)) = &self.threshold {
+            let _ = write!(o, " data-threshold=\"{}\"", num(*t));
         }
         if let (Some(eta), Some(_)) = (self.eta_secs, eta_end) {
             let _ = write!(o, " data-eta-secs=\"{}\"", num(eta));
@@ -237,6 +244,18 @@ impl LineChart<'_> {
                 o,
                 "<line class=\"limit\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>\
                  <text class=\"limit-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                W - RIGHT,
+                LEFT + 4.0,
+                yy - 4.0,
+                esc(label)
+            );
+        }
+        if let Some((th, label)) = &self.threshold {
+            let yy = y(*th);
+            let _ = write!(
+                o,
+                "<line class=\"threshold\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>\
+                 <text class=\"threshold-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
                 W - RIGHT,
                 LEFT + 4.0,
                 yy - 4.0,
@@ -482,6 +501,7 @@ mod tests {
             fmt: Axis::Count,
             limit: Some((1024.0, "limit 1024".into())),
             eta_secs: Some(0.31),
+            threshold: None,
             window_ms: 2000,
             data: vec![("pid", "42".into())],
         }
@@ -504,12 +524,17 @@ mod tests {
     fn memory_near_its_limit_is_zoomed_in_binary_steps() {
         const MIB: f64 = 1048576.0;
         assert_eq!(
-            Axis::Bytes.range(470.0 * MIB, 512.0 * MIB),
+            Axis::Bytes.range(470.0 * MIB, 512.0 * MIB, true),
             (470.0 * MIB, 520.0 * MIB, 10.0 * MIB)
         );
-        assert_eq!(Axis::Count.range(0.0, 1024.0), (0.0, 1250.0, 250.0));
+        assert_eq!(Axis::Count.range(0.0, 1024.0, true), (0.0, 1250.0, 250.0));
         assert_eq!(
-            Axis::Bytes.range(0.0, 16.0 * 1024.0 * MIB).2,
+            Axis::Ns.range(8e6, 10e6, false),
+            (0.0, 10e6, 2e6),
+            "latency from 0"
+        );
+        assert_eq!(
+            Axis::Bytes.range(0.0, 16.0 * 1024.0 * MIB, true).2,
             5.0 * 1024.0 * MIB
         );
     }
