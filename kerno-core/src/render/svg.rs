@@ -255,10 +255,10 @@ impl LineChart<'_> {
             let _ = write!(
                 o,
                 "<line class=\"threshold\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>\
-                 <text class=\"threshold-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                 <text class=\"threshold-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
                 W - RIGHT,
-                LEFT + 4.0,
-                yy - 4.0,
+                W - RIGHT - 4.0,
+                yy + 14.0,
                 esc(label)
             );
         }
