@@ -199,3 +199,32 @@ fn root_a_failed_probe_degrades_only_its_domain() {
     assert!(!out.contains("HEALTHY"), "{out}");
     sleep(Duration::from_millis(10));
 }
+
+#[test]
+fn root_doctor_shows_progress_on_a_terminal_only() {
+    // script(1) gives kerno a terminal (stdout and stderr both go to it).
+    let on_tty = |extra: &str| -> String {
+        let cmd = format!(
+            "{} doctor -d 2s --standalone --domains memory --no-color{extra}",
+            env!("CARGO_BIN_EXE_kerno")
+        );
+        let o = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_remove("KERNO_CONFIG")
+            .output()
+            .expect("script (util-linux)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let shown = on_tty("");
+    assert!(shown.contains("collecting kernel signals… "), "{shown}");
+    assert!(shown.contains("s / 2s"), "{shown}");
+    assert!(!on_tty(" -q").contains("collecting kernel signals"));
+    // Not a terminal: nothing on stderr but the report's notes.
+    let o = kerno(
+        &["doctor", "-d", "2s", "--standalone", "--domains", "memory"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("collecting"));
+}

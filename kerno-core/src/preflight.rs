@@ -717,7 +717,8 @@ pub fn judge(f: &Facts) -> Vec<Check> {
     for (tp, r) in &f.tracepoints {
         let name = format!("tracepoint {tp}");
         out.push(match r {
-            Ok(()) => Check::pass(name, "present"),
+            Ok(()) if tp.starts_with("tp_btf/") => Check::pass(name, "typed in the kernel's BTF"),
+            Ok(()) => Check::pass(name, "present, with every field the probe reads"),
             Err(_) if !tp.starts_with("tp_btf/") && !tracefs_ok => Check::warn(
                 name,
                 "not checked without tracefs",

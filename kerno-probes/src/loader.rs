@@ -685,3 +685,78 @@ impl Probes {
         self.lost.take()
     }
 }
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    fn format(fields: &[(&str, u32)]) -> String {
+        let mut s = String::from("name: x\nformat:\n");
+        for (f, o) in fields {
+            s.push_str(&format!(
+                "\tfield:int {f};\toffset:{o};\tsize:4;\tsigned:1;\n"
+            ));
+        }
+        s
+    }
+
+    /// A tracefs root holding the sched tracepoints' formats, `switch` the fields of
+    /// sched_switch; without sched_wakeup_new when `wakeup_new` is false.
+    fn root(switch: &[(&str, u32)], wakeup_new: bool) -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let r = std::env::temp_dir().join(format!(
+            "kerno-tp-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let put = |name: &str, text: String| {
+            let d = r.join("events/sched").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("format"), text).unwrap();
+        };
+        put("sched_wakeup", format(&[("pid", 8)]));
+        if wakeup_new {
+            put("sched_wakeup_new", format(&[("pid", 8)]));
+        }
+        put("sched_switch", format(switch));
+        r
+    }
+
+    const SWITCH: [(&str, u32); 4] = [
+        ("prev_pid", 24),
+        ("prev_state", 32),
+        ("next_pid", 56),
+        ("next_comm", 40),
+    ];
+
+    #[test]
+    fn the_loaders_fields_are_checked_per_tracepoint() {
+        let good = root(&SWITCH, true);
+        let r = check_tracepoints(&[Domain::Sched], Some(&good));
+        assert_eq!(r.len(), 3);
+        assert!(r.iter().all(|(_, r)| r.is_ok()), "{r:?}");
+        std::fs::remove_dir_all(&good).unwrap();
+
+        let no_state = root(&[SWITCH[0], SWITCH[2], SWITCH[3]], true);
+        let r = check_tracepoints(&[Domain::Sched], Some(&no_state));
+        let bad: Vec<_> = r.iter().filter(|(_, r)| r.is_err()).collect();
+        assert_eq!(bad.len(), 1, "{r:?}");
+        assert_eq!(bad[0].0.to_string(), "sched:sched_switch");
+        assert!(
+            bad[0].1.as_ref().unwrap_err().contains("prev_state"),
+            "{r:?}"
+        );
+        std::fs::remove_dir_all(&no_state).unwrap();
+
+        let missing = root(&SWITCH, false);
+        let r = check_tracepoints(&[Domain::Sched], Some(&missing));
+        let bad: Vec<_> = r.iter().filter(|(_, r)| r.is_err()).collect();
+        assert_eq!(bad.len(), 1, "{r:?}");
+        assert_eq!(bad[0].0.name, "sched_wakeup_new");
+        std::fs::remove_dir_all(&missing).unwrap();
+
+        let r = check_tracepoints(&[Domain::Oom], None);
+        assert_eq!(r[0].1, Err("tracefs is not mounted".to_string()));
+    }
+}
