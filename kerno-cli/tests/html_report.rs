@@ -435,6 +435,28 @@ fn the_html_report_renders_in_a_browser_with_the_reports_values() {
             png.display()
         );
     }
+    // Printed: every finding unfolded by the page's script, on A4/Letter pages.
+    let pdf = dir.join("report.pdf");
+    let (_, log) = chromium(
+        &dir.join("profile-pdf"),
+        &[
+            format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer".into(),
+            url.clone(),
+        ],
+    );
+    assert!(
+        !log.lines().any(|l| l.contains("CONSOLE")),
+        "console messages printing: {log}"
+    );
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF"), "{}", pdf.display());
+    // Page objects (`/Type /Page`, not the `/Type /Pages` tree).
+    let pages = bytes
+        .windows(12)
+        .filter(|w| w.starts_with(b"/Type /Page") && w[11] != b's')
+        .count();
+    assert!(pages >= 2, "the report prints on several pages: {pages}");
     eprintln!(
         "html report: {} bytes, screenshots in {} ({:.1} s)",
         page.len(),
