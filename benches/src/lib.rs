@@ -227,6 +227,7 @@ pub fn big_signals(scale: Scale) -> Signals {
                     }
                 })
                 .collect(),
+            ..Default::default()
         })
         .collect();
 
@@ -294,6 +295,7 @@ pub fn big_signals(scale: Scale) -> Signals {
             total_calls,
             total_errors,
             syscalls: syscall_stats,
+            ..Default::default()
         }),
         tcp: Some(TcpSignals {
             retransmits: 30_000,
@@ -309,6 +311,7 @@ pub fn big_signals(scale: Scale) -> Signals {
             top_flows,
             slow_rtt_flows: Vec::new(),
             slow_connects: Vec::new(),
+            ..Default::default()
         }),
         oom: Some(OomSignals {
             vmstat_oom_kills: (scale.cgroups / 100 + 1) as u64,
@@ -319,6 +322,7 @@ pub fn big_signals(scale: Scale) -> Signals {
             runq_delay: latency_histogram(&mut rng, 5_000_000, 1_000, 60 * MS),
             top_delayed,
             psi_cpu_some_avg10: Some(23.5),
+            ..Default::default()
         }),
         fds: Some(FdSignals {
             processes: fd_processes,

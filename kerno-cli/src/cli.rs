@@ -389,6 +389,8 @@ pub enum Output {
     Pretty,
     /// JSON (doctor's report with its signals: docs/json-report.md).
     Json,
+    /// One self-contained HTML page with charts (doctor's report; docs/cli.md).
+    Html,
 }
 
 #[derive(Args, Debug)]
@@ -412,6 +414,11 @@ pub struct DoctorArgs {
     /// Also write the window's signals to FILE, for `--from` later.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+
+    /// Also write the report as one self-contained HTML page (charts included) to FILE,
+    /// beside the report on stdout.
+    #[arg(long, value_name = "FILE")]
+    pub save_html: Option<PathBuf>,
 
     /// Re-run the rules on a window saved with --save (or a JSON report); needs no root.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["duration", "save", "domains"])]

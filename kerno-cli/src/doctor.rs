@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use kerno_core::{
     Config, CoreError, Engine, KernelOptions, Scope, Severity, ThresholdRegistry,
     config::{check_window, parse_domains, parse_duration},
-    render::{PrettyOptions, json, pretty},
+    render::{PrettyOptions, html_page, json, pretty},
 };
 
 use crate::{
@@ -149,12 +149,11 @@ pub fn run(args: DoctorArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failu
     }
     let out = g.output_for(
         "doctor",
-        &[Output::Pretty, Output::Json],
+        &[Output::Pretty, Output::Json, Output::Html],
         Some(cfg.output.as_str()),
     )?;
     cfg.output = out.name().into();
-    let json_out = out == Output::Json;
-    let color = g.color(false) && !json_out;
+    let color = g.color(false) && out == Output::Pretty;
 
     let mut engine = Engine::new();
     engine.add_rules(rules);
@@ -254,10 +253,17 @@ pub fn run(args: DoctorArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failu
         }
         report.analysis = Some(analysis);
     }
-    let text = if json_out {
-        json(&report)
-    } else {
-        pretty(&report, PrettyOptions { color })
+    if let Some(path) = &args.save_html {
+        std::fs::write(path, html_page(&report))
+            .with_context(|| format!("writing the HTML report to {}", path.display()))?;
+        if !args.quiet {
+            eprintln!("kerno: HTML report written to {}", path.display());
+        }
+    }
+    let text = match out {
+        Output::Json => json(&report),
+        Output::Html => html_page(&report),
+        Output::Pretty => pretty(&report, PrettyOptions { color }),
     };
     let mut out = std::io::stdout().lock();
     // A closed pipe (`kerno doctor | head`) is not an error worth a message.

@@ -41,6 +41,7 @@ impl Output {
         match self {
             Output::Pretty => "pretty",
             Output::Json => "json",
+            Output::Html => "html",
         }
     }
 }

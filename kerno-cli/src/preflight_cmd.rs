@@ -61,7 +61,8 @@ pub fn run(args: PreflightArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Fa
             };
             serde_json::to_string_pretty(&v)?
         }
-        Output::Pretty => p.render(g.color(false)),
+        // output_for refused html.
+        Output::Pretty | Output::Html => p.render(g.color(false)),
     };
     let _ = writeln!(std::io::stdout().lock(), "{}", text.trim_end());
     Ok(if p.failed() { exit::FAILURE } else { exit::OK })

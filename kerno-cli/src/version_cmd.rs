@@ -98,7 +98,8 @@ pub fn run(g: &GlobalArgs) -> Result<u8, Failure> {
     let v = info();
     let text = match out {
         Output::Json => serde_json::to_string_pretty(&v)?,
-        Output::Pretty => format!("kerno {}", render(&v)),
+        // output_for refused html.
+        Output::Pretty | Output::Html => format!("kerno {}", render(&v)),
     };
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(exit::OK)

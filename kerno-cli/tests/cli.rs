@@ -219,7 +219,7 @@ fn bash_completes_commands_and_flag_values() {
     assert_eq!(complete(&["kerno", "pref"]), ["preflight"]);
     assert_eq!(
         complete(&["kerno", "doctor", "--output", ""]),
-        ["pretty", "json"]
+        ["pretty", "json", "html"]
     );
     let shells = complete(&["kerno", "completions", ""]);
     for sh in ["bash", "zsh", "fish"] {

@@ -86,6 +86,43 @@ fn root_doctor_counts_the_failing_opens_of_a_workload() {
     for d in report["domains"].as_array().unwrap() {
         assert_eq!(d["observed"], true, "{d}");
     }
+    // The per-second series the HTML report plots: one point per sample interval, and the
+    // rates add up to the window's totals.
+    let sys = &report["signals"]["syscalls"];
+    let integral = |series: &Value| -> (usize, f64) {
+        let pts = series.as_array().expect("a series");
+        let mut prev = 0.0;
+        let mut sum = 0.0;
+        for p in pts {
+            let (t, v) = (p[0].as_f64().unwrap(), p[1].as_f64().unwrap());
+            sum += v * (t - prev) / 1000.0;
+            prev = t;
+        }
+        (pts.len(), sum)
+    };
+    let (n, calls) = integral(&sys["calls_series"]);
+    assert!(n >= 2, "{}", sys["calls_series"]);
+    let total = sys["total_calls"].as_f64().unwrap();
+    assert!(
+        (calls - total).abs() < 1.0,
+        "calls/s add up to {calls}, total {total}"
+    );
+    let (_, errors) = integral(&sys["errors_series"]);
+    assert!(errors >= N as f64 - 0.5, "errors/s add up to {errors}");
+    assert!(!sys["p99_series"].as_array().unwrap().is_empty());
+    assert!(
+        !report["signals"]["sched"]["p99_series"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        report["signals"]["tcp"]["retransmits_series"]
+            .as_array()
+            .unwrap()
+            .len(),
+        n
+    );
 }
 
 #[test]

@@ -502,10 +502,10 @@ impl Config {
 
     /// Check values that the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !matches!(self.output.as_str(), "pretty" | "json") {
+        if !matches!(self.output.as_str(), "pretty" | "json" | "html") {
             return Err(invalid(
                 "output",
-                format!("expected pretty or json, got {:?}", self.output),
+                format!("expected pretty, json or html, got {:?}", self.output),
             ));
         }
         check_window("duration", self.duration)?;

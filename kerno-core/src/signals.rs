@@ -283,6 +283,18 @@ pub struct SyscallSignals {
     pub total_errors: u64,
     /// Per syscall, busiest first; only syscalls that ran in the window.
     pub syscalls: Vec<SyscallStat>,
+    /// Calls per second (all syscalls), at each sample after the first: the calls since the
+    /// previous sample over the time between them.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub calls_series: Series,
+    /// Failed calls per second (all syscalls), per sample interval like `calls_series`.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub errors_series: Series,
+    /// p99 latency (ns) of the calls completed in each sample interval, every non-waiting
+    /// syscall together (waits such as epoll_wait are left out: their length is not
+    /// latency); intervals without such calls have no point.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub p99_series: Series,
 }
 
 impl SyscallSignals {
@@ -402,6 +414,9 @@ pub struct TcpSignals {
     /// Processes and peers with connects of 50 ms or more, slowest first.
     #[serde(default)]
     pub slow_connects: Vec<SlowConnect>,
+    /// Retransmitted segments per second seen by the probe, per sample interval.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub retransmits_series: Series,
 }
 
 /// A flow whose smoothed RTT was slow.
@@ -500,6 +515,10 @@ pub struct DiskDevice {
     pub name: String,
     /// Per operation.
     pub ops: Vec<DiskOp>,
+    /// p99 latency (ns) of the requests this device completed in each sample interval,
+    /// every operation together; intervals without any have no point.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub p99_series: Series,
 }
 
 impl DiskDevice {
@@ -553,6 +572,10 @@ pub struct SchedSignals {
     /// PSI `cpu some avg10` at the end of the window, percent.
     #[serde(default)]
     pub psi_cpu_some_avg10: Option<f64>,
+    /// p99 run-queue delay (ns) of the delays measured in each sample interval; intervals
+    /// without any have no point.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub p99_series: Series,
 }
 
 /// A process's run-queue waits.
@@ -1291,6 +1314,7 @@ mod tests {
             dev: "8:0".into(),
             name: "sda".into(),
             ops: Vec::new(),
+            ..Default::default()
         };
         assert_eq!(
             (named.label(), named.short_label()),
@@ -1355,6 +1379,7 @@ mod tests {
                     stat("close", 5, 0),
                     stat("read", 2, 0),
                 ],
+                ..Default::default()
             }),
             fds: Some(FdSignals::default()),
             ..Signals::default()

@@ -515,6 +515,7 @@ mod tests {
                 dev: "7:0".into(),
                 name: "loop0".into(),
                 ops,
+                ..Default::default()
             }],
         });
         s
@@ -542,6 +543,7 @@ mod tests {
                 top_slow,
                 ..SyscallStat::default()
             }],
+            ..Default::default()
         });
     }
 
@@ -675,6 +677,7 @@ mod tests {
             dev: "259:0".into(),
             name: "nvme0n1".into(),
             ops: vec![op("flush", 900 * MS, 100)],
+            ..Default::default()
         });
         with_fsync(&mut s, 120 * MS, 100, Some(812));
         let out = run(&DiskIo, &s);

@@ -224,6 +224,7 @@ mod tests {
             runq_delay: h,
             top_delayed: top,
             psi_cpu_some_avg10: Some(42.0),
+            ..Default::default()
         });
         s
     }

@@ -156,6 +156,7 @@ fn syscalls(list: Vec<SyscallStat>) -> SyscallSignals {
         total_calls: list.iter().map(|s| s.count).sum(),
         total_errors: list.iter().map(|s| s.errors).sum(),
         syscalls: list,
+        ..Default::default()
     }
 }
 
@@ -269,6 +270,7 @@ fn healthy() -> Signals {
             max_ns: 6 * MS,
         }],
         psi_cpu_some_avg10: Some(1.2),
+        ..Default::default()
     });
     s.disk = Some(DiskSignals {
         devices: vec![
@@ -280,11 +282,13 @@ fn healthy() -> Signals {
                     op("write", 32_768, hist(&[(1_500 * US, 4_800), (9 * MS, 200)])),
                     op("flush", 0, hist(&[(1_200 * US, 390), (6 * MS, 10)])),
                 ],
+                ..Default::default()
             },
             DiskDevice {
                 dev: "259:0".into(),
                 name: "nvme0n1".into(),
                 ops: vec![op("read", 131_072, hist(&[(90 * US, 8_000)]))],
+                ..Default::default()
             },
         ],
     });
@@ -307,6 +311,7 @@ fn healthy() -> Signals {
         }],
         slow_rtt_flows: vec![],
         slow_connects: vec![],
+        ..Default::default()
     });
     s.oom = Some(OomSignals::default());
     s.memory = Some(MemorySignals {
@@ -489,6 +494,7 @@ fn everything_fires() -> Signals {
             },
         ],
         psi_cpu_some_avg10: Some(18.4),
+        ..Default::default()
     });
     if let Some(d) = &mut s.disk {
         d.devices[0].ops = vec![
@@ -543,6 +549,7 @@ fn everything_fires() -> Signals {
             mean_ns: 1_010 * MS,
             max_ns: 1_040 * MS,
         }],
+        ..Default::default()
     });
     s.oom = Some(OomSignals {
         kills: vec![OomKill {
@@ -716,14 +723,30 @@ fn text(r: &Report) -> String {
     pretty(r, PrettyOptions { color: false })
 }
 
-/// The HTML report with a line break before each block tag, for review (the output itself
-/// is one line, and removing the breaks gives it back exactly).
+/// The HTML report with a line break before each block tag, for review, and its style
+/// sheet (the same in every report) left out: the output itself is one line, and removing
+/// the breaks gives it back exactly but for the style sheet.
 fn html_lines(r: &Report) -> String {
     let out = html(r);
     assert!(!out.contains('\n'));
-    let mut lines = out;
+    let (a, b) = (out.find("<style>").unwrap(), out.find("</style>").unwrap());
+    let mut lines = format!("{}<style>…</style>{}", &out[..a], &out[b + 8..]);
     for tag in [
-        "<p>", "<ol>", "</ol>", "<li>", "<dt>", "<ul>", "<table>", "<tr>", "</div>",
+        "<header",
+        "<h2>",
+        "<h3>",
+        "<p",
+        "<ol",
+        "</ol>",
+        "<li",
+        "<dt>",
+        "<ul>",
+        "<figure",
+        "<svg",
+        "</figure>",
+        "<table",
+        "<tr>",
+        "</div>",
     ] {
         lines = lines.replace(tag, &format!("\n{tag}"));
     }
@@ -835,6 +858,7 @@ fn ai_payloads_of_every_rule_name_nothing() {
             .into(),
         cached: false,
     });
+    assert!(html(&r).contains("<h2>Analysis</h2>"));
     let with = text(&r);
     let tail = &with[with.find("\nAnalysis").expect("an Analysis section")..];
     insta::assert_snapshot!("every_rule_fires_ai_analysis_pretty", tail);
@@ -844,6 +868,7 @@ fn ai_payloads_of_every_rule_name_nothing() {
         reason: "no answer".into(),
     });
     assert_eq!(text(&failed), text(&report(&everything_fires())));
+    assert_eq!(html(&failed), html(&report(&everything_fires())));
 }
 
 /// `text` without its `<kind-N>` placeholders.

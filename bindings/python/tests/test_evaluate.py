@@ -86,8 +86,8 @@ def test_html_for_notebooks_escapes_everything(incident: kerno.Signals) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "a &amp; b" in html and "&quot;quoted&quot;" in html and "kill -9 &#39;pid&#39;" in html
     assert "CRITICAL" in html and "limit reached in about 30 s" in html
-    assert "6.80 % (threshold 5 %)" in html
-    assert html.startswith('<div class="kerno-report">') and html.endswith("</div>")
+    assert '<b>6.80 %</b> <span class="muted">(threshold 5 %)</span>' in html
+    assert html.startswith('<div class="kerno-report"><style>') and html.endswith("</div>")
 
 
 def test_html_says_what_was_not_observed() -> None:
@@ -95,7 +95,7 @@ def test_html_says_what_was_not_observed() -> None:
     report = kerno.evaluate(kerno.Signals.from_dict(window))
     html = report._repr_html_()
     assert "DEGRADED" in html
-    assert "<b>not observed</b>: probe &amp; co failed" in html
+    assert '<td class="no">not observed: probe &amp; co failed</td>' in html
     domains = {d["domain"]: d for d in report.domains}
     assert domains["tcp"].get("reason") == "probe & co failed"
     assert "reason" not in domains["syscalls"], "an observed domain has no reason"

@@ -177,6 +177,7 @@ mod tests {
                     total_calls: c,
                     total_errors: e,
                     syscalls: vec![stat(c, e)],
+                    ..Default::default()
                 }),
                 ..Signals::default()
             };

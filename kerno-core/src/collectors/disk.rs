@@ -5,9 +5,10 @@ use kerno_probes::{
     common::{BlkStatKey, blk_op},
 };
 
-use super::ends;
+use super::{ends, p99_series};
 use crate::{
-    Collector, CollectorError, DiskDevice, DiskOp, DiskSignals, Histogram, Sample, Signals, procfs,
+    Collector, CollectorError, DiskDevice, DiskOp, DiskSignals, Histogram, Sample, Series, Signals,
+    procfs,
 };
 
 /// Block I/O per device and operation from the block probe.
@@ -76,6 +77,7 @@ impl Collector for DiskCollector {
                 dev: format!("{major}:{minor}"),
                 name: procfs::block_device_name(major, minor).unwrap_or_default(),
                 ops: Vec::new(),
+                p99_series: Series::default(),
             });
             d.ops.push(DiskOp {
                 op: op_name(op).into(),
@@ -84,6 +86,25 @@ impl Collector for DiskCollector {
                 errors: t.errors.saturating_sub(e0),
                 latency: h.delta(&h0),
             });
+        }
+        // Each device's latency, every operation together, at each sample.
+        let readings: Vec<&DiskSample> = samples.iter().filter_map(|s| s.get()).collect();
+        if readings.len() == samples.len() {
+            for (dev, d) in devices.iter_mut() {
+                let per_sample: Vec<Histogram> = readings
+                    .iter()
+                    .map(|r| {
+                        let mut h = Histogram::new();
+                        for ((k, _), (_, oh)) in &r.0 {
+                            if k == dev {
+                                h.merge(oh);
+                            }
+                        }
+                        h
+                    })
+                    .collect();
+                d.p99_series = p99_series(samples, &per_sample);
+            }
         }
         let mut devices: Vec<DiskDevice> = devices.into_values().collect();
         devices.sort_by(|a, b| a.dev.cmp(&b.dev));

@@ -5,6 +5,7 @@ use kerno_probes::{SchedReader, common::SchedDelayVal};
 use super::{
     ends,
     layered::{Layered, LayeredBuilder},
+    p99_series,
 };
 use crate::{
     Collector, CollectorError, DelayedProcess, Histogram, Sample, SchedSignals, Signals, procfs,
@@ -52,6 +53,11 @@ impl Collector for SchedCollector {
         let Some((first, last)) = ends::<SchedSample>(samples) else {
             return Ok(());
         };
+        let hists: Vec<Histogram> = samples
+            .iter()
+            .filter_map(|s| s.get::<SchedSample>())
+            .map(|s| s.hist.clone())
+            .collect();
         // Threads -> processes: the probe sees thread ids.
         let mut by_pid: HashMap<u32, DelayedProcess> = HashMap::new();
         let (first_slow, last_slow) = (first.slow.materialize(), last.slow.materialize());
@@ -87,6 +93,7 @@ impl Collector for SchedCollector {
             runq_delay: last.hist.delta(&first.hist),
             top_delayed: top,
             psi_cpu_some_avg10: procfs::psi("cpu").0,
+            p99_series: p99_series(samples, &hists),
         });
         Ok(())
     }

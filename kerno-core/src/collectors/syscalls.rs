@@ -12,6 +12,7 @@ use kerno_probes::{
 use super::{
     ends,
     layered::{Layered, LayeredBuilder},
+    p99_series, rate_series,
 };
 use crate::{
     Collector, CollectorError, Histogram, ProcessErrors, ProcessSlow, Sample, Signals,
@@ -55,6 +56,38 @@ impl SyscallSample {
             .collect();
         (self.totals.materialize(), hists)
     }
+}
+
+/// At each sample: calls and errors of every syscall, and the latency histogram of the
+/// non-waiting syscalls together (all cumulative). Errors are capped at calls, as in the
+/// window's totals.
+fn per_sample(samples: &[&Sample]) -> (Vec<u64>, Vec<u64>, Vec<Histogram>) {
+    let readings: Vec<&SyscallSample> = samples.iter().filter_map(|s| s.get()).collect();
+    let (mut calls, mut errors, mut latency) = (Vec::new(), Vec::new(), Vec::new());
+    if readings.len() != samples.len() {
+        return (calls, errors, latency);
+    }
+    let totals: Vec<&Layered<u32, (u64, u64)>> = readings.iter().map(|r| &r.totals).collect();
+    Layered::replay(&totals, |_, map| {
+        let (c, e) = map
+            .values()
+            .fold((0u64, 0u64), |(c, e), (c1, e1)| (c + c1, e + e1.min(c1)));
+        calls.push(c);
+        errors.push(e);
+    });
+    let buckets: Vec<&Layered<(u32, u32), u64>> = readings.iter().map(|r| &r.buckets).collect();
+    Layered::replay(&buckets, |_, map| {
+        let mut dense = vec![0u64; kerno_probes::common::hist::BUCKETS];
+        for ((nr, b), c) in map {
+            if syscalls::class_of(*nr) & kerno_probes::common::class::WAIT == 0
+                && let Some(slot) = dense.get_mut(*b as usize)
+            {
+                *slot += c;
+            }
+        }
+        latency.push(Histogram::from_dense(&dense));
+    });
+    (calls, errors, latency)
 }
 
 impl SyscallCollector {
@@ -196,6 +229,10 @@ impl Collector for SyscallCollector {
         }
         out.syscalls
             .sort_by(|a, b| b.count.cmp(&a.count).then(a.nr.cmp(&b.nr)));
+        let (calls, errors, latency) = per_sample(samples);
+        out.calls_series = rate_series(samples, &calls);
+        out.errors_series = rate_series(samples, &errors);
+        out.p99_series = p99_series(samples, &latency);
         signals.syscalls = Some(out);
         Ok(())
     }

@@ -8,6 +8,7 @@ use kerno_probes::{
 use super::{
     ends,
     layered::{Layered, LayeredBuilder},
+    rate_series,
 };
 use crate::{
     Collector, CollectorError, Histogram, Sample, Signals, SlowConnect, TcpFlow, TcpRttFlow,
@@ -85,6 +86,12 @@ impl Collector for TcpCollector {
     fn fill(&self, samples: &[&Sample], signals: &mut Signals) -> Result<(), CollectorError> {
         let Some((first, last)) = ends::<TcpSample>(samples) else {
             return Ok(());
+        };
+        let readings: Vec<&TcpSample> = samples.iter().filter_map(|s| s.get()).collect();
+        let retransmits: Vec<u64> = if readings.len() == samples.len() {
+            readings.iter().map(|r| r.counters.retransmits).collect()
+        } else {
+            Vec::new()
         };
         let (a, b) = (&first.counters, &last.counters);
         let (first_flows, last_flows) = (first.flows.materialize(), last.flows.materialize());
@@ -196,6 +203,7 @@ impl Collector for TcpCollector {
             top_flows: flows,
             slow_rtt_flows: rtt_flows,
             slow_connects,
+            retransmits_series: rate_series(samples, &retransmits),
         });
         Ok(())
     }

@@ -4,8 +4,9 @@
 mod html;
 mod json;
 mod pretty;
+mod svg;
 
-pub use html::html;
+pub use html::{html, html_page};
 pub use json::json;
 pub use pretty::{PrettyOptions, pretty};
 

@@ -123,6 +123,7 @@ fn the_threshold_decides_what_a_replayed_window_reports() {
                 count: 10_000,
                 ..SyscallStat::default()
             }],
+            ..Default::default()
         }),
         window: kerno_core::Window {
             start_unix_ms: 1_700_000_000_000,
