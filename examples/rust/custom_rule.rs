@@ -87,6 +87,7 @@ fn main() {
                 latency,
                 ..SyscallStat::default()
             }],
+            ..SyscallSignals::default()
         }),
         ..Signals::default()
     };
