@@ -96,6 +96,29 @@ pub enum AiError {
     },
 }
 
+/// The analysis of `report` with the settings `cfg` (the key from `KERNO_AI_API_KEY` or
+/// `ai.api_key_file`); never an error: a missing key or any failure is
+/// [`Analysis::Failed`]. What every frontend calls.
+pub fn analyze(cfg: &AiConfig, report: &Report) -> Analysis {
+    match PostProcessor::new(cfg) {
+        Ok(pp) => pp.analyze(report),
+        Err(e) => Analysis::Failed {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// The analysis of the lines `kerno explain` did not know, as [`analyze`] does for a
+/// report.
+pub fn analyze_unknown(cfg: &AiConfig, explanation: &kerno_core::explain::Explanation) -> Analysis {
+    match PostProcessor::new(cfg) {
+        Ok(pp) => pp.explain_unknown(explanation),
+        Err(e) => Analysis::Failed {
+            reason: e.to_string(),
+        },
+    }
+}
+
 /// A request ready to send, and how to read its answer.
 #[derive(Debug)]
 pub struct Prepared {

@@ -242,12 +242,7 @@ pub fn run(args: DoctorArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failu
         }
         // The analysis never changes the exit code, and a failure leaves the report as it
         // would be without --ai (the JSON report says why in `analysis`).
-        let analysis = match kerno_ai::PostProcessor::new(&cfg.ai) {
-            Ok(pp) => pp.analyze(&report),
-            Err(e) => kerno_core::Analysis::Failed {
-                reason: e.to_string(),
-            },
-        };
+        let analysis = kerno_ai::analyze(&cfg.ai, &report);
         if let kerno_core::Analysis::Failed { reason } = &analysis {
             eprintln!("kerno: no AI analysis: {reason}");
         }

@@ -96,12 +96,7 @@ pub fn run(args: ExplainArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Fail
                 "kerno: every line is in the knowledge base; nothing was sent to the AI provider"
             );
         } else {
-            let analysis = match kerno_ai::PostProcessor::new(&cfg.ai) {
-                Ok(pp) => pp.explain_unknown(&e),
-                Err(err) => kerno_core::Analysis::Failed {
-                    reason: err.to_string(),
-                },
-            };
+            let analysis = kerno_ai::analyze_unknown(&cfg.ai, &e);
             if let kerno_core::Analysis::Failed { reason } = &analysis {
                 eprintln!("kerno: no AI analysis: {reason}");
             }

@@ -151,12 +151,7 @@ fn evaluate(
     rule_set.errors().check()?;
     if let Some(cfg) = ai {
         // The call runs without the GIL: other Python threads go on meanwhile.
-        let analysis = py.detach(|| match kerno_ai::PostProcessor::new(&cfg) {
-            Ok(pp) => pp.analyze(&report),
-            Err(e) => kerno_core::Analysis::Failed {
-                reason: e.to_string(),
-            },
-        });
+        let analysis = py.detach(|| kerno_ai::analyze(&cfg, &report));
         report.analysis = Some(analysis);
     }
     Ok(PyReport { inner: report })

@@ -179,12 +179,7 @@ async fn doctor(State(s): St, RawQuery(q): RawQuery) -> Response {
                                     .into(),
                         }
                     } else {
-                        match kerno_ai::PostProcessor::new(&cfg) {
-                            Ok(pp) => pp.analyze(&report),
-                            Err(e) => kerno_core::Analysis::Failed {
-                                reason: e.to_string(),
-                            },
-                        }
+                        kerno_ai::analyze(&cfg, &report)
                     };
                     report.analysis = Some(analysis);
                     report
