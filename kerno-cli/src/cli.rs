@@ -251,6 +251,10 @@ pub struct TraceSyscallArgs {
     #[arg(long, value_name = "COMM")]
     pub comm: Option<String>,
 
+    /// Only tasks of this Kubernetes pod (its cgroup, matched in the kernel; needs the pod's cgroups in the cgroup v2 hierarchy)
+    #[arg(long, value_name = "NS/NAME")]
+    pub pod: Option<String>,
+
     /// Only this syscall (repeatable, or comma-separated), e.g. --syscall openat
     #[arg(short, long = "syscall", value_name = "NAME", value_delimiter = ',')]
     pub syscalls: Vec<String>,

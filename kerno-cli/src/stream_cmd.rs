@@ -401,10 +401,25 @@ fn trace_syscall(a: TraceSyscallArgs) -> Result<u8, Failure> {
     if let Some(p) = a.pid.filter(|p| *p == 0 || !process_alive(*p)) {
         return Err(Failure::usage(anyhow!("--pid {p}: no such process")));
     }
+    let pod = a
+        .pod
+        .as_deref()
+        .map(kerno_core::stream::syscall::pod_cgroup)
+        .transpose()
+        .map_err(stream_error)?;
+    if let Some(p) = &pod {
+        eprintln!(
+            "kerno: pod {} is cgroup {} (id {}); only its tasks are traced",
+            a.pod.as_deref().unwrap_or_default(),
+            p.path,
+            p.id
+        );
+    }
     let filter = SyscallFilter {
         pid: a.pid,
         comm: a.comm.clone(),
-        cgroup_id: None,
+        cgroup_id: pod.as_ref().map(|p| p.id),
+        cgroup_level: pod.as_ref().map(|p| p.level).unwrap_or(0),
         syscalls: a.syscalls.clone(),
         min_latency,
         errors_only: a.errors,

@@ -942,3 +942,140 @@ fn root_trace_disk_names_the_issuer_and_the_slow_device_latency() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// A pod as the kubelet (cgroupfs driver) lays it out, made by hand: its log directory
+/// (`/var/log/pods/<ns>_<name>_<uid>/<container>/`, where Kerno reads pod names) and its
+/// cgroups in the cgroup v2 hierarchy (`/kubepods/burstable/pod<uid>/<container id>`).
+/// Removed on drop.
+struct FakePod {
+    logs: std::path::PathBuf,
+    /// `/var/log/pods`, when this test made it.
+    made_log_root: bool,
+    cgroups: Vec<std::path::PathBuf>,
+    container: std::path::PathBuf,
+}
+
+impl FakePod {
+    fn new(ns: &str, name: &str) -> FakePod {
+        let n = std::process::id();
+        let uid = format!("7e57ab1e-0000-4000-8000-{n:012x}");
+        let logs = std::path::PathBuf::from(format!("/var/log/pods/{ns}_{name}_{uid}"));
+        let made_log_root = !std::path::Path::new("/var/log/pods").exists();
+        std::fs::create_dir_all(logs.join("app")).unwrap();
+        let root = kerno_cgroup2_root();
+        let mut cgroups = Vec::new();
+        let mut dir = root.clone();
+        for part in [
+            "kubepods".to_string(),
+            "burstable".to_string(),
+            format!("pod{uid}"),
+            format!("{n:064x}"),
+        ] {
+            dir = dir.join(part);
+            if !dir.exists() {
+                std::fs::create_dir(&dir).unwrap();
+                cgroups.push(dir.clone());
+            }
+        }
+        FakePod {
+            logs,
+            made_log_root,
+            cgroups,
+            container: dir,
+        }
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.container.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for FakePod {
+    fn drop(&mut self) {
+        // Any process still inside goes back to the root first.
+        let root = kerno_cgroup2_root();
+        if let Ok(procs) = std::fs::read_to_string(self.container.join("cgroup.procs")) {
+            for p in procs.lines() {
+                let _ = std::fs::write(root.join("cgroup.procs"), p);
+            }
+        }
+        for d in self.cgroups.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        let _ = std::fs::remove_dir_all(&self.logs);
+        if self.made_log_root {
+            let _ = std::fs::remove_dir("/var/log/pods");
+        }
+    }
+}
+
+/// The cgroup v2 mount (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a hybrid host).
+fn kerno_cgroup2_root() -> std::path::PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| std::path::PathBuf::from(f[1]))
+        })
+        .expect("a cgroup v2 hierarchy")
+}
+
+#[test]
+fn root_trace_syscall_pod_sees_only_that_pods_tasks() {
+    const OPENS: usize = 200;
+    let t0 = Instant::now();
+    let name = format!("tracepod-{}", std::process::id());
+    let pod = FakePod::new("kerno-test", &name);
+    let mut inside = Workload::fork("kerno-inpod", OPENS as u32, 0, 0);
+    let mut outside = Workload::fork("kerno-outpod", OPENS as u32, 0, 0);
+    pod.add(inside.pid());
+    let spec = format!("kerno-test/{name}");
+    let s = Stream::start(&[
+        "trace",
+        "syscall",
+        "--pod",
+        &spec,
+        "--syscall",
+        "openat",
+        "--errors",
+        "-o",
+        "json",
+    ]);
+    inside.release();
+    outside.release();
+    inside.wait();
+    outside.wait();
+    thread::sleep(Duration::from_millis(300));
+    s.signal(libc::SIGTERM);
+    let (code, out, stderr) = s.finish(Duration::from_secs(10));
+    assert_eq!(code, 0, "{out} {stderr:?}");
+    let (events, summary) = json_lines(&out);
+    assert_eq!(events.len(), OPENS, "{out}");
+    for e in &events {
+        assert_eq!(e["comm"], "kerno-inpod", "{e}");
+    }
+    assert_eq!(summary["shown"], OPENS as u64, "{summary}");
+    // The outside process's calls were dropped in the kernel.
+    assert!(
+        summary["filtered"].as_u64().unwrap() >= OPENS as u64,
+        "{summary}"
+    );
+    // A pod that is not on this node is a usage error before anything loads.
+    let o = Command::new(env!("CARGO_BIN_EXE_kerno"))
+        .args(["trace", "syscall", "--pod", "kerno-test/not-here"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no cgroup of pod kerno-test/not-here"));
+    drop(pod);
+    eprintln!(
+        "trace syscall --pod test: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}

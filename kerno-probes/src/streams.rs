@@ -94,6 +94,9 @@ pub struct StreamOptions {
     pub comm: Option<String>,
     /// Only tasks in this cgroup (v2 id).
     pub cgroup_id: Option<u64>,
+    /// With `cgroup_id`: the cgroup's depth in the v2 hierarchy (a pod's cgroup, matched as
+    /// an ancestor of its containers' cgroups); 0: the task's own cgroup must match.
+    pub cgroup_level: u32,
     /// Only events at least this long, ns.
     pub min_ns: u64,
     /// Syscall stream: only these syscall numbers (empty: all).
@@ -171,6 +174,7 @@ impl StreamProbe {
         filter.self_tgid = std::process::id();
         filter.pid = opts.pid.unwrap_or(0);
         filter.cgroup_id = opts.cgroup_id.unwrap_or(0);
+        filter.cgroup_level = opts.cgroup_level;
         filter.min_ns = opts.min_ns;
         // Wake the reader when an eighth of the ring is queued; it also drains on a timer.
         filter.wakeup_bytes = (ring_bytes / 8) as u64;

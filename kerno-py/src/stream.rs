@@ -139,6 +139,7 @@ pub fn trace_syscalls(
         pid,
         comm,
         cgroup_id: None,
+        cgroup_level: 0,
         syscalls: syscalls.unwrap_or_default(),
         min_latency: Duration::from_secs_f64(min_latency_ms / 1000.0),
         errors_only: errors,

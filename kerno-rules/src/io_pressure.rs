@@ -33,8 +33,39 @@ pub const IO_FULL_CRITICAL_PCT: ThresholdSpec = ThresholdSpec::number(
     100.0,
     "PSI io full above this share of the window is critical",
 );
+/// `io_host_disk_p99_ms`: a host-wide stall is blamed on the disk only when a device's p99
+/// request latency in the window reaches this (ms).
+pub const IO_HOST_DISK_P99_MS: ThresholdSpec = ThresholdSpec::number(
+    "io_host_disk_p99_ms",
+    50.0,
+    "ms",
+    0.0,
+    60_000.0,
+    "a host-wide io full stall is reported only when some disk's p99 request latency in the window reaches this: one task streaming from a fast disk (a backup, a page-cache read) is all the host does, not a stall",
+);
 /// The thresholds this rule reads.
-pub const THRESHOLDS: &[ThresholdSpec] = &[IO_FULL_PCT, IO_FULL_CRITICAL_PCT];
+pub const THRESHOLDS: &[ThresholdSpec] = &[IO_FULL_PCT, IO_FULL_CRITICAL_PCT, IO_HOST_DISK_P99_MS];
+
+/// The slowest device's p99 request latency in the window (ms), over devices with at least
+/// 20 requests; `None` when the disk domain was not observed.
+fn slowest_disk_p99_ms(s: &Signals) -> Option<(f64, String)> {
+    let disk = s.disk.as_ref()?;
+    let mut best: Option<(f64, String)> = None;
+    for d in &disk.devices {
+        let mut all = kerno_core::Histogram::new();
+        for op in &d.ops {
+            all.merge(&op.latency);
+        }
+        if all.count() < 20 {
+            continue;
+        }
+        let ms = all.percentile(99.0).unwrap_or(0) as f64 / 1e6;
+        if best.as_ref().is_none_or(|(b, _)| ms > *b) {
+            best = Some((ms, d.label()));
+        }
+    }
+    Some(best.unwrap_or((0.0, String::new())))
+}
 
 fn psi_line(who: &str, p: &Pressure) -> String {
     format!(
@@ -124,7 +155,7 @@ impl Rule for IoPressure {
 
     fn doc(&self) -> kerno_core::RuleDoc {
         kerno_core::RuleDoc {
-            checks: "Pressure stall information for I/O, host and every cgroup that has it: the share of the window in which all non-idle tasks stalled on I/O (full) above io_full_pct warns, above io_full_critical_pct is critical; the cgroups with the most pressure are named.".into(),
+            checks: "Pressure stall information for I/O, host and every cgroup that has it: the share of the window in which all non-idle tasks stalled on I/O (full) above io_full_pct warns, above io_full_critical_pct is critical; the cgroups with the most pressure are named. The host-wide finding also needs a device whose p99 request latency reaches io_host_disk_p99_ms (when the disk domain is observed): one task streaming from a fast disk makes full equal some without any stall.".into(),
             when_it_fires: vec![
                 "Confirm: cat /proc/pressure/io and <cgroup>/io.pressure; iostat -x 1 for the device's utilisation and queue.".into(),
                 "Find the I/O: pidstat -d 1 or iotop -o for who reads and writes; a throttled cgroup shows in blkio.throttle.* or io.max.".into(),
@@ -152,7 +183,15 @@ impl Rule for IoPressure {
             .iter()
             .filter_map(|(c, p)| cgroup_finding(c, p, s, t))
             .collect();
+        // "Every task waited for I/O" is a stall only when the I/O is slow: on a host where
+        // one task streams from a fast disk, that task is all that runs, and full equals
+        // some without anything waiting on anything else.
+        let disk = slowest_disk_p99_ms(s);
+        let disk_slow = disk
+            .as_ref()
+            .is_none_or(|(ms, _)| *ms >= t.number(&IO_HOST_DISK_P99_MS));
         if let Some(host) = &sat.io
+            && disk_slow
             && let Some((severity, threshold)) =
                 grade(host.full(), warn, t.number(&IO_FULL_CRITICAL_PCT))
         {
@@ -169,6 +208,14 @@ impl Rule for IoPressure {
             f.cause = "Block I/O does not keep up: the device is saturated or slow, so every task that reads or writes queues behind it. PSI's \"full\" counts the time in which every non-idle task on the host waited for I/O together.".into();
             f.impact = "Wall time lost to every workload on the host at once: file reads, writes, fsyncs, page faults of file-backed memory and swap all wait.".into();
             f.evidence.push(psi_line("host", host));
+            match &disk {
+                Some((ms, dev)) => f.evidence.push(format!(
+                    "slowest disk in the window: {dev}, p99 request latency {ms:.1} ms"
+                )),
+                None => f.evidence.push(
+                    "the disk domain was not observed: no device latency confirms the stall".into(),
+                ),
+            }
             for c in top.iter().take(3) {
                 if let Some(p) = &c.io {
                     f.evidence.push(format!(
@@ -256,7 +303,43 @@ mod tests {
         let f = one(run(&IoPressure, &s));
         assert_eq!((f.severity, f.subject.kind.as_str()), (Severity::Critical, "host"));
         assert!(f.title.ends_with("; cgroup /busy waits most"), "{}", f.title);
-        assert_eq!(f.evidence[1], "cgroup /busy: full 9.0%, some 40%");
+        assert_eq!(f.evidence[2], "cgroup /busy: full 9.0%, some 40%");
+    }
+
+    /// One task streaming from a fast disk: full equals some, and no device is slow, so the
+    /// host is not stalled; a slow device (or no disk signal at all) keeps the finding.
+    #[test]
+    fn a_host_stall_needs_a_slow_disk_when_the_disk_is_observed() {
+        use kerno_core::{DiskDevice, DiskOp, DiskSignals, Histogram};
+        let disk = |p99_ms: u64| {
+            let mut h = Histogram::new();
+            h.record_n(500_000, 980);
+            h.record_n(p99_ms * 1_000_000, 20);
+            DiskSignals {
+                devices: vec![DiskDevice {
+                    dev: "7:0".into(),
+                    name: "loop0".into(),
+                    ops: vec![DiskOp {
+                        op: "read".into(),
+                        count: 1000,
+                        latency: h,
+                        ..DiskOp::default()
+                    }],
+                    ..DiskDevice::default()
+                }],
+            }
+        };
+        let mut s = with(psi(70.0, 70.0), vec![]);
+        s.disk = Some(disk(2));
+        assert!(run(&IoPressure, &s).is_empty(), "a fast disk: one busy reader, no stall");
+        s.disk = Some(disk(21));
+        assert!(run(&IoPressure, &s).is_empty(), "21 ms: a streaming reader's large requests");
+        s.disk = Some(disk(80));
+        let f = one(run(&IoPressure, &s));
+        assert!(f.evidence.iter().any(|e| e.contains("p99 request latency 8")), "{:?}", f.evidence);
+        s.disk = None;
+        let f = one(run(&IoPressure, &s));
+        assert!(f.evidence.iter().any(|e| e.starts_with("the disk domain was not observed")));
     }
 
     #[test]

@@ -112,7 +112,7 @@ mod tests {
         let reg = super::thresholds();
         assert!(reg.conflicts().is_empty(), "{:?}", reg.conflicts());
         let keys = reg.keys();
-        assert_eq!(keys.len(), 53, "{keys:?}");
+        assert_eq!(keys.len(), 54, "{keys:?}");
         for (rule, spec) in reg.iter() {
             assert!(super::builtin().iter().any(|r| r.id() == rule));
             assert!(

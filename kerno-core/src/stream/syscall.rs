@@ -20,8 +20,11 @@ pub struct SyscallFilter {
     pub pid: Option<u32>,
     /// Only threads with this command name (at most 15 bytes).
     pub comm: Option<String>,
-    /// Only tasks in this cgroup v2 id (a pod's, see [`crate::attribution`]).
+    /// Only tasks in this cgroup v2 id (a pod's: [`pod_cgroup`]).
     pub cgroup_id: Option<u64>,
+    /// With `cgroup_id`: the cgroup's depth, matched as an ancestor of the task's own
+    /// cgroup (a pod's cgroup holds its containers' cgroups); 0: the task's own cgroup.
+    pub cgroup_level: u32,
     /// Only these syscalls, by name (empty: all).
     pub syscalls: Vec<String>,
     /// Only calls at least this slow.
@@ -147,6 +150,7 @@ impl SyscallStream {
             pid: filter.pid,
             comm: filter.comm.clone(),
             cgroup_id: filter.cgroup_id,
+            cgroup_level: filter.cgroup_level,
             min_ns: filter.min_latency.as_nanos().min(u64::MAX as u128) as u64,
             syscalls: filter.numbers()?,
             errors_only: filter.errors_only,
@@ -199,4 +203,60 @@ mod tests {
         };
         insta::assert_snapshot!(format!("{}\n{}", SyscallEvent::header(), ev.row()));
     }
+}
+
+/// A pod's cgroup in the cgroup v2 hierarchy, for [`SyscallFilter::cgroup_id`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodCgroup {
+    /// Its path below the v2 mount (`/kubepods.slice/.../kubepods-pod<uid>.slice`).
+    pub path: String,
+    /// Its cgroup id (the directory's inode number).
+    pub id: u64,
+    /// Its depth (the root is 0).
+    pub level: u32,
+}
+
+/// The cgroup v2 directory of pod `spec` (`namespace/name`): the shallowest directory that
+/// node-local attribution names as that pod (its containers' cgroups are below it). Needs
+/// the pod in the cgroup v2 hierarchy: a v2 host, or a hybrid host whose kubelet uses the
+/// systemd driver.
+pub fn pod_cgroup(spec: &str) -> Result<PodCgroup, StreamError> {
+    use std::os::unix::fs::MetadataExt;
+    let scope = crate::Scope::pod(spec).map_err(|e| StreamError::Filter(format!("--pod: {e}")))?;
+    let root = crate::procfs::cgroup2_root().ok_or_else(|| {
+        StreamError::Filter("--pod: no cgroup v2 hierarchy is mounted, so a pod's cgroup cannot be told to the kernel".into())
+    })?;
+    let mut level_dirs = vec![root.clone()];
+    for level in 1..=8u32 {
+        let mut next = Vec::new();
+        for dir in &level_dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_dir() {
+                    continue;
+                }
+                let rel = format!("/{}", path.strip_prefix(&root).unwrap_or(&path).display());
+                let a = crate::procfs::attribute_cgroup(&rel);
+                if scope.contains(a.namespace.as_deref(), a.pod_name.as_deref()) {
+                    return Ok(PodCgroup {
+                        path: rel,
+                        id: meta.ino(),
+                        level,
+                    });
+                }
+                next.push(path);
+            }
+        }
+        level_dirs = next;
+    }
+    Err(StreamError::Filter(format!(
+        "--pod: no cgroup of pod {spec} under {} (it is not running on this node, or its cgroups are only in the cgroup v1 hierarchy)",
+        root.display()
+    )))
 }

@@ -56,8 +56,9 @@ pub struct StreamFilter {
     pub ops: u32,
     /// Disk: only this device (the kernel's `dev_t`, `major << 20 | minor`); 0: any.
     pub dev: u32,
-    /// Padding.
-    pub pad: u32,
+    /// With `cgroup_id`: compare the task's ancestor cgroup at this level (a pod's cgroup,
+    /// whose containers are its children) instead of its own cgroup; 0: its own.
+    pub cgroup_level: u32,
 }
 
 impl StreamFilter {
@@ -72,7 +73,7 @@ impl StreamFilter {
         flags: 0,
         ops: 0,
         dev: 0,
-        pad: 0,
+        cgroup_level: 0,
     };
 }
 

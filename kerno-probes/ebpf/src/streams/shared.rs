@@ -7,7 +7,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_ktime_get_ns},
     macros::map,
     maps::{PerCpuArray, RingBuf},
     programs::TracePointContext,
@@ -73,6 +73,14 @@ pub(crate) fn now() -> u64 {
 pub(crate) fn cgroup_id() -> u64 {
     // SAFETY: as in `now`: a helper that takes no argument.
     unsafe { bpf_get_current_cgroup_id() }
+}
+
+/// `bpf_get_current_ancestor_cgroup_id`: the cgroup v2 id of the current task's ancestor
+/// at `level` (the root is level 0; 0 when the task is not that deep).
+#[inline(always)]
+pub(crate) fn ancestor_cgroup_id(level: u32) -> u64 {
+    // SAFETY: as in `now`: a helper that takes a plain integer.
+    unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) }
 }
 
 /// Types for which any bytes are a valid value.

@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use kerno_probes_common::{MAX_SYSCALLS, SyscallEvent, THREAD_SLOTS, stream_flag, stream_stat};
 
-use crate::shared::{cgroup_id, comm_matches, count, emit, filter, now};
+use crate::shared::{ancestor_cgroup_id, cgroup_id, comm_matches, count, emit, filter, now};
 
 /// 1 per syscall number to trace, when the filter has [`stream_flag::SYSCALL_SET`].
 #[unsafe(no_mangle)]
@@ -63,9 +63,16 @@ pub fn stream_sys_enter(ctx: BtfTracePointContext) -> i32 {
             return 0;
         }
     }
-    if f.cgroup_id != 0 && cgroup_id() != f.cgroup_id {
-        count(stream_stat::FILTERED);
-        return 0;
+    if f.cgroup_id != 0 {
+        let id = if f.cgroup_level != 0 {
+            ancestor_cgroup_id(f.cgroup_level)
+        } else {
+            cgroup_id()
+        };
+        if id != f.cgroup_id {
+            count(stream_stat::FILTERED);
+            return 0;
+        }
     }
     if let Some(s) = SYSCALL_STREAM_SLOTS.get_ptr_mut(tid % THREAD_SLOTS) {
         // SAFETY: a map value (see `shared`'s safety patterns). Two threads whose ids share
