@@ -40,7 +40,7 @@ pub const IO_HOST_DISK_P99_MS: ThresholdSpec = ThresholdSpec::number(
     50.0,
     "ms",
     0.0,
-    60_000.0,
+    f64::MAX,
     "a host-wide io full stall is reported only when some disk's p99 request latency in the window reaches this: one task streaming from a fast disk (a backup, a page-cache read) is all the host does, not a stall",
 );
 /// The thresholds this rule reads.

@@ -43,8 +43,13 @@ def test_report_of_the_incident(incident: kerno.Signals) -> None:
     assert report.schema == kerno.SCHEMA_VERSION
     s = report.summary
     assert s["critical"] + s["warning"] + s["info"] == len(report.findings)
-    assert [d["domain"] for d in report.domains] == ["syscalls", "fds", "sched", "disk", "tcp", "oom", "memory"]
-    assert all(d["observed"] for d in report.domains)
+    # The incident was saved before the filesystem, pids and conntrack domains existed: they
+    # are listed, as not observed.
+    assert [d["domain"] for d in report.domains] == [
+        "syscalls", "fds", "sched", "disk", "tcp", "oom", "memory", "filesystem", "pids", "conntrack",
+    ]
+    assert [d["domain"] for d in report.domains if not d["observed"]] == ["filesystem", "pids", "conntrack"]
+    assert all(d["observed"] for d in report.domains if d["domain"] not in ("filesystem", "pids", "conntrack"))
     assert report.degraded == [] and report.lost == incident.lost
     expected = "critical" if s["critical"] else "warning" if s["warning"] else "healthy"
     assert report.status == expected
@@ -104,7 +109,8 @@ def test_html_says_what_was_not_observed() -> None:
 def test_summary_line(incident: kerno.Signals) -> None:
     report = kerno.evaluate(incident, builtin=False, rules=[Fixed("demo", [finding(rule="demo", severity="critical", title="it broke")])])
     assert kerno.summary_line(report) == (
-        "kerno: CRITICAL on api-7 (10.0 s window): 1 critical, 0 warning, 0 info; #1 [demo] it broke"
+        "kerno: CRITICAL on api-7 (10.0 s window): 1 critical, 0 warning, 0 info; #1 [demo] it broke;"
+        " not observed: filesystem, pids, conntrack"
     )
     partial = kerno.Signals.from_dict({**quiet_window(), "tcp": None, "oom": None})
     line = kerno.summary_line(kerno.evaluate(partial, builtin=False))
