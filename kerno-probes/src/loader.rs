@@ -383,24 +383,46 @@ fn prepare_offsets(domains: &[Domain]) -> Prepared {
     }
 }
 
+/// The field offsets of the scheduler tracepoints both the aggregating and the stream
+/// programs read (`sched_wakeup` and `sched_wakeup_new` must agree on `pid`).
+pub(crate) struct SchedOffsets {
+    pub wakeup_pid: u32,
+    pub prev_pid: u32,
+    pub prev_state: u32,
+    pub next_pid: u32,
+    pub next_comm: u32,
+}
+
+pub(crate) fn sched_offsets(root: &Path) -> Result<SchedOffsets, ProbeError> {
+    let w = Format::read(root, "sched", "sched_wakeup")?;
+    let wn = Format::read(root, "sched", "sched_wakeup_new")?;
+    let s = Format::read(root, "sched", "sched_switch")?;
+    let wakeup_pid = w.require("pid")?;
+    if wn.require("pid")? != wakeup_pid {
+        return Err(ProbeError::MissingField {
+            tracepoint: "sched/sched_wakeup_new".into(),
+            field: "pid (at the same offset as sched_wakeup's)".into(),
+        });
+    }
+    Ok(SchedOffsets {
+        wakeup_pid,
+        prev_pid: s.require("prev_pid")?,
+        prev_state: s.require("prev_state")?,
+        next_pid: s.require("next_pid")?,
+        next_comm: s.require("next_comm")?,
+    })
+}
+
 pub(crate) fn fill_offsets(root: &Path, d: Domain, o: &mut TpOffsets) -> Result<(), ProbeError> {
     match d {
         Domain::Syscalls => {}
         Domain::Sched => {
-            let w = Format::read(root, "sched", "sched_wakeup")?;
-            let wn = Format::read(root, "sched", "sched_wakeup_new")?;
-            let s = Format::read(root, "sched", "sched_switch")?;
-            o.wakeup_pid = w.require("pid")?;
-            if wn.require("pid")? != o.wakeup_pid {
-                return Err(ProbeError::MissingField {
-                    tracepoint: "sched/sched_wakeup_new".into(),
-                    field: "pid (at the same offset as sched_wakeup's)".into(),
-                });
-            }
-            o.switch_prev_pid = s.require("prev_pid")?;
-            o.switch_prev_state = s.require("prev_state")?;
-            o.switch_next_pid = s.require("next_pid")?;
-            o.switch_next_comm = s.require("next_comm")?;
+            let f = sched_offsets(root)?;
+            o.wakeup_pid = f.wakeup_pid;
+            o.switch_prev_pid = f.prev_pid;
+            o.switch_prev_state = f.prev_state;
+            o.switch_next_pid = f.next_pid;
+            o.switch_next_comm = f.next_comm;
         }
         Domain::Disk => {
             let i = Format::read(root, "block", "block_rq_issue")?;

@@ -361,20 +361,12 @@ fn fill_stream_offsets(
     use tracefs::Format;
     match kind {
         StreamKind::Sched => {
-            let w = Format::read(root, "sched", "sched_wakeup")?;
-            let wn = Format::read(root, "sched", "sched_wakeup_new")?;
-            let s = Format::read(root, "sched", "sched_switch")?;
-            o.wakeup_pid = w.require("pid")?;
-            if wn.require("pid")? != o.wakeup_pid {
-                return Err(ProbeError::MissingField {
-                    tracepoint: "sched/sched_wakeup_new".into(),
-                    field: "pid (at the same offset as sched_wakeup's)".into(),
-                });
-            }
-            o.switch_prev_pid = s.require("prev_pid")?;
-            o.switch_prev_state = s.require("prev_state")?;
-            o.switch_next_pid = s.require("next_pid")?;
-            o.switch_next_comm = s.require("next_comm")?;
+            let f = crate::loader::sched_offsets(root)?;
+            o.wakeup_pid = f.wakeup_pid;
+            o.switch_prev_pid = f.prev_pid;
+            o.switch_prev_state = f.prev_state;
+            o.switch_next_pid = f.next_pid;
+            o.switch_next_comm = f.next_comm;
         }
         StreamKind::Tcp => {
             let r = Format::read(root, "tcp", "tcp_retransmit_skb")?;
