@@ -43,8 +43,9 @@ QUIET_BUSY_PCT=${QUIET_BUSY_PCT:-12}   # CPU busy (both CPUs) above which a phas
 QUIET_WAIT_S=${QUIET_WAIT_S:-90}        # ... at most this long, then runs and is flagged
 FOREIGN_WAIT_S=${FOREIGN_WAIT_S:-300}   # how long to wait for someone else's probes to go
 
-log() { printf '[overhead %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+LOG_NAME=overhead
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (the probes need it)"
 for t in cc taskset fio bpftool bpftrace jq; do
@@ -130,68 +131,6 @@ tracepoint:block:block_rq_issue, tracepoint:block:block_rq_complete { }
 BEGIN { printf("READY\n"); }
 EOF
 
-# ---- probes on the machine -----------------------------------------------------------------
-
-# Program ids a process has attached: bpf links (tp_btf, and tracepoints through perf links)
-# from its fdinfo, and perf-event attachments (bpftrace's tracepoints) from bpftool.
-attached_ids() {
-    local pid=$1 f
-    for f in /proc/"$pid"/fdinfo/*; do
-        grep -q '^link_type:' "$f" 2>/dev/null && sed -n 's/^prog_id:[[:space:]]*//p' "$f" 2>/dev/null
-    done
-    bpftool -j perf list 2>/dev/null | jq -r --argjson p "$pid" '.[] | select(.pid == $p) | .prog_id'
-}
-
-prog_names() { # ids on stdin -> names
-    local ids
-    ids=$(sort -un | paste -sd, -)
-    [ -n "$ids" ] || return 0
-    bpftool -j prog show | jq -r --argjson ids "[$ids]" '.[] | select(.id as $i | $ids | any(. == $i)) | .name'
-}
-
-# Tracing programs of any owner: on an idle machine, none.
-tracing_progs() {
-    bpftool -j prog show | jq -r '.[] | select(.type | test("^(tracepoint|raw_tracepoint|tracing|kprobe|perf_event)$")) | "\(.id):\(.name)"'
-}
-
-WAITED_S=0   # time spent waiting for a quiet machine, left out of the run time
-wait_no_foreign_probes() {
-    local waited=0 found
-    while found=$(tracing_progs) && [ -n "$found" ]; do
-        if [ "$FORCE" = 1 ]; then
-            log "warning: foreign tracing programs attached, measuring anyway (--force): $(echo $found)"
-            return 0
-        fi
-        [ "$waited" -ge "$FOREIGN_WAIT_S" ] && die "someone else's tracing programs stay attached: $(echo $found) (stop them, or --force)"
-        [ $((waited % 30)) -eq 0 ] && log "waiting for foreign tracing programs to go: $(echo $found)"
-        sleep 2; waited=$((waited + 2)); WAITED_S=$((WAITED_S + 2))
-    done
-}
-
-# Busy percentage of all CPUs over one second, from /proc/stat.
-busy_pct() {
-    local a b
-    a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN {
-        n = split(a, x); split(b, y); t = 0
-        for (i = 2; i <= n; i++) t += y[i] - x[i]
-        idle = (y[5] - x[5]) + (y[6] - x[6])
-        printf "%.0f", (t > 0) ? 100 * (t - idle) / t : 0 }'
-}
-
-# Wait until the machine is quiet (another build or test on a 2-core machine would swamp the
-# numbers); prints the busy percentage measured last.
-wait_quiet() {
-    local waited=0 b
-    while b=$(busy_pct) && [ "$b" -gt "$QUIET_BUSY_PCT" ]; do
-        [ "$waited" -ge "$QUIET_WAIT_S" ] && break
-        [ $((waited % 20)) -eq 0 ] && log "machine busy (${b}% CPU), waiting (up to ${QUIET_WAIT_S}s)"
-        sleep 1; waited=$((waited + 2))
-    done
-    echo "$waited" >> "$WORK/quiet-waits"
-    echo "$b"
-}
-
 # ---- agents --------------------------------------------------------------------------------
 
 start_agent() { # mode
@@ -248,35 +187,15 @@ start_agent() { # mode
     die "$mode did not attach within 60 s: $(cat "$WORK/agent.log")"
 }
 
-stop_agent() {
-    [ -n "$AGENT_PID" ] || return 0
-    local pid=$AGENT_PID i sig
-    AGENT_PID=""
-    # INT as Ctrl-C would; TERM when INT is ignored (a script started in the background
-    # hands SIG_IGN for INT down to its children); KILL as the last resort.
-    for sig in INT TERM KILL; do
-        kill -"$sig" "$pid" 2>/dev/null || break
-        for i in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break 2
-            sleep 0.1
-        done
-    done
-    wait "$pid" 2>/dev/null || true
-}
-
 # ---- workloads -----------------------------------------------------------------------------
-
-blk_requests() { # completed block requests on the device holding $WORK: reads+writes+discards+flushes
-    awk -v d="$BLK_DEV" '$3 == d { print $4 + $8 + $15 + $19 }' /proc/diskstats
-}
 
 run_fio() { # seconds -> "iops op_ns write_p99_us fsync_p99_us blk_per_op"
     local secs=$1 b0 b1
-    b0=$(blk_requests)
+    b0=$(blk_requests "$BLK_DEV")
     taskset -c "$WORK_CPU" fio --name=randwrite --filename="$WORK/fio.dat" --rw=randwrite --bs=4k \
         --size=256m --fsync=1 --ioengine=psync --runtime="$secs" --time_based \
         --output-format=json --output="$WORK/fio.json" >/dev/null
-    b1=$(blk_requests)
+    b1=$(blk_requests "$BLK_DEV")
     jq -r --argjson blk $((b1 - b0)) '.jobs[0] |
         [ .write.iops, 1e9 / .write.iops,
           .write.clat_ns.percentile["99.000000"] / 1000, .sync.lat_ns.percentile["99.000000"] / 1000,
@@ -285,9 +204,7 @@ run_fio() { # seconds -> "iops op_ns write_p99_us fsync_p99_us blk_per_op"
 
 # ---- setup ---------------------------------------------------------------------------------
 
-BLK_DEV=$(lsblk -no PKNAME "$(df --output=source "$WORK" | tail -1)" 2>/dev/null | head -1)
-[ -n "$BLK_DEV" ] || BLK_DEV=$(basename "$(df --output=source "$WORK" | tail -1)")
-grep -q " $BLK_DEV " /proc/diskstats || die "cannot find the block device of $WORK ($BLK_DEV)"
+BLK_DEV=$(blk_dev_of "$WORK")
 
 mkdir -p "$OUT_DIR"
 RAW="$OUT_DIR/raw.tsv"
@@ -304,15 +221,6 @@ run_fio 1 >/dev/null
 T0=$(date +%s)
 
 # ---- the interleaved rounds ----------------------------------------------------------------
-
-# Tracing programs attached by anyone but `pid` (all of them when no pid is given).
-foreign_progs() {
-    local ours=""
-    [ -n "${1:-}" ] && ours=$(attached_ids "$1" | sort -un | paste -sd, -)
-    bpftool -j prog show | jq -r --argjson ours "[${ours}]" '.[] |
-        select(.type | test("^(tracepoint|raw_tracepoint|tracing|kprobe|perf_event)$")) |
-        select(.id as $i | $ours | any(. == $i) | not) | "\(.id):\(.name)"'
-}
 
 # One mode's measurements in one round. Fails (returns 1) when someone else attached
 # tracing programs while it ran, so the caller measures it again.
