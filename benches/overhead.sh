@@ -5,7 +5,11 @@
 #   benches/overhead.sh --quick    3 short rounds (about 2 minutes)
 #
 # Options: --rounds N, --modes none,floor,kerno,bpftrace[,kerno-syscalls,bpftrace-empty], --no-build,
-#          --out DIR (default target/overhead), --force (measure even with foreign probes).
+#          --out DIR (default target/overhead), --force (measure even with foreign probes),
+#          --per-path (adds, for the scheduler and the block path alone, a floor of empty
+#          programs, Kerno with only that domain, and bpftrace's runqlat/biolatency-style
+#          script for that path alone: floor-sched,kerno-sched,bpftrace-sched,floor-disk,
+#          kerno-disk,bpftrace-disk).
 # Needs root, cc, taskset, fio, bpftool, bpftrace and jq (scripts/setup.sh installs them).
 #
 # Each round runs every mode in the same order (no agent, Kerno, bpftrace, ...), so slow
@@ -17,7 +21,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-QUICK=0 ROUNDS="" BUILD=1 FORCE=0 MODES_ARG="" OUT_DIR="$ROOT/target/overhead"
+QUICK=0 ROUNDS="" BUILD=1 FORCE=0 MODES_ARG="" PER_PATH=0 OUT_DIR="$ROOT/target/overhead"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -26,7 +30,8 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --out) OUT_DIR=$2; shift ;;
         --force) FORCE=1 ;;
-        -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        --per-path) PER_PATH=1 ;;
+        -h|--help) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "overhead.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -38,6 +43,7 @@ else
     : "${ROUNDS:=5}"; SYSCALLS=10000000; ROUND_TRIPS=500000; FIO_SECS=10; ATTR_FIO_SECS=4
 fi
 IFS=, read -r -a MODES <<< "${MODES_ARG:-none,floor,kerno,bpftrace}"
+[ "$PER_PATH" = 1 ] && MODES+=(floor-sched kerno-sched bpftrace-sched floor-disk kerno-disk bpftrace-disk)
 WORK_CPU=1 AGENT_CPU=0
 QUIET_BUSY_PCT=${QUIET_BUSY_PCT:-12}   # CPU busy (both CPUs) above which a phase waits
 QUIET_WAIT_S=${QUIET_WAIT_S:-90}        # ... at most this long, then runs and is flagged
@@ -123,6 +129,21 @@ tracepoint:block:block_rq_complete /@issue[args->dev, args->sector]/ {
 }
 BEGIN { printf("READY\n"); }
 EOF
+# Each path alone (--per-path): the scheduler and block parts of the script above, and the
+# floor of each: empty programs on the tracepoints Kerno attaches for that domain (classic
+# tracepoints, as Kerno's sched and disk programs are, so an empty bpftrace program is the
+# same floor an empty aya program would be).
+awk '/^tracepoint:sched/,/^}/' "$WORK/kerno-equivalent.bt" > "$WORK/sched.bt"
+awk '/^tracepoint:block/,/^}/' "$WORK/kerno-equivalent.bt" > "$WORK/disk.bt"
+echo 'BEGIN { printf("READY\n"); }' | tee -a "$WORK/sched.bt" >> "$WORK/disk.bt"
+cat > "$WORK/floor-sched.bt" <<'EOF'
+tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new, tracepoint:sched:sched_switch { }
+BEGIN { printf("READY\n"); }
+EOF
+cat > "$WORK/floor-disk.bt" <<'EOF'
+tracepoint:block:block_rq_issue, tracepoint:block:block_rq_complete { }
+BEGIN { printf("READY\n"); }
+EOF
 # The floor: the same tracepoints with empty programs (what attaching anything costs).
 cat > "$WORK/empty.bt" <<'EOF'
 tracepoint:raw_syscalls:sys_enter, tracepoint:raw_syscalls:sys_exit,
@@ -152,6 +173,12 @@ start_agent() { # mode
         bpftrace-empty)
             taskset -c "$AGENT_CPU" bpftrace -B line "$WORK/empty.bt" > "$WORK/agent.log" 2>&1 &
             ;;
+        kerno-sched|kerno-disk)
+            KERNO_DOMAINS=${mode#kerno-} taskset -c "$AGENT_CPU" "${KERNO_CMD[@]}" > "$WORK/agent.log" 2>&1 &
+            ;;
+        bpftrace-sched|bpftrace-disk|floor-sched|floor-disk)
+            taskset -c "$AGENT_CPU" bpftrace -B line "$WORK/${mode#bpftrace-}.bt" > "$WORK/agent.log" 2>&1 &
+            ;;
         *) die "unknown mode $mode" ;;
     esac
     AGENT_PID=$!
@@ -167,11 +194,13 @@ start_agent() { # mode
             kerno) want="sys_enter sys_exit sched_switch block_rq_issue block_rq_comple" ;;
             kerno-syscalls) want="sys_enter sys_exit" ;;
             floor) want="floor_sys_enter floor_sys_exit" ;;
+            kerno-sched|bpftrace-sched|floor-sched) want="sched_wakeup sched_switch" ;;
+            kerno-disk|bpftrace-disk|floor-disk) want="block_rq_issue block_rq_comple" ;;
             bpftrace*) want="sys_enter sys_exit sched_switch block_rq_issue block_rq_comple" ;;
         esac
         local ok=1 w
         for w in $want; do [[ " $names " == *" $w "* ]] || ok=0; done
-        if [[ "$mode" == bpftrace* || "$mode" == floor ]] && ! grep -q READY "$WORK/agent.log"; then ok=0; fi
+        if [[ "$mode" == bpftrace* || "$mode" == floor* ]] && ! grep -q READY "$WORK/agent.log"; then ok=0; fi
         if [ "$ok" = 1 ] && [ "$n" = "$prev" ]; then
             stable=$((stable + 1))
             if [ "$stable" -ge 3 ]; then
@@ -348,6 +377,20 @@ SUMMARY="$OUT_DIR/summary.md"
         addrow("per syscall, ns", "syscall_ns", "")
         addrow("per context switch, ns", "switch_ns", "")
         addrow("per block request, ns (fio op time / requests per op)", "fio_op_ns", "blk_per_op")
+        if (("floor-sched", "switch_ns", 1) in v || ("kerno-disk", "fio_op_ns", 1) in v) {
+            print ""
+            print "| each path alone, added per event | floor (empty programs) | Kerno (that domain only) | bpftrace (that path only) | Kerno/floor | Kerno/bpftrace |"
+            print "|---|---|---|---|---|---|"
+            pathrow("scheduler: per context switch, ns", "sched", "switch_ns", "")
+            pathrow("block: per block request, ns", "disk", "fio_op_ns", "blk_per_op")
+        }
+    }
+    function pathrow(title, p, m, per,   f, k, b) {
+        delete ADD
+        added("floor-" p, m, per); added("kerno-" p, m, per); added("bpftrace-" p, m, per)
+        f = ADD["floor-" p]; k = ADD["kerno-" p]; b = ADD["bpftrace-" p]
+        printf "| %s | %+.0f | %+.0f | %+.0f | %s | %s |\n", title, f, k, b,
+            (f > 0 ? sprintf("%.2f", k / f) : "-"), (b > 0 ? sprintf("%.2f", k / b) : "-")
     }' "$RAW"
     echo
     echo "In-kernel time per program run (kernel.bpf_stats_enabled, a separate short phase after the rounds):"
@@ -376,6 +419,16 @@ SUMMARY="$OUT_DIR/summary.md"
         line("per syscall (sys_enter + sys_exit)", "sys_enter", "sys_exit")
         line("per context switch (sched_wakeup + sched_switch)", "sched_wakeup", "sched_switch")
         line("per block request (block_rq_issue + block_rq_complete)", "block_rq_issue", "block_rq_comple")
+        # Each path alone (--per-path): that domain's Kerno next to that path's bpftrace.
+        if (("kerno-sched", "sched_switch") in ns || ("kerno-disk", "block_rq_issue") in ns) {
+            print ""
+            print "| each path alone, in-kernel ns per event | Kerno (that domain only) | bpftrace (that path only) | Kerno/bpftrace |"
+            print "|---|---|---|---|"
+            k = ev("kerno-sched", "sched_wakeup", "sched_switch"); b = ev("bpftrace-sched", "sched_wakeup", "sched_switch")
+            printf "| scheduler (sched_wakeup + sched_switch) | %s | %s | %s |\n", k, b, ((k != "" && b > 0) ? sprintf("%.2f", k / b) : "-")
+            k = ev("kerno-disk", "block_rq_issue", "block_rq_comple"); b = ev("bpftrace-disk", "block_rq_issue", "block_rq_comple")
+            printf "| block (block_rq_issue + block_rq_complete) | %s | %s | %s |\n", k, b, ((k != "" && b > 0) ? sprintf("%.2f", k / b) : "-")
+        }
     }' "$ATTR"
     if [ ${#NOISY[@]} -gt 0 ]; then
         echo
