@@ -419,7 +419,7 @@ SUMMARY="$OUT_DIR/summary.md"
         line("per syscall (sys_enter + sys_exit)", "sys_enter", "sys_exit")
         line("per context switch (sched_wakeup + sched_switch)", "sched_wakeup", "sched_switch")
         line("per block request (block_rq_issue + block_rq_complete)", "block_rq_issue", "block_rq_comple")
-        # Each path alone (--per-path): that domain's Kerno next to that path's bpftrace.
+        # Each path alone (--per-path): Kerno with one domain next to bpftrace on that path.
         if (("kerno-sched", "sched_switch") in ns || ("kerno-disk", "block_rq_issue") in ns) {
             print ""
             print "| each path alone, in-kernel ns per event | Kerno (that domain only) | bpftrace (that path only) | Kerno/bpftrace |"
