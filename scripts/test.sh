@@ -21,6 +21,9 @@ echo "== deployment: chart, raw manifests, policy, seccomp profile, systemd unit
 cargo build --release --quiet -p kerno-cli
 scripts/deploy-check.sh
 
+echo "== kernel matrix: one guest kernel (Debian 12's 6.1) under qemu; scripts/vmtest.sh runs all"
+scripts/vmtest.sh 6.1
+
 echo "== container image: built and run least-privileged under podman"
 scripts/image.sh test
 

@@ -18,6 +18,10 @@
 # boots a Debian kernel to the guest's shell in about 8 s; the whole guest run takes about
 # a minute on a quiet machine and several under load, hence the generous timeout
 # (KERNO_VMTEST_TIMEOUT, seconds per kernel, default 900).
+#
+# KERNO_VMTEST_APPEND adds to the guest kernel's command line; NAME=VALUE words there become
+# the guest's environment: KERNO_VMTEST_DURATION=5s (the doctor's window, default 3s), or
+# KERNO_FAIL_PROBES=tcp to see the checks fail on a domain the kernel does not lack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -90,7 +94,7 @@ kernel_image() {
 }
 
 # A second initramfs archive (the kernel unpacks both) with MODULE and what it depends on
-# (the depends= of its .modinfo, recursively), uncompressed, and /lib/modules/load, the order to
+# (the depends= and softdep=pre: of its .modinfo, recursively), uncompressed, and /lib/modules/load, the order to
 # insmod them: the conntrack domain needs nf_conntrack, a module in Debian's kernels.
 guest_modules() {
     local dir=$1 want=$2 m r=$1/modroot order=()
@@ -98,11 +102,16 @@ guest_modules() {
     add() {
         local name=$1 f dep
         for m in "${order[@]}"; do [ "$m" = "$name" ] && return; done
-        f=$(find "$dir/lib/modules" -name "$name.ko" -o -name "$name.ko.xz" | head -1)
+        # A soft dependency names a crypto algorithm (crc32c), which its _generic module
+        # provides (no modules.alias here: depmod never ran on this tree).
+        f=$(find "$dir/lib/modules" -name "$name.ko" -o -name "$name.ko.xz" \
+                 -o -name "${name}_generic.ko" -o -name "${name}_generic.ko.xz" | head -1)
         [ -n "$f" ] || { echo "vmtest: module $name not in the package" >&2; exit 1; }
         case "$f" in *.xz) xz -dc "$f" > "$r/lib/modules/$name.ko" ;; *) cp "$f" "$r/lib/modules/$name.ko" ;; esac
         for dep in $(objcopy -O binary --only-section=.modinfo "$r/lib/modules/$name.ko" /dev/stdout \
-                     | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' ' '); do add "$dep"; done
+                     | tr '\0' '\n' | sed -n 's/^depends=//p; s/^softdep=pre: *//p' | tr ', ' '  '); do
+            add "$dep"
+        done
         order+=("$name")
     }
     add "$want"
@@ -146,7 +155,7 @@ boot() {
         -display none -monitor none -no-reboot -nic none \
         -serial "file:$out/console.log" -serial "file:$out/results.log" \
         -kernel "$image" -initrd "$out/initramfs.gz" \
-        -append "console=ttyS0 panic=-1 quiet" || rc=$?
+        -append "console=ttyS0 panic=-1 quiet ${KERNO_VMTEST_APPEND:-}" || rc=$?
     echo "$(( $(date +%s) - start ))" > "$out/seconds"
     [ $rc -eq 0 ] || say "$pkg: qemu exited $rc (124: timeout after ${TIMEOUT} s)"
     say "$pkg: $(cat "$out/seconds") s"

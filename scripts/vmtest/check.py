@@ -193,7 +193,8 @@ class Run:
                 for d, r in degraded.items():
                     if self.lacks(tp) and (tp in (r or "") or tp.replace(":", "/") in (r or "")):
                         why = self.justified(d, r)
-                self.programs[tp] = (why is not None, f"not attached: {why or degraded}")
+                said = "; ".join(f"{d}: {r}" for d, r in degraded.items()) or "no reason given"
+                self.programs[tp] = (why is not None, f"not attached ({why or 'NOT JUSTIFIED'}): {said}")
                 all_ok = all_ok and why is not None
         self.check("programs", all_ok and tracepoints,
                    f"{sum(ok for ok, t in self.programs.values() if t == 'attached')}/{len(tracepoints)} attached"

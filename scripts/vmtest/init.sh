@@ -44,7 +44,7 @@ progs() { # the kernel's view: programs, links, perf attachments and maps, as JS
 
 echo "$M guest up" > "$OUT"
 run uname uname -r
-run btf ls -l /sys/kernel/btf/vmlinux
+run btf sh -c 'echo "/sys/kernel/btf/vmlinux: $(wc -c < /sys/kernel/btf/vmlinux) bytes"'
 run events cat /sys/kernel/tracing/available_events
 bpftool btf dump file /sys/kernel/btf/vmlinux 2>&1 | grep -o "TYPEDEF 'btf_trace_[a-z0-9_]*'" \
     | sed "s/TYPEDEF 'btf_trace_//; s/'//" > /tmp/btf_trace
@@ -54,26 +54,25 @@ run features sh -c 'for f in /proc/pressure/cpu /proc/net/stat/nf_conntrack \
 run baseline-prog bpftool -j prog show
 
 run preflight /kerno preflight -o json
+NPROG=$(grep -c '"name": "tracepoint ' /tmp/run.out)  # the loader's programs, one per tracepoint
 
 # The doctor, with the workload's burst once its probes are attached: the burst must land
-# inside the window, so wait until the doctor holds a bpf link per program (11; fewer only
-# if a domain degraded: then until their number has not grown for 1 s), then 0.5 s more for
-# the window's first snapshot, then signal the workload.
+# inside the window, so wait until the doctor holds a bpf link per program ($NPROG), or has
+# printed its `degraded:` lines (it does so once every domain has attached or failed, just
+# before the window starts), then 0.5 s more for the window's first snapshot.
 /workload > /tmp/workload.out 2>&1 &
 WL=$!
 /kerno doctor --standalone -d "${KERNO_VMTEST_DURATION:-3s}" -o json > /tmp/doctor.json 2> /tmp/doctor.err &
 DOC=$!
 links() { cat /proc/$DOC/fdinfo/* 2>/dev/null | grep -c '^link_type:'; }
-prev=-1; stable=0; i=0
+i=0
 while [ $i -lt 1200 ] && kill -0 $DOC 2>/dev/null; do
-    n=$(links)
-    [ "$n" -ge 11 ] && break
-    if [ "$n" -gt 0 ] && [ "$n" = "$prev" ]; then stable=$((stable + 1)); else stable=0; fi
-    [ $stable -ge 10 ] && break
-    prev=$n; i=$((i + 1)); sleep 0.1
+    [ "$(links)" -ge "$NPROG" ] && break
+    grep -q '^kerno: degraded:' /tmp/doctor.err && break
+    i=$((i + 1)); sleep 0.1
 done
 sleep 0.5
-echo "links=$(links) polls=$i" > /tmp/trigger
+echo "links=$(links) of $NPROG polls=$i" > /tmp/trigger
 kill -USR1 $WL
 wait $DOC
 emit doctor $? /tmp/doctor.json
