@@ -177,9 +177,9 @@ class Run:
         degraded = {d["domain"]: d.get("reason") for d in ready.get("degraded", [])}
         attached = {}
         for l in links or []:
-            attached.setdefault(l["prog_id"], l["type"] + (f" {l['tp_name']}" if l.get("tp_name") else ""))
+            attached.setdefault(l["prog_id"], l["type"])
         for p in perf or []:
-            attached.setdefault(p["prog_id"], f"perf {p.get('tracepoint', '')}")
+            attached.setdefault(p["prog_id"], f"perf event {p.get('tracepoint', '')}".strip())
         all_ok = progs is not None and links is not None
         for tp in tracepoints:
             prog = tp.split(":")[-1].split("/")[-1]  # the loader names each program after its tracepoint
@@ -187,7 +187,7 @@ class Run:
             ids = [p["id"] for p in loaded if p["id"] in attached]
             dom, state = kerno_view.get(prog, (None, None))
             if ids and state == "attached":
-                self.programs[tp] = (True, "attached")
+                self.programs[tp] = (True, f"attached ({attached[ids[0]]} link)")
             else:
                 why = None
                 for d, r in degraded.items():
@@ -197,7 +197,7 @@ class Run:
                 self.programs[tp] = (why is not None, f"not attached ({why or 'NOT JUSTIFIED'}): {said}")
                 all_ok = all_ok and why is not None
         self.check("programs", all_ok and tracepoints,
-                   f"{sum(ok for ok, t in self.programs.values() if t == 'attached')}/{len(tracepoints)} attached"
+                   f"{sum(ok for ok, t in self.programs.values() if t.startswith('attached'))}/{len(tracepoints)} attached"
                    + (f" ({e1 or e2 or e3})" if (e1 or e2 or e3) else ""))
 
         left = []
