@@ -8,7 +8,7 @@
 #
 # The host decides pass or fail; the guest only runs things and reports what it saw.
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin PATH_KERNO=/kerno
+export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
