@@ -20,7 +20,8 @@ else
           prometheus util-linux procps e2fsprogs jq gcc strace
           podman runc mmdebstrap curl unzip python3-venv systemd
           bash man-db  # the completion and man page tests (kerno-cli/tests/cli.rs)
-          chromium)    # the HTML report opened in a headless browser (kerno-cli/tests/html_report.rs)
+          chromium     # the HTML report opened in a headless browser (kerno-cli/tests/html_report.rs)
+          qemu-system-x86 busybox-static cpio xz-utils binutils)  # the kernel matrix (scripts/vmtest.sh)
     missing=()
     for p in "${PKGS[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -21,6 +21,10 @@ echo "== deployment: chart, raw manifests, policy, seccomp profile, systemd unit
 cargo build --release --quiet -p kerno-cli
 scripts/deploy-check.sh
 
+echo "== kernel matrix: one guest kernel (Debian 12's 6.1) under qemu; scripts/vmtest.sh runs all"
+python3 scripts/vmtest/test_check.py 2>&1 | tail -1
+scripts/vmtest.sh 6.1
+
 echo "== container image: built and run least-privileged under podman"
 scripts/image.sh test
 
