@@ -22,7 +22,7 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Degraded, DomainStatus, Finding, Host, Lost, Report, Severity, Status, Summary, Window,
+    Degraded, Scope, DomainStatus, Finding, Host, Lost, Report, Severity, Status, Summary, Window,
     finding::urgency,
 };
 
@@ -125,6 +125,15 @@ impl ClusterReport {
         self.nodes.iter().filter(|n| !n.observed)
     }
 
+    /// Keep only the findings about `scope` (a namespace or a pod); the summary and status
+    /// count those, each node's own entry stays node-wide.
+    pub fn scoped(mut self, scope: &Scope) -> ClusterReport {
+        self.findings.retain(|f| f.finding.subject.in_scope(scope));
+        (self.summary, self.status) = tally(&self.findings, &self.nodes);
+        self.scope = Some(scope.describe());
+        self
+    }
+
     /// Keep only critical findings (the summary keeps the full counts).
     pub fn only_critical(mut self) -> ClusterReport {
         self.findings
@@ -205,6 +214,20 @@ pub fn merge(replies: Vec<NodeReply>) -> ClusterReport {
             .then_with(|| a.node.cmp(&b.node))
             .then_with(|| a.address.cmp(&b.address))
     });
+    let (summary, status) = tally(&findings, &nodes);
+    ClusterReport {
+        schema: crate::SCHEMA_VERSION,
+        generator: format!("kerno {}", env!("CARGO_PKG_VERSION")),
+        status,
+        summary,
+        findings,
+        nodes,
+        scope,
+    }
+}
+
+/// Findings by severity, and the status they and the nodes give.
+fn tally(findings: &[ClusterFinding], nodes: &[NodeStatus]) -> (Summary, Status) {
     let count = |s: Severity| findings.iter().filter(|f| f.finding.severity == s).count();
     let summary = Summary {
         critical: count(Severity::Critical),
@@ -215,24 +238,16 @@ pub fn merge(replies: Vec<NodeReply>) -> ClusterReport {
         Status::Critical
     } else if summary.warning > 0 {
         Status::Warning
-    } else if nodes
-        .iter()
-        .any(|n| !n.observed || n.status != Some(Status::Healthy))
-        || nodes.is_empty()
+    } else if nodes.is_empty()
+        || nodes
+            .iter()
+            .any(|n| !n.observed || n.domains.iter().any(|d| !d.observed))
     {
         Status::Degraded
     } else {
         Status::Healthy
     };
-    ClusterReport {
-        schema: crate::SCHEMA_VERSION,
-        generator: format!("kerno {}", env!("CARGO_PKG_VERSION")),
-        status,
-        summary,
-        findings,
-        nodes,
-        scope,
-    }
+    (summary, status)
 }
 
 /// Compare two nodes' findings as [`merge`] ranks them (`Less`: `a` first).

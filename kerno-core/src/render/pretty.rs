@@ -290,6 +290,10 @@ pub fn cluster_pretty(report: &ClusterReport, opts: PrettyOptions) -> String {
         String::new()
     };
     let line = match report.status {
+        _ if answered == 0 => format!(
+            "{}: no node answered, so nothing is known about any.",
+            p.bad("NOT OBSERVED")
+        ),
         Status::Healthy => p.ok(&format!(
             "HEALTHY: no warning or critical finding on {}; every domain observed.",
             counted(answered as u64, "node", "nodes")
