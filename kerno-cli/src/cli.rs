@@ -464,7 +464,12 @@ pub struct DoctorArgs {
     pub cluster: bool,
 
     /// With --cluster: the agents, HOST:PORT (port 9090 when left out), comma-separated; each name counts as every address it resolves to [default: $KERNO_AGENTS, or kerno.kerno-system.svc:9090, the chart's headless Service]
-    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',', requires = "cluster")]
+    #[arg(
+        long,
+        value_name = "HOST:PORT,...",
+        value_delimiter = ',',
+        requires = "cluster"
+    )]
     pub agents: Vec<String>,
 
     /// With --cluster: the file holding the agents' bearer token [default: $KERNO_DOCTOR_TOKEN_FILE or agent.doctor_token_file]
@@ -472,11 +477,21 @@ pub struct DoctorArgs {
     pub token_file: Option<PathBuf>,
 
     /// With --cluster: how long one agent may take to answer
-    #[arg(long, value_name = "DURATION", default_value = "10s", requires = "cluster")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "cluster"
+    )]
     pub node_timeout: String,
 
     /// With --cluster: the whole answer is printed by then at the latest; agents still silent are listed as not observed
-    #[arg(long, value_name = "DURATION", default_value = "15s", requires = "cluster")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "15s",
+        requires = "cluster"
+    )]
     pub deadline: String,
 }
 

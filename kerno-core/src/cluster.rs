@@ -22,7 +22,7 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Degraded, Scope, DomainStatus, Finding, Host, Lost, Report, Severity, Status, Summary, Window,
+    Degraded, DomainStatus, Finding, Host, Lost, Report, Scope, Severity, Status, Summary, Window,
     finding::urgency,
 };
 
@@ -327,7 +327,10 @@ mod tests {
                 ("syscall-errors", "node-a")
             ]
         );
-        assert_eq!(r.findings[0].finding.subject.node.as_deref(), Some("node-b"));
+        assert_eq!(
+            r.findings[0].finding.subject.node.as_deref(),
+            Some("node-b")
+        );
         assert_eq!(
             r.summary,
             Summary {
@@ -339,8 +342,16 @@ mod tests {
         assert_eq!(r.status, Status::Critical);
         assert_eq!(r.answered(), 2);
         assert_eq!(r.nodes[0].node, "node-a");
-        assert!(r.nodes[0].unobserved_domains().contains(&Domain::Fds.as_str()));
-        assert!(!r.nodes[1].unobserved_domains().contains(&Domain::Fds.as_str()));
+        assert!(
+            r.nodes[0]
+                .unobserved_domains()
+                .contains(&Domain::Fds.as_str())
+        );
+        assert!(
+            !r.nodes[1]
+                .unobserved_domains()
+                .contains(&Domain::Fds.as_str())
+        );
     }
 
     #[test]

@@ -751,8 +751,8 @@ mod tests {
 
     #[test]
     fn serving_doctor_needs_a_token_file() {
-        let err = Config::from_yaml("agent:\n  serve_doctor: true\n", "x.yaml", &rules())
-            .unwrap_err();
+        let err =
+            Config::from_yaml("agent:\n  serve_doctor: true\n", "x.yaml", &rules()).unwrap_err();
         assert!(err.to_string().contains("agent.doctor_token_file"), "{err}");
         let c = Config::from_yaml(
             "agent:\n  serve_doctor: true\n  doctor_token_file: /etc/kerno/token\n",

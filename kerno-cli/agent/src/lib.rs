@@ -25,8 +25,8 @@
 
 mod client;
 mod history;
-mod remote;
 pub mod metrics;
+mod remote;
 mod server;
 mod state;
 mod totals;
@@ -39,8 +39,8 @@ use std::{
 };
 
 pub use client::{ClientError, fetch_levels, fetch_readiness, fetch_signals, get};
-pub use remote::{ClusterOptions, DEFAULT_PORT, ask_cluster, resolve_agents};
 use kerno_core::{CoreError, Engine, KernelOptions, Rule, Thresholds};
+pub use remote::{ClusterOptions, DEFAULT_PORT, ask_cluster, resolve_agents};
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
 

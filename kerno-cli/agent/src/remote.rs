@@ -225,7 +225,10 @@ mod tests {
 
     #[test]
     fn targets_get_the_default_port() {
-        assert_eq!(with_port("kerno.kerno-system.svc"), "kerno.kerno-system.svc:9090");
+        assert_eq!(
+            with_port("kerno.kerno-system.svc"),
+            "kerno.kerno-system.svc:9090"
+        );
         assert_eq!(with_port("10.0.0.1:9191"), "10.0.0.1:9191");
         assert_eq!(with_port("::1"), "[::1]:9090");
         assert_eq!(with_port("[::1]"), "[::1]:9090");
@@ -294,7 +297,11 @@ mod tests {
             .collect();
         let start = Instant::now();
         let replies = ask_cluster(&targets, &opts);
-        assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
         let get = |a: &str| {
             replies
                 .iter()
@@ -308,7 +315,11 @@ mod tests {
         let why = |a: &str| get(a).answer.as_ref().unwrap_err().clone();
         assert!(why(&denied.to_string()).contains("401"));
         assert!(why(&silent.to_string()).contains("no answer within 1 s"));
-        assert!(why(&closed.to_string()).contains("refused"), "{}", why(&closed.to_string()));
+        assert!(
+            why(&closed.to_string()).contains("refused"),
+            "{}",
+            why(&closed.to_string())
+        );
         assert!(why("no-such-host.invalid").contains("cannot resolve"));
         assert_eq!(replies.len(), 5);
     }
