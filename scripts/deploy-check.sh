@@ -66,6 +66,7 @@ grep -q 'kind: ServiceMonitor' "$TMP/all.yaml" && grep -q 'kind: PrometheusRule'
 # The cluster doctor: its Secret, the flags, the token mounted where the flag says; off by default.
 grep -q -- '--serve-doctor' "$TMP/all.yaml" && grep -q 'name: kerno-doctor-token' "$TMP/all.yaml" \
     && grep -q 'publishNotReadyAddresses: true' "$TMP/all.yaml" \
+    && grep -q 'value: "kerno.kerno-system.svc:9090"' "$TMP/all.yaml" \
     || die "clusterDoctor.enabled did not render the Secret, the flags and the Service setting"
 grep -q -- '--serve-doctor' "$TMP/default.yaml" && die "the cluster doctor is on by default"
 "$HELM" template kerno "$CHART" --namespace "$NS" --set clusterDoctor.enabled=true \
