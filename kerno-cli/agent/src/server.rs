@@ -307,12 +307,18 @@ async fn levels(State(s): St, RawQuery(q): RawQuery) -> Response {
     }
 }
 
-async fn index() -> Response {
+async fn index(State(s): St) -> Response {
+    let doctor = if s.doctor_token.is_some() {
+        " /doctor (with the bearer token)"
+    } else {
+        ""
+    };
     reply(
         StatusCode::OK,
         "text/plain; charset=utf-8",
-        "kerno agent: /metrics /healthz /readyz (and /signals, /doctor, /levels on the unix socket)\n"
-            .into(),
+        format!(
+            "kerno agent: /metrics /healthz /readyz{doctor} (and /signals, /doctor, /levels on the unix socket)\n"
+        ),
     )
 }
 
