@@ -341,6 +341,7 @@ fn root_cluster_doctor_three_agents_one_leak_a_wrong_token_and_a_silent_node() {
     // The pretty report says the node of each finding.
     let (o, _) = cluster(&["--agents", &target, "--token-file", tf, "-d", "10s"]);
     let out = String::from_utf8_lossy(&o.stdout);
+    eprintln!("{out}");
     assert!(out.contains("3 nodes of 3 answered"), "{}", text(&o));
     assert!(out.contains("node:     node-a"), "{}", text(&o));
 
