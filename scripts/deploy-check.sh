@@ -18,7 +18,7 @@ NS=kerno-system
 KUBE_VERSIONS=(1.28.0 1.29.0 1.30.0 1.31.0 1.32.0 1.33.0)
 # Every toggle of the chart on at once.
 ALL_ON=(--set serviceMonitor.enabled=true --set prometheusRule.enabled=true
-        --set hostNetwork=true --set seccompProfile.type=RuntimeDefault
+        --set hostNetwork=true --set seccompProfile.type=RuntimeDefault --set clusterDoctor.enabled=true
         --set priorityClassName= --set hostPaths.podLogs=false
         --set 'hostPaths.runtimeBundles={/run/containerd/io.containerd.runtime.v2.task,/run/containers/storage/overlay-containers}'
         --set 'agent.extraArgs={--domains,syscalls,sched}'
@@ -56,14 +56,24 @@ fi
 "$HELM" lint --strict "$CHART" "${ALL_ON[@]}" > "$TMP/lint.txt" || { cat "$TMP/lint.txt"; die "helm lint (toggles on)"; }
 "$HELM" template kerno "$CHART" --namespace "$NS" > "$TMP/default.yaml"
 "$HELM" template kerno "$CHART" --namespace "$NS" "${ALL_ON[@]}" > "$TMP/all.yaml"
-for bad in "agent.port=0" "seccompProfile.type=Unconfined" "resources.limits=null" "hostNetwork=yes"; do
+for bad in "agent.port=0" "seccompProfile.type=Unconfined" "resources.limits=null" "hostNetwork=yes" "clusterDoctor.enabled=yes"; do
     if "$HELM" template kerno "$CHART" --set "$bad" > /dev/null 2>&1; then
         die "values.schema.json accepted $bad"
     fi
 done
 grep -q 'kind: ServiceMonitor' "$TMP/all.yaml" && grep -q 'kind: PrometheusRule' "$TMP/all.yaml" \
     || die "the toggles did not render the ServiceMonitor and PrometheusRule"
-say "helm lint clean; rendered default and all toggles on; schema refuses 4 bad values"
+# The cluster doctor: its Secret, the flags, the token mounted where the flag says; off by default.
+grep -q -- '--serve-doctor' "$TMP/all.yaml" && grep -q 'name: kerno-doctor-token' "$TMP/all.yaml" \
+    && grep -q 'publishNotReadyAddresses: true' "$TMP/all.yaml" \
+    && grep -q 'value: "kerno.kerno-system.svc:9090"' "$TMP/all.yaml" \
+    || die "clusterDoctor.enabled did not render the Secret, the flags and the Service setting"
+grep -q -- '--serve-doctor' "$TMP/default.yaml" && die "the cluster doctor is on by default"
+"$HELM" template kerno "$CHART" --namespace "$NS" --set clusterDoctor.enabled=true \
+    --set clusterDoctor.existingSecret=mine > "$TMP/own-secret.yaml"
+grep -q 'kind: Secret' "$TMP/own-secret.yaml" && die "clusterDoctor.existingSecret still rendered a Secret"
+grep -q 'secretName: mine' "$TMP/own-secret.yaml" || die "clusterDoctor.existingSecret is not mounted"
+say "helm lint clean; rendered default and all toggles on; schema refuses 5 bad values"
 
 # 2. Core kinds against Kubernetes' own schemas, strict, six versions.
 for v in "${KUBE_VERSIONS[@]}"; do

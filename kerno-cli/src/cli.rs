@@ -458,6 +458,41 @@ pub struct DoctorArgs {
 
     #[command(flatten)]
     pub node: NodeArgs,
+
+    /// Ask every node's agent instead (over HTTP, `/doctor` on its port, which `kerno start --serve-doctor` serves) and print one report ranked across nodes, each finding with its node
+    #[arg(long, conflicts_with_all = ["from", "save", "save_html", "standalone", "domains", "ai", "dry_run", "thresholds"])]
+    pub cluster: bool,
+
+    /// With --cluster: the agents, HOST:PORT (port 9090 when left out), comma-separated; each name counts as every address it resolves to [default: $KERNO_AGENTS, or kerno.kerno-system.svc:9090, the chart's headless Service]
+    #[arg(
+        long,
+        value_name = "HOST:PORT,...",
+        value_delimiter = ',',
+        requires = "cluster"
+    )]
+    pub agents: Vec<String>,
+
+    /// With --cluster: the file holding the agents' bearer token [default: $KERNO_DOCTOR_TOKEN_FILE or agent.doctor_token_file]
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub token_file: Option<PathBuf>,
+
+    /// With --cluster: how long one agent may take to answer
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "cluster"
+    )]
+    pub node_timeout: String,
+
+    /// With --cluster: the whole answer is printed by then at the latest; agents still silent are listed as not observed
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "15s",
+        requires = "cluster"
+    )]
+    pub deadline: String,
 }
 
 /// Where the host is and what the node is called, for commands that collect.
@@ -495,6 +530,14 @@ pub struct StartArgs {
 
     #[command(flatten)]
     pub node: NodeArgs,
+
+    /// Serve /doctor (this node's report) on the listen address too, for `kerno doctor --cluster`; only to requests bearing the token in --doctor-token-file [default: $KERNO_SERVE_DOCTOR or agent.serve_doctor]
+    #[arg(long)]
+    pub serve_doctor: bool,
+
+    /// The file holding the bearer token /doctor on the listen address asks for (a mounted Secret) [default: $KERNO_DOCTOR_TOKEN_FILE or agent.doctor_token_file]
+    #[arg(long, value_name = "FILE")]
+    pub doctor_token_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

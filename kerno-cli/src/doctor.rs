@@ -129,8 +129,8 @@ pub fn run(args: DoctorArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failu
             parse_duration(d).map_err(|e| Failure::usage(anyhow::anyhow!("--duration: {e}")))?;
         check_window("--duration", cfg.duration).map_err(Failure::usage)?;
     }
-    if let Some(domains) = args.domains {
-        cfg.probes.domains = domains;
+    if let Some(domains) = &args.domains {
+        cfg.probes.domains = domains.clone();
     }
     apply_node_args(&mut cfg, &args.node);
     let scope = match (&args.namespace, &args.pod) {
@@ -141,6 +141,9 @@ pub fn run(args: DoctorArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failu
     .transpose()
     .map_err(|e| Failure::usage(anyhow::anyhow!("--namespace/--pod: {e}")))?;
     cfg.validate().map_err(Failure::usage)?;
+    if args.cluster {
+        return crate::cluster_cmd::run(&args, g, &cfg, scope);
+    }
     let ai_on = args.ai || cfg.ai.enabled;
     if args.dry_run && !ai_on {
         return Err(Failure::usage(anyhow::anyhow!(

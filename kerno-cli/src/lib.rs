@@ -20,6 +20,7 @@
 
 mod chaos_cmd;
 mod cli;
+mod cluster_cmd;
 mod doctor;
 mod explain_cmd;
 mod globals;

@@ -39,7 +39,18 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
         cfg.probes.domains = domains;
     }
     doctor::apply_node_args(&mut cfg, &args.node);
+    if args.serve_doctor {
+        cfg.agent.serve_doctor = true;
+    }
+    if let Some(f) = args.doctor_token_file {
+        cfg.agent.doctor_token_file = Some(f);
+    }
     cfg.validate().map_err(Failure::usage)?;
+    // Read once at start: a token that cannot be read is a failure now, not 401s later.
+    let doctor_token = match (&cfg.agent.doctor_token_file, cfg.agent.serve_doctor) {
+        (Some(path), true) => Some(kerno_agent::read_token(path)?),
+        _ => None,
+    };
     let listen = kerno_agent::parse_listen(&cfg.agent.listen).map_err(Failure::usage)?;
     let opts = AgentOptions {
         listen,
@@ -52,6 +63,7 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
         update_every: Duration::from_secs(5),
         ai: cfg.ai.clone(),
         levels_every: cfg.agent.levels_every,
+        doctor_token,
     };
     match kerno_agent::run(opts) {
         Ok(()) => Ok(exit::OK),

@@ -267,6 +267,13 @@ pub struct AgentConfig {
     /// and host, descriptors per process); it keeps an hour of them. `1s` to `5m`.
     #[serde(with = "duration_str")]
     pub levels_every: Duration,
+    /// Serve `/doctor` (the window's JSON report) on the TCP address too, for `kerno
+    /// doctor --cluster`; it answers only requests bearing the token in
+    /// `doctor_token_file`.
+    pub serve_doctor: bool,
+    /// The file holding the bearer token `/doctor` on the TCP address asks for (a mounted
+    /// Secret); needed with `serve_doctor`.
+    pub doctor_token_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -301,12 +308,14 @@ impl Default for AgentConfig {
             window: Duration::from_secs(300),
             socket: PathBuf::from("/run/kerno/agent.sock"),
             levels_every: Duration::from_secs(15),
+            serve_doctor: false,
+            doctor_token_file: None,
         }
     }
 }
 
 /// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
-pub const ENV_VARS: [&str; 22] = [
+pub const ENV_VARS: [&str; 25] = [
     "KERNO_CONFIG",
     "KERNO_DURATION",
     "KERNO_OUTPUT",
@@ -317,6 +326,9 @@ pub const ENV_VARS: [&str; 22] = [
     "KERNO_FAIL_PROBES",
     "KERNO_HOST_ROOT",
     "KERNO_NODE_NAME",
+    "KERNO_SERVE_DOCTOR",
+    "KERNO_DOCTOR_TOKEN_FILE",
+    "KERNO_AGENTS",
     "KERNO_AI_ENABLED",
     "KERNO_AI_PROVIDER",
     "KERNO_AI_MODEL",
@@ -430,7 +442,14 @@ impl Config {
             }
             match k.as_str() {
                 // The key is read when a call is made, never kept in the configuration.
-                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_AI_API_KEY" => {}
+                // KERNO_AGENTS is the cluster doctor's target list, read by the command.
+                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_AI_API_KEY" | "KERNO_AGENTS" => {}
+                "KERNO_SERVE_DOCTOR" => {
+                    self.agent.serve_doctor = parse_bool(v).map_err(|r| invalid(k, r))?
+                }
+                "KERNO_DOCTOR_TOKEN_FILE" => {
+                    self.agent.doctor_token_file = (!v.is_empty()).then(|| PathBuf::from(v))
+                }
                 "KERNO_AI_ENABLED" => self.ai.enabled = parse_bool(v).map_err(|r| invalid(k, r))?,
                 "KERNO_AI_PROVIDER" => self.ai.provider = v.parse().map_err(|r| invalid(k, r))?,
                 "KERNO_AI_MODEL" => self.ai.model = (!v.trim().is_empty()).then(|| v.trim().into()),
@@ -537,6 +556,12 @@ impl Config {
                     "{} is out of range: use 1s to 5m",
                     format_duration(self.agent.levels_every)
                 ),
+            ));
+        }
+        if self.agent.serve_doctor && self.agent.doctor_token_file.is_none() {
+            return Err(invalid(
+                "agent.serve_doctor",
+                "needs agent.doctor_token_file (--doctor-token-file): /doctor on the network answers only requests bearing its token".into(),
             ));
         }
         for (k, v) in [
@@ -722,6 +747,31 @@ mod tests {
         let e = env(&[("KERNO_CONFIG", file.to_str().unwrap())]);
         assert_eq!(Config::load(None, &e, &rules()).unwrap().output, "json");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn serving_doctor_needs_a_token_file() {
+        let err =
+            Config::from_yaml("agent:\n  serve_doctor: true\n", "x.yaml", &rules()).unwrap_err();
+        assert!(err.to_string().contains("agent.doctor_token_file"), "{err}");
+        let c = Config::from_yaml(
+            "agent:\n  serve_doctor: true\n  doctor_token_file: /etc/kerno/token\n",
+            "x.yaml",
+            &rules(),
+        )
+        .unwrap();
+        assert!(c.agent.serve_doctor);
+        let mut c = Config::default();
+        c.apply_env(
+            &env(&[
+                ("KERNO_SERVE_DOCTOR", "yes"),
+                ("KERNO_DOCTOR_TOKEN_FILE", "/t"),
+                ("KERNO_AGENTS", "a:9090,b:9090"),
+            ]),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(c.agent.doctor_token_file, Some(PathBuf::from("/t")));
     }
 
     #[test]

@@ -196,19 +196,22 @@ impl Finding {
 /// Orders findings for a report: severity first, then urgency (sooner ETA first, findings
 /// with an ETA before those without), then distance past the threshold.
 pub fn rank(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| match (a.eta_secs, b.eta_secs) {
-                (Some(x), Some(y)) => x.total_cmp(&y),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            })
-            .then_with(|| b.excess().total_cmp(&a.excess()))
-            .then_with(|| a.rule.cmp(&b.rule))
-            .then_with(|| a.subject.name.cmp(&b.subject.name))
-    });
+    findings.sort_by(urgency);
+}
+
+/// The order [`rank`] sorts by: `Less` when `a` is the more urgent.
+pub(crate) fn urgency(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then_with(|| match (a.eta_secs, b.eta_secs) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        })
+        .then_with(|| b.excess().total_cmp(&a.excess()))
+        .then_with(|| a.rule.cmp(&b.rule))
+        .then_with(|| a.subject.name.cmp(&b.subject.name))
 }
 
 /// `1234567` -> `1,234,567`.

@@ -19,6 +19,8 @@
 //!   rule checks;
 //! - [`preflight`]: whether this node can run Kerno, check by check, with the fixes;
 //! - [`predict`]: what will run out (memory, descriptors, ...) and when, from a window.
+//! - [`cluster`]: many nodes' reports merged into one ranked report (`kerno doctor
+//!   --cluster`).
 //! - [`stream`]: live streams (syscalls, OOM kills, descriptor growth) as typed async
 //!   `Stream`s, with loss accounting.
 //!
@@ -32,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub mod attribution;
+pub mod cluster;
 mod collector;
 pub mod collectors;
 pub mod config;

@@ -26,6 +26,7 @@
 mod client;
 mod history;
 pub mod metrics;
+mod remote;
 mod server;
 mod state;
 mod totals;
@@ -39,6 +40,7 @@ use std::{
 
 pub use client::{ClientError, fetch_levels, fetch_readiness, fetch_signals, get};
 use kerno_core::{CoreError, Engine, KernelOptions, Rule, Thresholds};
+pub use remote::{ClusterOptions, DEFAULT_PORT, ask_cluster, resolve_agents};
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -77,6 +79,14 @@ pub enum AgentError {
     /// The async runtime or the signal handlers could not be set up.
     #[error("cannot start the agent's runtime")]
     Runtime(#[source] std::io::Error),
+    /// The bearer-token file could not be read or holds no token.
+    #[error("cannot read the token from {path}: {reason}")]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The probes could not be loaded at all (privileges, no BTF, bad configuration).
     #[error("cannot start the probes")]
     Probes(#[source] CoreError),
@@ -105,6 +115,32 @@ pub struct AgentOptions {
     pub ai: kerno_core::config::AiConfig,
     /// How often the levels `kerno predict` projects are recorded (an hour is kept).
     pub levels_every: Duration,
+    /// Serve `/doctor` on the TCP address too, to requests bearing this bearer token
+    /// (`kerno doctor --cluster`); `None`: only on the unix socket.
+    pub doctor_token: Option<String>,
+}
+
+/// The bearer token in `path` (a mounted Secret): its content without surrounding
+/// whitespace, which must not be empty.
+pub fn read_token(path: &Path) -> Result<String, AgentError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AgentError::Token {
+        path: path.to_path_buf(),
+        reason: source.to_string(),
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(AgentError::Token {
+            path: path.to_path_buf(),
+            reason: "the file is empty".into(),
+        });
+    }
+    if token.chars().any(|c| c.is_control()) {
+        return Err(AgentError::Token {
+            path: path.to_path_buf(),
+            reason: "a token is one line of printable characters".into(),
+        });
+    }
+    Ok(token.to_string())
 }
 
 /// Parse a listen address: `:9090` (all IPv4 interfaces), `127.0.0.1:9090`, `[::]:9090`,
@@ -185,7 +221,8 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
             opts.rules,
             opts.thresholds,
         )
-        .with_ai(opts.ai),
+        .with_ai(opts.ai)
+        .with_doctor_token(opts.doctor_token.clone()),
     );
     let levels = {
         let shared = shared.clone();
@@ -197,10 +234,15 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(server::serve(tcp, unix, shared.clone(), stop_rx));
+    let doctor_too = if opts.doctor_token.is_some() {
+        " /doctor with its bearer token"
+    } else {
+        ""
+    };
     tracing::info!(
         http = %addr,
         socket = %opts.socket.display(),
-        "agent serving http://{addr} (/metrics /healthz /readyz) and {} (/signals /doctor); loading probes",
+        "agent serving http://{addr} (/metrics /healthz /readyz{doctor_too}) and {} (/signals /doctor); loading probes",
         opts.socket.display()
     );
 

@@ -196,6 +196,83 @@ async fn doctor(State(s): St, RawQuery(q): RawQuery) -> Response {
     }
 }
 
+/// Whether two byte strings are equal, in a time that depends only on their lengths (a
+/// token compared byte by byte with an early exit tells an attacker how much of a guess
+/// was right).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Whether the request bears `Authorization: Bearer <token>`.
+fn authorised(headers: &HeaderMap, token: &[u8]) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let v = value.as_bytes();
+    let Some(given) = v
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+        .map(|_| &v[7..])
+    else {
+        return false;
+    };
+    constant_time_eq(given.trim_ascii(), token)
+}
+
+/// `GET /doctor?window=30s` on the TCP address (with `--serve-doctor`): the JSON report,
+/// to requests bearing the agent's token; 401 with nothing about the node otherwise. No
+/// AI there (it stays a local, explicit request); `signals=0` leaves the window's signals
+/// out (the cluster doctor needs only the findings and the domains).
+async fn network_doctor(State(s): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let ok = s
+        .doctor_token
+        .as_deref()
+        .is_some_and(|t| authorised(&headers, t));
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::WWW_AUTHENTICATE, "Bearer"),
+            ],
+            json!({ "error": "unauthorized" }).to_string(),
+        )
+            .into_response();
+    }
+    if ai_param(q.as_deref()) != Ok(false) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ai: the AI analysis is asked for on the agent's unix socket only".into(),
+        );
+    }
+    let keep_signals = match q
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("signals="))
+    {
+        None => true,
+        Some(v) => match kerno_core::config::parse_bool(v) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("signals: {e}")),
+        },
+    };
+    match window(s.clone(), q).await {
+        Ok(signals) => {
+            let mut report = s.evaluate(&signals);
+            if !keep_signals {
+                report.signals = kerno_core::Signals::default();
+            }
+            json_reply(StatusCode::OK, kerno_core::render::json(&report))
+        }
+        Err(r) => r,
+    }
+}
+
 /// `GET /levels?window=1h`: the levels `kerno predict` projects (memory per cgroup and
 /// host, descriptors per process), as [`kerno_core::Signals`] over the last `window` (1 s
 /// to 1 h, 1 h when absent) of the agent's level history.
@@ -230,22 +307,31 @@ async fn levels(State(s): St, RawQuery(q): RawQuery) -> Response {
     }
 }
 
-async fn index() -> Response {
+async fn index(State(s): St) -> Response {
+    let doctor = if s.doctor_token.is_some() {
+        " /doctor (with the bearer token)"
+    } else {
+        ""
+    };
     reply(
         StatusCode::OK,
         "text/plain; charset=utf-8",
-        "kerno agent: /metrics /healthz /readyz (and /signals, /doctor, /levels on the unix socket)\n"
-            .into(),
+        format!(
+            "kerno agent: /metrics /healthz /readyz{doctor} (and /signals, /doctor, /levels on the unix socket)\n"
+        ),
     )
 }
 
 fn public(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(shared)
+        .route("/readyz", get(readyz));
+    if shared.doctor_token.is_some() {
+        r = r.route("/doctor", get(network_doctor));
+    }
+    r.with_state(shared)
 }
 
 fn local(shared: Arc<Shared>) -> Router {
@@ -279,6 +365,24 @@ pub(crate) async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_is_compared_whole() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cre", b"s3cret"));
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        assert!(authorised(&with("Bearer s3cret"), b"s3cret"));
+        assert!(authorised(&with("bearer  s3cret "), b"s3cret"));
+        assert!(!authorised(&with("Bearer wrong!"), b"s3cret"));
+        assert!(!authorised(&with("Basic s3cret"), b"s3cret"));
+        assert!(!authorised(&with("Bearer"), b"s3cret"));
+        assert!(!authorised(&HeaderMap::new(), b"s3cret"));
+    }
 
     #[test]
     fn window_parameter() {

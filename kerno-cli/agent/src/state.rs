@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     pub stop: AtomicBool,
     /// The AI post-processor's settings, for `/doctor?ai=1`.
     pub ai: AiConfig,
+    /// The bearer token `/doctor` on the TCP address asks for; `None`: it is not served
+    /// there.
+    pub doctor_token: Option<Vec<u8>>,
     /// The collectors of the levels `kerno predict` projects (procfs and cgroupfs only).
     pub levels_engine: Mutex<Engine>,
     /// Their samples, every `levels_every`, for [`LEVELS_KEEP`].
@@ -97,6 +100,7 @@ impl Shared {
             recent: Mutex::new(None),
             stop: AtomicBool::new(false),
             ai: AiConfig::default(),
+            doctor_token: None,
             levels_engine: Mutex::new(kerno_core::predict::engine()),
             levels: Mutex::new(History::new(LEVELS_KEEP)),
         }
@@ -105,6 +109,12 @@ impl Shared {
     /// With the AI post-processor's settings.
     pub fn with_ai(mut self, ai: AiConfig) -> Shared {
         self.ai = ai;
+        self
+    }
+
+    /// Serve `/doctor` on the TCP address to requests bearing `token`.
+    pub fn with_doctor_token(mut self, token: Option<String>) -> Shared {
+        self.doctor_token = token.map(String::into_bytes);
         self
     }
 

@@ -7,8 +7,8 @@ mod pretty;
 mod svg;
 
 pub use html::{html, html_page};
-pub use json::json;
-pub use pretty::{PrettyOptions, pretty};
+pub use json::{cluster_json, json};
+pub use pretty::{PrettyOptions, cluster_pretty, pretty};
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for Unix milliseconds (no time-zone database needed).
 pub fn utc(unix_ms: u64) -> String {

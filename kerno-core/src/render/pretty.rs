@@ -1,8 +1,9 @@
 use std::fmt::Write as _;
 
 use crate::{
-    Analysis, Report, Severity, Status,
-    finding::{human_bytes, human_secs, thousands},
+    Analysis, Finding, Report, Severity, Status,
+    cluster::ClusterReport,
+    finding::{counted, human_bytes, human_secs, thousands},
 };
 
 /// How to render the pretty report.
@@ -12,25 +13,25 @@ pub struct PrettyOptions {
     pub color: bool,
 }
 
-struct Paint {
-    on: bool,
+pub(crate) struct Paint {
+    pub(crate) on: bool,
 }
 
 impl Paint {
-    fn wrap(&self, code: &str, s: &str) -> String {
+    pub(crate) fn wrap(&self, code: &str, s: &str) -> String {
         if self.on {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
             s.to_string()
         }
     }
-    fn bold(&self, s: &str) -> String {
+    pub(crate) fn bold(&self, s: &str) -> String {
         self.wrap("1", s)
     }
-    fn dim(&self, s: &str) -> String {
+    pub(crate) fn dim(&self, s: &str) -> String {
         self.wrap("2", s)
     }
-    fn sev(&self, s: Severity) -> String {
+    pub(crate) fn sev(&self, s: Severity) -> String {
         let code = match s {
             Severity::Critical => "1;31",
             Severity::Warning => "1;33",
@@ -38,10 +39,10 @@ impl Paint {
         };
         self.wrap(code, s.label())
     }
-    fn ok(&self, s: &str) -> String {
+    pub(crate) fn ok(&self, s: &str) -> String {
         self.wrap("32", s)
     }
-    fn bad(&self, s: &str) -> String {
+    pub(crate) fn bad(&self, s: &str) -> String {
         self.wrap("31", s)
     }
 }
@@ -96,54 +97,7 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         );
     }
     for (i, f) in report.findings.iter().enumerate() {
-        let _ = writeln!(o);
-        let _ = writeln!(
-            o,
-            "{:>2}. {}  {}",
-            i + 1,
-            p.sev(f.severity),
-            p.bold(&f.title)
-        );
-        if let Some(w) = f.subject.whose() {
-            let _ = writeln!(o, "    {} {w}", p.dim("in:      "));
-        }
-        let _ = writeln!(o, "    {} {}", p.dim("rule:    "), f.rule);
-        field(&mut o, &p, "cause:   ", "", &f.cause);
-        field(&mut o, &p, "impact:  ", "", &f.impact);
-        let threshold = if f.threshold == 0.0 {
-            "threshold: any".to_string()
-        } else {
-            format!("threshold {}", with_unit(f.threshold, &f.unit))
-        };
-        let _ = writeln!(
-            o,
-            "    {} {} ({threshold})",
-            p.dim("value:   "),
-            with_unit(f.value, &f.unit),
-        );
-        if let Some(eta) = f.eta_secs {
-            let _ = writeln!(
-                o,
-                "    {} limit reached in about {}",
-                p.dim("ETA:     "),
-                human_secs(eta)
-            );
-        }
-        for (j, e) in f.evidence.iter().enumerate() {
-            let label = if j == 0 { "evidence:" } else { "         " };
-            field(&mut o, &p, label, "- ", e);
-        }
-        if f.low_volume {
-            let _ = writeln!(
-                o,
-                "    {} few samples in this window: confirm with a longer --duration",
-                p.dim("note:    ")
-            );
-        }
-        for (j, step) in f.fix.iter().enumerate() {
-            let label = if j == 0 { "fix:     " } else { "         " };
-            let _ = writeln!(o, "    {} {}", p.dim(label), step);
-        }
+        finding(&mut o, &p, i, f, None);
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "{}", p.bold("Observed"));
@@ -243,6 +197,190 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         }
     }
     o
+}
+
+/// A cluster report as text: the nodes (each with its status, or why it was not
+/// observed), the findings of every node ranked together with the node of each, and a
+/// summary that says how many nodes it covers.
+pub fn cluster_pretty(report: &ClusterReport, opts: PrettyOptions) -> String {
+    let p = Paint { on: opts.color };
+    let mut o = String::new();
+    let asked = report.nodes.len();
+    let answered = report.answered();
+    let longest = report
+        .nodes
+        .iter()
+        .filter_map(|n| n.window.as_ref())
+        .map(|w| w.duration_ms)
+        .max();
+    let _ = writeln!(
+        o,
+        "{} {} of {} answered{}",
+        p.bold("kerno doctor --cluster:"),
+        counted(answered as u64, "node", "nodes"),
+        asked,
+        match longest {
+            Some(ms) => format!(", windows of up to {:.1} s", ms as f64 / 1000.0),
+            None => String::new(),
+        }
+    );
+    if let Some(scope) = &report.scope {
+        let _ = writeln!(o, "scope: findings about {scope} only");
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "{}", p.bold("Nodes"));
+    let width = report
+        .nodes
+        .iter()
+        .map(|n| n.node.chars().count())
+        .max()
+        .unwrap_or(0);
+    for n in &report.nodes {
+        if !n.observed {
+            let _ = writeln!(
+                o,
+                "  {} {:<width$}  not observed: {}",
+                p.bad("--"),
+                n.node,
+                n.reason.as_deref().unwrap_or("no answer")
+            );
+            continue;
+        }
+        let status = n.status.map(status_word).unwrap_or("?");
+        let mut line = format!("{status} ({})", n.address);
+        if let Some(s) = &n.summary {
+            let total = s.critical + s.warning + s.info;
+            if total > 0 {
+                line += &format!(
+                    "; {} critical, {} warning, {} info",
+                    s.critical, s.warning, s.info
+                );
+            }
+        }
+        let off = n.unobserved_domains();
+        if !off.is_empty() {
+            line += &format!("; not observed: {}", off.join(", "));
+        }
+        let _ = writeln!(o, "  {} {:<width$}  {line}", p.ok("ok"), n.node);
+    }
+    let _ = writeln!(o);
+    if report.findings.is_empty() {
+        let _ = writeln!(o, "{}", p.bold("Findings: none"));
+    } else {
+        let _ = writeln!(
+            o,
+            "{} ({} critical, {} warning, {} info)",
+            p.bold("Findings"),
+            report.summary.critical,
+            report.summary.warning,
+            report.summary.info
+        );
+    }
+    for (i, f) in report.findings.iter().enumerate() {
+        finding(&mut o, &p, i, &f.finding, Some(&f.node));
+    }
+    let _ = writeln!(o);
+    let missing = asked - answered;
+    let nodes_note = if missing > 0 {
+        format!(
+            " {} of {asked} not observed, so not covered.",
+            counted(missing as u64, "node", "nodes")
+        )
+    } else {
+        String::new()
+    };
+    let line = match report.status {
+        _ if answered == 0 => format!(
+            "{}: no node answered, so nothing is known about any.",
+            p.bad("NOT OBSERVED")
+        ),
+        Status::Healthy => p.ok(&format!(
+            "HEALTHY: no warning or critical finding on {}; every domain observed.",
+            counted(answered as u64, "node", "nodes")
+        )),
+        Status::Degraded => format!(
+            "{}: no warning or critical finding on the {} that answered; some nodes or domains not observed, so not known to be healthy.{nodes_note}",
+            p.bold("DEGRADED"),
+            counted(answered as u64, "node", "nodes")
+        ),
+        Status::Warning => format!(
+            "{}: {} warning(s) to look at.{nodes_note}",
+            p.sev(Severity::Warning),
+            report.summary.warning
+        ),
+        Status::Critical => format!(
+            "{}: {} critical finding(s); start with #1.{nodes_note}",
+            p.sev(Severity::Critical),
+            report.summary.critical
+        ),
+    };
+    let _ = writeln!(o, "{line}");
+    o
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Healthy => "healthy",
+        Status::Degraded => "degraded",
+        Status::Warning => "warning",
+        Status::Critical => "critical",
+    }
+}
+
+/// One finding: its number, severity and title, then its fields; `node` (a cluster
+/// report's) first among them when given.
+pub(crate) fn finding(o: &mut String, p: &Paint, i: usize, f: &Finding, node: Option<&str>) {
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{:>2}. {}  {}",
+        i + 1,
+        p.sev(f.severity),
+        p.bold(&f.title)
+    );
+    if let Some(node) = node {
+        let _ = writeln!(o, "    {} {node}", p.dim("node:    "));
+    }
+    if let Some(w) = f.subject.whose() {
+        let _ = writeln!(o, "    {} {w}", p.dim("in:      "));
+    }
+    let _ = writeln!(o, "    {} {}", p.dim("rule:    "), f.rule);
+    field(o, p, "cause:   ", "", &f.cause);
+    field(o, p, "impact:  ", "", &f.impact);
+    let threshold = if f.threshold == 0.0 {
+        "threshold: any".to_string()
+    } else {
+        format!("threshold {}", with_unit(f.threshold, &f.unit))
+    };
+    let _ = writeln!(
+        o,
+        "    {} {} ({threshold})",
+        p.dim("value:   "),
+        with_unit(f.value, &f.unit),
+    );
+    if let Some(eta) = f.eta_secs {
+        let _ = writeln!(
+            o,
+            "    {} limit reached in about {}",
+            p.dim("ETA:     "),
+            human_secs(eta)
+        );
+    }
+    for (j, e) in f.evidence.iter().enumerate() {
+        let label = if j == 0 { "evidence:" } else { "         " };
+        field(o, p, label, "- ", e);
+    }
+    if f.low_volume {
+        let _ = writeln!(
+            o,
+            "    {} few samples in this window: confirm with a longer --duration",
+            p.dim("note:    ")
+        );
+    }
+    for (j, step) in f.fix.iter().enumerate() {
+        let label = if j == 0 { "fix:     " } else { "         " };
+        let _ = writeln!(o, "    {} {}", p.dim(label), step);
+    }
 }
 
 /// Width the prose fields are wrapped to, so a report reads the same in any terminal

@@ -98,3 +98,8 @@ securityContext:
   readOnly: true
 {{- end }}
 {{- end -}}
+
+{{/* The Secret holding the cluster doctor's bearer token: the user's, or the chart's. */}}
+{{- define "kerno.doctorSecret" -}}
+{{- default (printf "%s-doctor-token" (include "kerno.fullname" .) | trunc 63 | trimSuffix "-") .Values.clusterDoctor.existingSecret -}}
+{{- end -}}
