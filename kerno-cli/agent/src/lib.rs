@@ -26,6 +26,7 @@
 mod client;
 mod history;
 pub mod metrics;
+pub mod otlp;
 mod server;
 mod state;
 mod totals;
@@ -39,6 +40,7 @@ use std::{
 
 pub use client::{ClientError, fetch_levels, fetch_readiness, fetch_signals, get};
 use kerno_core::{CoreError, Engine, KernelOptions, Rule, Thresholds};
+pub use otlp::OtlpOptions;
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -105,6 +107,8 @@ pub struct AgentOptions {
     pub ai: kerno_core::config::AiConfig,
     /// How often the levels `kerno predict` projects are recorded (an hour is kept).
     pub levels_every: Duration,
+    /// Push metrics and findings over OTLP/HTTP, when set.
+    pub otlp: Option<OtlpOptions>,
 }
 
 /// Parse a listen address: `:9090` (all IPv4 interfaces), `127.0.0.1:9090`, `[::]:9090`,
@@ -177,16 +181,22 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         kerno_core::host::HostRoot::new(opts.kernel.host_root.clone().unwrap_or_default()),
         opts.kernel.node_name.clone(),
     );
-    let shared = Arc::new(
-        Shared::new(
-            opts.window,
-            opts.findings_window,
-            opts.update_every,
-            opts.rules,
-            opts.thresholds,
-        )
-        .with_ai(opts.ai),
-    );
+    let mut shared = Shared::new(
+        opts.window,
+        opts.findings_window,
+        opts.update_every,
+        opts.rules,
+        opts.thresholds,
+    )
+    .with_ai(opts.ai);
+    let otlp_stats = opts
+        .otlp
+        .as_ref()
+        .map(|_| Arc::new(otlp::OtlpStats::default()));
+    if let Some(s) = &otlp_stats {
+        shared = shared.with_otlp(s.clone());
+    }
+    let shared = Arc::new(shared);
     let levels = {
         let shared = shared.clone();
         let every = opts.levels_every;
@@ -238,6 +248,27 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
             .spawn(move || state::sampler(shared))
             .map_err(AgentError::Runtime)?
     };
+    // Its own thread and HTTP client: a receiver that is down or slow holds up only the
+    // next push.
+    let exporter = match (opts.otlp, otlp_stats) {
+        (Some(o), Some(stats)) => {
+            tracing::info!(
+                endpoint = %o.endpoint,
+                interval_secs = o.interval.as_secs_f64(),
+                "pushing metrics and findings over OTLP/HTTP to {} every {} s",
+                o.endpoint,
+                o.interval.as_secs_f64()
+            );
+            let shared = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("kerno-otlp".into())
+                    .spawn(move || otlp::exporter(shared, o, stats))
+                    .map_err(AgentError::Runtime)?,
+            )
+        }
+        _ => None,
+    };
     tracing::info!(
         window_secs = opts.window.as_secs(),
         "probes attached; keeping {} s of 1 s samples",
@@ -258,6 +289,9 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         }
     };
     shared.stop.store(true, Ordering::SeqCst);
+    // The exporter is not waited for: a push in flight to a slow receiver must not hold
+    // up the stop (it sees `stop` and ends after that push).
+    drop(exporter);
     let _ = tokio::task::spawn_blocking(move || (sampler.join(), levels.join())).await;
     stop(&shared, &stop_tx, server, &opts.socket).await;
     Ok(())
