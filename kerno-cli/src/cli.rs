@@ -495,6 +495,14 @@ pub struct StartArgs {
 
     #[command(flatten)]
     pub node: NodeArgs,
+
+    /// Also push the metrics and the findings over OTLP/HTTP to this receiver, e.g. http://otel-collector:4318 [default: $KERNO_OTLP_ENDPOINT, or export.otlp.endpoint; none: no export]
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// How often metrics are pushed over OTLP, 1s to 1h [default: 15s, $KERNO_OTLP_INTERVAL, or export.otlp.interval]
+    #[arg(long, value_name = "DURATION")]
+    pub otlp_interval: Option<String>,
 }
 
 #[derive(Args, Debug)]

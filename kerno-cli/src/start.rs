@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kerno_agent::{AgentError, AgentOptions};
+use kerno_agent::{AgentError, AgentOptions, OtlpOptions};
 use kerno_core::{CoreError, ThresholdRegistry, config::parse_duration};
 
 use crate::{
@@ -39,6 +39,13 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
         cfg.probes.domains = domains;
     }
     doctor::apply_node_args(&mut cfg, &args.node);
+    if let Some(e) = args.otlp_endpoint {
+        cfg.export.otlp.endpoint = (!e.trim().is_empty()).then(|| e.trim().to_string());
+    }
+    if let Some(i) = &args.otlp_interval {
+        cfg.export.otlp.interval = parse_duration(i)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("--otlp-interval: {e}")))?;
+    }
     cfg.validate().map_err(Failure::usage)?;
     let listen = kerno_agent::parse_listen(&cfg.agent.listen).map_err(Failure::usage)?;
     let opts = AgentOptions {
@@ -52,6 +59,17 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
         update_every: Duration::from_secs(5),
         ai: cfg.ai.clone(),
         levels_every: cfg.agent.levels_every,
+        otlp: cfg
+            .export
+            .otlp
+            .endpoint
+            .clone()
+            .map(|endpoint| OtlpOptions {
+                endpoint,
+                interval: cfg.export.otlp.interval,
+                timeout: cfg.export.otlp.timeout,
+                headers: cfg.export.otlp.headers.clone().into_iter().collect(),
+            }),
     };
     match kerno_agent::run(opts) {
         Ok(()) => Ok(exit::OK),
