@@ -473,7 +473,10 @@ fn bad_flags_are_usage_errors_without_panics() {
             &["start", "--otlp-endpoint", "collector:4318"][..],
             "export.otlp.endpoint",
         ),
-        (&["start", "--otlp-interval", "0s"][..], "export.otlp.interval"),
+        (
+            &["start", "--otlp-interval", "0s"][..],
+            "export.otlp.interval",
+        ),
         (&["start", "--otlp-interval", "soon"][..], "--otlp-interval"),
         (&["doctor", "--output", "xml"][..], "xml"),
         (&["doctor", "--threshold", "nope=1"][..], "nope"),
