@@ -389,7 +389,7 @@ pub fn prom_series(text: &str) -> std::collections::BTreeMap<String, f64> {
             let mut end = r.len();
             loop {
                 let mut k = String::new();
-                while let Some((i, c)) = chars.next() {
+                for (i, c) in chars.by_ref() {
                     if c == '}' {
                         end = i + 1;
                         break;
