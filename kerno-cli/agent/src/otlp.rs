@@ -145,22 +145,43 @@ fn attributes(labels: &Labels) -> Vec<KeyValue> {
 }
 
 /// The resource every push carries: the node and host it observes, and Kerno itself.
-pub(crate) fn resource(host: &Host) -> Resource {
+/// `env` is the process's environment: in a pod, `POD_NAME` and `POD_NAMESPACE` (the
+/// chart sets them from the downward API) name the agent's own pod, and the host is the
+/// node (the pod's own hostname is the pod's name).
+pub(crate) fn resource(host: &Host, env: &[(String, String)]) -> Resource {
     let node = if host.node.is_empty() {
         &host.hostname
     } else {
         &host.node
     };
+    let kubernetes = host.environment == "kubernetes";
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, v)| n == k && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let mut attributes = vec![
+        kv_str("service.name", "kerno"),
+        kv_str("service.version", env!("CARGO_PKG_VERSION")),
+        kv_str("service.instance.id", node.clone()),
+        kv_str(
+            "host.name",
+            if kubernetes { node } else { &host.hostname }.clone(),
+        ),
+        kv_str("k8s.node.name", node.clone()),
+        kv_str("os.type", "linux"),
+        kv_str("os.version", host.kernel.clone()),
+    ];
+    for (attr, var) in [
+        ("k8s.pod.name", "POD_NAME"),
+        ("k8s.namespace.name", "POD_NAMESPACE"),
+    ] {
+        if let Some(v) = get(var) {
+            attributes.push(kv_str(attr, v));
+        }
+    }
     Resource {
-        attributes: vec![
-            kv_str("service.name", "kerno"),
-            kv_str("service.version", env!("CARGO_PKG_VERSION")),
-            kv_str("service.instance.id", node.clone()),
-            kv_str("host.name", host.hostname.clone()),
-            kv_str("k8s.node.name", node.clone()),
-            kv_str("os.type", "linux"),
-            kv_str("os.version", host.kernel.clone()),
-        ],
+        attributes,
         ..Resource::default()
     }
 }
@@ -618,7 +639,8 @@ pub(crate) fn unix_ns_now() -> u64 {
 /// could not take wait (at most [`MAX_PENDING_LOGS`]) and go with the next attempt.
 pub(crate) fn exporter(shared: Arc<Shared>, opts: OtlpOptions, stats: Arc<OtlpStats>) {
     let client = Client::new(&opts);
-    let resource = resource(&shared.host);
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let resource = resource(&shared.host, &env);
     let mut tracker = Tracker::default();
     let mut last_recent = None;
     let mut pending: VecDeque<LogRecord> = VecDeque::new();
@@ -749,7 +771,8 @@ mod tests {
     fn the_otlp_request_carries_exactly_the_metrics_series() {
         let view = crate::metrics::tests::view();
         let text = render(view.clone(), Format::Prometheus);
-        let req = metrics_request(&view.families(), resource(&host()), 1, 2);
+        let env = [("POD_NAME".to_string(), "kerno-x1".to_string())];
+        let req = metrics_request(&view.families(), resource(&host(), &env), 1, 2);
         // Through protobuf and back, as a receiver sees it.
         let req = ExportMetricsServiceRequest::decode(req.encode_to_vec().as_slice()).unwrap();
         assert_eq!(otlp_families(&req), prom_families(&text), "{text}");
@@ -787,9 +810,18 @@ mod tests {
             ("service.version", env!("CARGO_PKG_VERSION")),
             ("host.name", "box"),
             ("k8s.node.name", "node-a"),
+            ("k8s.pod.name", "kerno-x1"),
         ] {
             assert!(attrs.contains(&(k.into(), v.into())), "{k}: {attrs:?}");
         }
+        // In a pod, the hostname is the pod's: the host is the node.
+        let pod = Host {
+            hostname: "kerno-x1".into(),
+            environment: "kubernetes".into(),
+            ..host()
+        };
+        let r = metrics_request(&[], resource(&pod, &[]), 1, 2);
+        assert!(resource_attributes(&r).contains(&("host.name".into(), "node-a".into())));
     }
 
     #[test]
