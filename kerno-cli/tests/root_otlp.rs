@@ -241,6 +241,11 @@ fn root_otlp_pushes_what_metrics_serves_findings_as_logs_and_survives_a_bad_rece
         panic!("no push matched the scrape after it in 10 tries; last:\n{last_diff}");
     };
     assert_eq!(push.content_type, "application/x-protobuf");
+    eprintln!(
+        "otlp: a metrics push is {} bytes, {} series",
+        push.bytes,
+        otlp_series(&push.request).len()
+    );
     let families = otlp_families(&push.request);
     for name in [
         "kerno_info",

@@ -45,6 +45,8 @@ pub struct Seen<T> {
     pub at: Instant,
     pub content_type: String,
     pub headers: Vec<(String, String)>,
+    /// The body's size, bytes.
+    pub bytes: usize,
     pub request: T,
 }
 
@@ -107,6 +109,7 @@ async fn answer<Req: Message + Default, Resp: Message + Default>(
             .unwrap_or("")
             .to_string(),
         headers: headers_of(headers),
+        bytes: body.len(),
         request,
     });
     (
