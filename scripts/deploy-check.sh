@@ -22,7 +22,8 @@ ALL_ON=(--set serviceMonitor.enabled=true --set prometheusRule.enabled=true
         --set priorityClassName= --set hostPaths.podLogs=false
         --set 'hostPaths.runtimeBundles={/run/containerd/io.containerd.runtime.v2.task,/run/containers/storage/overlay-containers}'
         --set 'agent.extraArgs={--domains,syscalls,sched}'
-        --set 'imagePullSecrets[0].name=registry' --set serviceAccount.annotations.a=b)
+        --set 'imagePullSecrets[0].name=registry' --set serviceAccount.annotations.a=b
+        --set otlp.endpoint=http://otel-collector.observability:4318 --set otlp.headersSecret.name=otlp-auth)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 t0=$(date +%s%N)
@@ -56,7 +57,8 @@ fi
 "$HELM" lint --strict "$CHART" "${ALL_ON[@]}" > "$TMP/lint.txt" || { cat "$TMP/lint.txt"; die "helm lint (toggles on)"; }
 "$HELM" template kerno "$CHART" --namespace "$NS" > "$TMP/default.yaml"
 "$HELM" template kerno "$CHART" --namespace "$NS" "${ALL_ON[@]}" > "$TMP/all.yaml"
-for bad in "agent.port=0" "seccompProfile.type=Unconfined" "resources.limits=null" "hostNetwork=yes" "clusterDoctor.enabled=yes"; do
+for bad in "agent.port=0" "seccompProfile.type=Unconfined" "resources.limits=null" "hostNetwork=yes" \
+           "clusterDoctor.enabled=yes" "otlp.endpoint=otel-collector:4318" "otlp.interval=often"; do
     if "$HELM" template kerno "$CHART" --set "$bad" > /dev/null 2>&1; then
         die "values.schema.json accepted $bad"
     fi
@@ -73,7 +75,10 @@ grep -q -- '--serve-doctor' "$TMP/default.yaml" && die "the cluster doctor is on
     --set clusterDoctor.existingSecret=mine > "$TMP/own-secret.yaml"
 grep -q 'kind: Secret' "$TMP/own-secret.yaml" && die "clusterDoctor.existingSecret still rendered a Secret"
 grep -q 'secretName: mine' "$TMP/own-secret.yaml" || die "clusterDoctor.existingSecret is not mounted"
-say "helm lint clean; rendered default and all toggles on; schema refuses 5 bad values"
+grep -q -- '- --otlp-endpoint' "$TMP/all.yaml" && grep -q 'name: KERNO_OTLP_HEADERS' "$TMP/all.yaml" \
+    || die "otlp.endpoint did not render --otlp-endpoint and the headers Secret"
+if grep -q -- 'otlp' "$TMP/default.yaml"; then die "the default rendering exports over OTLP"; fi
+say "helm lint clean; rendered default and all toggles on; schema refuses 7 bad values"
 
 # 2. Core kinds against Kubernetes' own schemas, strict, six versions.
 for v in "${KUBE_VERSIONS[@]}"; do

@@ -538,6 +538,13 @@ pub struct StartArgs {
     /// The file holding the bearer token /doctor on the listen address asks for (a mounted Secret) [default: $KERNO_DOCTOR_TOKEN_FILE or agent.doctor_token_file]
     #[arg(long, value_name = "FILE")]
     pub doctor_token_file: Option<PathBuf>,
+    /// Also push the metrics and the findings over OTLP/HTTP to this receiver, e.g. http://otel-collector:4318 [default: $KERNO_OTLP_ENDPOINT, or export.otlp.endpoint; none: no export]
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// How often metrics are pushed over OTLP, 1s to 1h [default: 15s, $KERNO_OTLP_INTERVAL, or export.otlp.interval]
+    #[arg(long, value_name = "DURATION")]
+    pub otlp_interval: Option<String>,
 }
 
 #[derive(Args, Debug)]

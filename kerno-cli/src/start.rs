@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kerno_agent::{AgentError, AgentOptions};
+use kerno_agent::{AgentError, AgentOptions, OtlpOptions};
 use kerno_core::{CoreError, ThresholdRegistry, config::parse_duration};
 
 use crate::{
@@ -45,6 +45,13 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
     if let Some(f) = args.doctor_token_file {
         cfg.agent.doctor_token_file = Some(f);
     }
+    if let Some(e) = args.otlp_endpoint {
+        cfg.export.otlp.endpoint = (!e.trim().is_empty()).then(|| e.trim().to_string());
+    }
+    if let Some(i) = &args.otlp_interval {
+        cfg.export.otlp.interval = parse_duration(i)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("--otlp-interval: {e}")))?;
+    }
     cfg.validate().map_err(Failure::usage)?;
     // Read once at start: a token that cannot be read is a failure now, not 401s later.
     let doctor_token = match (&cfg.agent.doctor_token_file, cfg.agent.serve_doctor) {
@@ -64,6 +71,17 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
         ai: cfg.ai.clone(),
         levels_every: cfg.agent.levels_every,
         doctor_token,
+        otlp: cfg
+            .export
+            .otlp
+            .endpoint
+            .clone()
+            .map(|endpoint| OtlpOptions {
+                endpoint,
+                interval: cfg.export.otlp.interval,
+                timeout: cfg.export.otlp.timeout,
+                headers: cfg.export.otlp.headers.clone().into_iter().collect(),
+            }),
     };
     match kerno_agent::run(opts) {
         Ok(()) => Ok(exit::OK),

@@ -469,6 +469,15 @@ fn bad_flags_are_usage_errors_without_panics() {
             &["chaos", "--induce", "cpu", "-d", "6000000000000000h"][..],
             "duration",
         ),
+        (
+            &["start", "--otlp-endpoint", "collector:4318"][..],
+            "export.otlp.endpoint",
+        ),
+        (
+            &["start", "--otlp-interval", "0s"][..],
+            "export.otlp.interval",
+        ),
+        (&["start", "--otlp-interval", "soon"][..], "--otlp-interval"),
         (&["doctor", "--output", "xml"][..], "xml"),
         (&["doctor", "--threshold", "nope=1"][..], "nope"),
         (

@@ -39,6 +39,132 @@ pub struct Config {
     pub node_name: Option<String>,
     /// The optional AI post-processor (off by default; see `docs/ai.md`).
     pub ai: AiConfig,
+    /// Where the agent pushes what it measures besides `/metrics`.
+    pub export: ExportConfig,
+}
+
+/// Export settings (`export:`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// OTLP/HTTP push of the agent's metrics and findings (`export.otlp`).
+    pub otlp: OtlpConfig,
+}
+
+/// OTLP export (`export.otlp:`): off until `endpoint` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The receiver's base URL (`http://otel-collector:4318`); `/v1/metrics` and `/v1/logs`
+    /// are appended. `None`: no export.
+    pub endpoint: Option<String>,
+    /// How often metrics are pushed, `1s` to `1h`.
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+    /// Each request must finish within this, `100ms` to `1m`.
+    #[serde(with = "duration_str")]
+    pub timeout: Duration,
+    /// Extra request headers (e.g. `authorization: Bearer ...` for a hosted backend).
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig {
+            endpoint: None,
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
+            headers: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl OtlpConfig {
+    /// Check values the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(e) = &self.endpoint {
+            let rest = e
+                .strip_prefix("http://")
+                .or_else(|| e.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+                return Err(invalid(
+                    "export.otlp.endpoint",
+                    format!(
+                        "{e:?} is not an http:// or https:// URL (example: http://otel-collector:4318)"
+                    ),
+                ));
+            }
+        }
+        if self.interval < Duration::from_secs(1) || self.interval > Duration::from_secs(3600) {
+            return Err(invalid(
+                "export.otlp.interval",
+                format!(
+                    "{} is out of range: use 1s to 1h",
+                    format_duration(self.interval)
+                ),
+            ));
+        }
+        if self.timeout < Duration::from_millis(100) || self.timeout > Duration::from_secs(60) {
+            return Err(invalid(
+                "export.otlp.timeout",
+                format!(
+                    "{} is out of range: use 100ms to 1m",
+                    format_duration(self.timeout)
+                ),
+            ));
+        }
+        for (k, v) in &self.headers {
+            let token = !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return Err(invalid(
+                    "export.otlp.headers",
+                    format!("{k:?} is not an HTTP header name"),
+                ));
+            }
+            if v.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                return Err(invalid(
+                    "export.otlp.headers",
+                    format!("the value of {k} has a control character"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parse `KEY=VALUE,KEY=VALUE` headers (as `OTEL_EXPORTER_OTLP_HEADERS` writes them;
+/// values may be percent-encoded, `%2C` for a comma).
+pub fn parse_headers(s: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!("{item:?} is not KEY=VALUE"));
+        };
+        out.insert(k.trim().to_string(), percent_decode(v.trim())?);
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("{s:?} has a bad %-escape"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
 }
 
 /// Which provider's HTTP API the AI post-processor speaks.
@@ -287,6 +413,7 @@ impl Default for Config {
             host_root: None,
             node_name: None,
             ai: AiConfig::default(),
+            export: ExportConfig::default(),
         }
     }
 }
@@ -315,7 +442,7 @@ impl Default for AgentConfig {
 }
 
 /// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
-pub const ENV_VARS: [&str; 25] = [
+pub const ENV_VARS: [&str; 29] = [
     "KERNO_CONFIG",
     "KERNO_DURATION",
     "KERNO_OUTPUT",
@@ -341,6 +468,10 @@ pub const ENV_VARS: [&str; 25] = [
     "KERNO_AI_CACHE_TTL",
     "KERNO_AI_RATE_PER_MINUTE",
     "KERNO_AI_CACHE_DIR",
+    "KERNO_OTLP_ENDPOINT",
+    "KERNO_OTLP_INTERVAL",
+    "KERNO_OTLP_TIMEOUT",
+    "KERNO_OTLP_HEADERS",
 ];
 
 impl Config {
@@ -481,6 +612,18 @@ impl Config {
                 "KERNO_AI_CACHE_DIR" => {
                     self.ai.cache_dir = (!v.is_empty()).then(|| PathBuf::from(v))
                 }
+                "KERNO_OTLP_ENDPOINT" => {
+                    self.export.otlp.endpoint = (!v.trim().is_empty()).then(|| v.trim().into())
+                }
+                "KERNO_OTLP_INTERVAL" => {
+                    self.export.otlp.interval = parse_duration(v).map_err(|r| invalid(k, r))?
+                }
+                "KERNO_OTLP_TIMEOUT" => {
+                    self.export.otlp.timeout = parse_duration(v).map_err(|r| invalid(k, r))?
+                }
+                "KERNO_OTLP_HEADERS" => {
+                    self.export.otlp.headers = parse_headers(v).map_err(|r| invalid(k, r))?
+                }
                 "KERNO_DURATION" => self.duration = parse_duration(v).map_err(|r| invalid(k, r))?,
                 "KERNO_WINDOW" => {
                     self.agent.window = parse_duration(v).map_err(|r| invalid(k, r))?
@@ -575,7 +718,8 @@ impl Config {
                 ));
             }
         }
-        self.ai.validate()
+        self.ai.validate()?;
+        self.export.otlp.validate()
     }
 }
 
@@ -939,5 +1083,83 @@ mod tests {
                 .is_err()
         );
         assert_eq!(c.thresholds.list(&BENIGN), vec!["EAGAIN", "EINTR"]);
+    }
+}
+
+#[cfg(test)]
+mod otlp_tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn otlp_export_from_file_and_env() {
+        let rules = ThresholdRegistry::default();
+        let c = Config::from_yaml(
+            "export:\n  otlp:\n    endpoint: http://collector:4318\n    interval: 30s\n    headers:\n      authorization: Bearer x\n",
+            "k.yaml",
+            &rules,
+        )
+        .unwrap();
+        let o = &c.export.otlp;
+        assert_eq!(o.endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(o.interval, Duration::from_secs(30));
+        assert_eq!(o.timeout, Duration::from_secs(10));
+        assert_eq!(o.headers["authorization"], "Bearer x");
+        assert_eq!(
+            Config::default().export.otlp.endpoint,
+            None,
+            "off by default"
+        );
+
+        let mut c = c.clone();
+        c.apply_env(
+            &env(&[
+                ("KERNO_OTLP_ENDPOINT", "https://otlp.example:4318"),
+                ("KERNO_OTLP_INTERVAL", "5s"),
+                ("KERNO_OTLP_TIMEOUT", "500ms"),
+                ("KERNO_OTLP_HEADERS", "x-tenant=a,api-key=b%2Cc"),
+            ]),
+            &rules,
+        )
+        .unwrap();
+        let o = &c.export.otlp;
+        assert_eq!(o.endpoint.as_deref(), Some("https://otlp.example:4318"));
+        assert_eq!(
+            (o.interval, o.timeout),
+            (Duration::from_secs(5), Duration::from_millis(500))
+        );
+        assert_eq!(o.headers["api-key"], "b,c");
+        assert!(
+            !o.headers.contains_key("authorization"),
+            "the env replaces the file's headers"
+        );
+
+        for (k, v, says) in [
+            ("KERNO_OTLP_ENDPOINT", "collector:4318", "not an http"),
+            ("KERNO_OTLP_INTERVAL", "0s", "out of range"),
+            ("KERNO_OTLP_TIMEOUT", "5m", "out of range"),
+            ("KERNO_OTLP_HEADERS", "novalue", "KEY=VALUE"),
+            (
+                "KERNO_OTLP_HEADERS",
+                "bad header=1",
+                "not an HTTP header name",
+            ),
+        ] {
+            let err = Config::default()
+                .apply_env(&env(&[(k, v)]), &rules)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{k}={v}: {err}");
+        }
+        let err = Config::from_yaml("export:\n  otlp:\n    endpont: x\n", "k.yaml", &rules)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("endpont"), "{err}");
     }
 }

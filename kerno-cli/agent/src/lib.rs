@@ -27,6 +27,7 @@ mod client;
 mod history;
 pub mod metrics;
 mod remote;
+pub mod otlp;
 mod server;
 mod state;
 mod totals;
@@ -41,6 +42,7 @@ use std::{
 pub use client::{ClientError, fetch_levels, fetch_readiness, fetch_signals, get};
 use kerno_core::{CoreError, Engine, KernelOptions, Rule, Thresholds};
 pub use remote::{ClusterOptions, DEFAULT_PORT, ask_cluster, resolve_agents};
+pub use otlp::OtlpOptions;
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -118,6 +120,8 @@ pub struct AgentOptions {
     /// Serve `/doctor` on the TCP address too, to requests bearing this bearer token
     /// (`kerno doctor --cluster`); `None`: only on the unix socket.
     pub doctor_token: Option<String>,
+    /// Push metrics and findings over OTLP/HTTP, when set.
+    pub otlp: Option<OtlpOptions>,
 }
 
 /// The bearer token in `path` (a mounted Secret): its content without surrounding
@@ -213,17 +217,23 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         kerno_core::host::HostRoot::new(opts.kernel.host_root.clone().unwrap_or_default()),
         opts.kernel.node_name.clone(),
     );
-    let shared = Arc::new(
-        Shared::new(
-            opts.window,
-            opts.findings_window,
-            opts.update_every,
-            opts.rules,
-            opts.thresholds,
-        )
-        .with_ai(opts.ai)
-        .with_doctor_token(opts.doctor_token.clone()),
-    );
+    let mut shared = Shared::new(
+        opts.window,
+        opts.findings_window,
+        opts.update_every,
+        opts.rules,
+        opts.thresholds,
+    )
+    .with_ai(opts.ai)
+    .with_doctor_token(opts.doctor_token.clone());
+    let otlp_stats = opts
+        .otlp
+        .as_ref()
+        .map(|_| Arc::new(otlp::OtlpStats::default()));
+    if let Some(s) = &otlp_stats {
+        shared = shared.with_otlp(s.clone());
+    }
+    let shared = Arc::new(shared);
     let levels = {
         let shared = shared.clone();
         let every = opts.levels_every;
@@ -280,6 +290,27 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
             .spawn(move || state::sampler(shared))
             .map_err(AgentError::Runtime)?
     };
+    // Its own thread and HTTP client: a receiver that is down or slow holds up only the
+    // next push.
+    let exporter = match (opts.otlp, otlp_stats) {
+        (Some(o), Some(stats)) => {
+            tracing::info!(
+                endpoint = %o.endpoint,
+                interval_secs = o.interval.as_secs_f64(),
+                "pushing metrics and findings over OTLP/HTTP to {} every {} s",
+                o.endpoint,
+                o.interval.as_secs_f64()
+            );
+            let shared = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("kerno-otlp".into())
+                    .spawn(move || otlp::exporter(shared, o, stats))
+                    .map_err(AgentError::Runtime)?,
+            )
+        }
+        _ => None,
+    };
     tracing::info!(
         window_secs = opts.window.as_secs(),
         "probes attached; keeping {} s of 1 s samples",
@@ -300,6 +331,9 @@ async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
         }
     };
     shared.stop.store(true, Ordering::SeqCst);
+    // The exporter is not waited for: a push in flight to a slow receiver must not hold
+    // up the stop (it sees `stop` and ends after that push).
+    drop(exporter);
     let _ = tokio::task::spawn_blocking(move || (sampler.join(), levels.join())).await;
     stop(&shared, &stop_tx, server, &opts.socket).await;
     Ok(())

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use kerno_core::Severity;
+use kerno_core::{Finding, Severity};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, NoLabelSet},
@@ -41,6 +41,8 @@ pub fn fine_bounds_ns() -> Vec<u64> {
 pub(crate) struct Recent {
     /// Findings by (rule, severity).
     pub findings: BTreeMap<(String, Severity), u64>,
+    /// The findings themselves, for the OTLP exporter's log records.
+    pub list: Vec<Finding>,
     /// The fullest memory cgroups: (path, `namespace`/`pod`/`container` labels, usage as %
     /// of the limit).
     pub cgroups: Vec<(String, Labels, f64)>,
@@ -77,64 +79,148 @@ pub(crate) struct View {
     pub totals: Arc<Totals>,
     pub recent: Option<Arc<Recent>>,
     pub history_secs: f64,
+    /// The OTLP exporter's counts, when it runs.
+    pub otlp: Option<OtlpCounts>,
 }
 
-type Labels = Vec<(&'static str, String)>;
-
-fn counters(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<&Unit>,
-    series: &[(Labels, u64)],
-) -> Result<(), std::fmt::Error> {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut m = enc.encode_descriptor(name, help, unit, MetricType::Counter)?;
-    for (labels, v) in series {
-        m.encode_family(labels)?
-            .encode_counter::<NoLabelSet, u64, u64>(v, None)?;
-    }
-    Ok(())
+/// The OTLP exporter's pushes so far; index 0 is metrics, 1 is logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OtlpCounts {
+    pub exports: [u64; 2],
+    pub failures: [u64; 2],
+    pub dropped_logs: u64,
 }
 
-fn gauges(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: &[(Labels, f64)],
-) -> Result<(), std::fmt::Error> {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, v) in series {
-        m.encode_family(labels)?.encode_gauge(v)?;
-    }
-    Ok(())
+pub(crate) type Labels = Vec<(&'static str, String)>;
+
+/// The unit a family's name carries (`_seconds`, `_bytes` in Prometheus; `s`, `By` in
+/// OTLP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MetricUnit {
+    Seconds,
+    Bytes,
 }
 
-fn histograms(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    bounds: &[u64],
-    series: &[(Labels, &HistTotal)],
-) -> Result<(), std::fmt::Error> {
-    if series.is_empty() {
-        return Ok(());
+impl MetricUnit {
+    fn prometheus(self) -> Unit {
+        match self {
+            MetricUnit::Seconds => Unit::Seconds,
+            MetricUnit::Bytes => Unit::Bytes,
+        }
     }
-    let mut m = enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
-    for (labels, h) in series {
-        m.encode_family(labels)?.encode_histogram::<NoLabelSet>(
-            h.sum_ns / 1e9,
-            h.hist.count(),
-            &h.buckets(bounds),
-            None,
-        )?;
+
+    /// The UCUM code OTLP carries.
+    pub fn ucum(self) -> &'static str {
+        match self {
+            MetricUnit::Seconds => "s",
+            MetricUnit::Bytes => "By",
+        }
     }
-    Ok(())
+}
+
+/// One histogram series, ready for either encoder: buckets in seconds, each with its own
+/// count (not cumulative), ending with `+Inf`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct HistPoint {
+    pub sum_s: f64,
+    pub count: u64,
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl HistPoint {
+    fn of(h: &HistTotal, bounds_ns: &[u64]) -> HistPoint {
+        HistPoint {
+            sum_s: h.sum_ns / 1e9,
+            count: h.hist.count(),
+            buckets: h.buckets(bounds_ns),
+        }
+    }
+}
+
+/// A family's series.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Points {
+    /// An info metric: one series of labels (value 1).
+    Info(Labels),
+    /// Monotonic counters since the agent started.
+    Counter(Vec<(Labels, u64)>),
+    Gauge(Vec<(Labels, f64)>),
+    /// Histograms since the agent started.
+    Histogram(Vec<(Labels, HistPoint)>),
+}
+
+/// One metric family: the one source both `/metrics` and the OTLP exporter render, so the
+/// two cannot differ in names, labels or values.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Family {
+    /// The base name: Prometheus adds the unit and `_total` for counters; OTLP sends it
+    /// as it is, with the unit beside it.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub unit: Option<MetricUnit>,
+    pub points: Points,
+}
+
+/// The families of one view, built in a fixed order; empty families are left out.
+#[derive(Default)]
+struct Families(Vec<Family>);
+
+impl Families {
+    fn push(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        unit: Option<MetricUnit>,
+        points: Points,
+    ) {
+        let empty = match &points {
+            Points::Info(_) => false,
+            Points::Counter(s) => s.is_empty(),
+            Points::Gauge(s) => s.is_empty(),
+            Points::Histogram(s) => s.is_empty(),
+        };
+        if !empty {
+            self.0.push(Family {
+                name,
+                help,
+                unit,
+                points,
+            });
+        }
+    }
+
+    fn counters(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        unit: Option<MetricUnit>,
+        series: Vec<(Labels, u64)>,
+    ) {
+        self.push(name, help, unit, Points::Counter(series));
+    }
+
+    fn gauges(&mut self, name: &'static str, help: &'static str, series: Vec<(Labels, f64)>) {
+        self.push(name, help, None, Points::Gauge(series));
+    }
+
+    fn histograms(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        bounds: &[u64],
+        series: Vec<(Labels, &HistTotal)>,
+    ) {
+        let points = series
+            .into_iter()
+            .map(|(l, h)| (l, HistPoint::of(h, bounds)))
+            .collect();
+        self.push(
+            name,
+            help,
+            Some(MetricUnit::Seconds),
+            Points::Histogram(points),
+        );
+    }
 }
 
 fn none() -> Labels {
@@ -149,259 +235,250 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-impl Collector for View {
+impl View {
     /// The families in a fixed order: the agent's identity, each probe domain's counters
     /// and histograms, the last findings window's gauges, then the agent's own health.
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let enc = &mut enc;
+    pub(crate) fn families(&self) -> Vec<Family> {
+        let mut f = Families::default();
         let t = &self.totals;
-        info(enc, &self.info)?;
-        syscalls(enc, t)?;
-        sched(enc, t)?;
-        tcp(enc, t)?;
-        oom(enc, t)?;
-        disk(enc, t)?;
+        f.push(
+            "kerno",
+            "Kerno agent version and the node it observes.",
+            None,
+            Points::Info(self.info.clone()),
+        );
+        syscalls(&mut f, t);
+        sched(&mut f, t);
+        tcp(&mut f, t);
+        oom(&mut f, t);
+        disk(&mut f, t);
         if let Some(r) = &self.recent {
-            host(enc, r)?;
-            findings(enc, r, &self.rules)?;
+            host(&mut f, r);
+            findings(&mut f, r, &self.rules);
         }
-        agent(enc, self)
+        agent(&mut f, self);
+        f.0
     }
 }
 
-/// `kerno_info`: the agent's version and the node it observes.
-fn info(enc: &mut DescriptorEncoder, info: &Labels) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(
-        "kerno",
-        "Kerno agent version and the node it observes.",
-        None,
-        MetricType::Info,
-    )?;
-    m.encode_info(info)
+/// The families, encoded for Prometheus.
+#[derive(Debug)]
+struct Encoded(Vec<Family>);
+
+impl Collector for Encoded {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for fam in &self.0 {
+            let unit = fam.unit.map(MetricUnit::prometheus);
+            let kind = match fam.points {
+                Points::Info(_) => MetricType::Info,
+                Points::Counter(_) => MetricType::Counter,
+                Points::Gauge(_) => MetricType::Gauge,
+                Points::Histogram(_) => MetricType::Histogram,
+            };
+            let mut m = enc.encode_descriptor(fam.name, fam.help, unit.as_ref(), kind)?;
+            match &fam.points {
+                Points::Info(labels) => m.encode_info(labels)?,
+                Points::Counter(series) => {
+                    for (labels, v) in series {
+                        m.encode_family(labels)?
+                            .encode_counter::<NoLabelSet, u64, u64>(v, None)?;
+                    }
+                }
+                Points::Gauge(series) => {
+                    for (labels, v) in series {
+                        m.encode_family(labels)?.encode_gauge(v)?;
+                    }
+                }
+                Points::Histogram(series) => {
+                    for (labels, h) in series {
+                        m.encode_family(labels)?
+                            .encode_histogram::<NoLabelSet>(h.sum_s, h.count, &h.buckets, None)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Syscalls: calls, errors and latency by syscall, and descriptors opened and closed.
-fn syscalls(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+fn syscalls(f: &mut Families, t: &Totals) {
     if let Some(sys) = &t.syscalls {
-        let calls: Vec<(Labels, u64)> = sys
-            .iter()
-            .map(|(n, s)| (vec![("syscall", n.clone())], s.count))
-            .collect();
-        counters(
-            enc,
+        let by = |n: &String| vec![("syscall", n.clone())];
+        f.counters(
             "kerno_syscall",
             "Syscalls completed, by syscall (only syscalls seen since the agent started).",
             None,
-            &calls,
-        )?;
-        let errors: Vec<(Labels, u64)> = sys
-            .iter()
-            .map(|(n, s)| (vec![("syscall", n.clone())], s.errors))
-            .collect();
-        counters(
-            enc,
+            sys.iter().map(|(n, s)| (by(n), s.count)).collect(),
+        );
+        f.counters(
             "kerno_syscall_errors",
             "Syscalls that returned an error, by syscall.",
             None,
-            &errors,
-        )?;
-        let lat: Vec<(Labels, &HistTotal)> = sys
-            .iter()
-            .map(|(n, s)| (vec![("syscall", n.clone())], &s.latency))
-            .collect();
-        histograms(
-            enc,
+            sys.iter().map(|(n, s)| (by(n), s.errors)).collect(),
+        );
+        f.histograms(
             "kerno_syscall_duration",
             "Syscall latency, entry to exit (waits by design such as epoll_wait included; \
              buckets are powers of four in ns).",
             &syscall_bounds_ns(),
-            &lat,
-        )?;
+            sys.iter().map(|(n, s)| (by(n), &s.latency)).collect(),
+        );
     }
     if let Some((opens, closes)) = t.fds {
-        counters(
-            enc,
+        f.counters(
             "kerno_fd_open",
             "File descriptors created (successful open, socket, pipe, dup, accept, ... calls), all processes.",
             None,
-            &[(none(), opens)],
-        )?;
-        counters(
-            enc,
+            vec![(none(), opens)],
+        );
+        f.counters(
             "kerno_fd_close",
             "File descriptors closed (successful close and close_range calls), all processes.",
             None,
-            &[(none(), closes)],
-        )?;
+            vec![(none(), closes)],
+        );
     }
-    Ok(())
 }
 
 /// The scheduler: run-queue delay.
-fn sched(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+fn sched(f: &mut Families, t: &Totals) {
     let Some(h) = &t.sched else {
-        return Ok(());
+        return;
     };
-    histograms(
-        enc,
+    f.histograms(
         "kerno_sched_delay",
         "Run-queue delay: wakeup to running, every task.",
         &fine_bounds_ns(),
-        &[(none(), h)],
-    )
+        vec![(none(), h)],
+    );
 }
 
 /// TCP: RTT and connect latency, retransmits, segments sent, connection events.
-fn tcp(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+fn tcp(f: &mut Families, t: &Totals) {
     let Some(tcp) = &t.tcp else {
-        return Ok(());
+        return;
     };
     let fine = fine_bounds_ns();
-    histograms(
-        enc,
+    f.histograms(
         "kerno_tcp_rtt",
         "Smoothed TCP round-trip time, one observation per ACK processed.",
         &fine,
-        &[(none(), &tcp.rtt)],
-    )?;
-    histograms(
-        enc,
+        vec![(none(), &tcp.rtt)],
+    );
+    f.histograms(
         "kerno_tcp_connect_duration",
         "TCP connect latency, SYN sent to ESTABLISHED.",
         &fine,
-        &[(none(), &tcp.connect)],
-    )?;
-    counters(
-        enc,
+        vec![(none(), &tcp.connect)],
+    );
+    f.counters(
         "kerno_tcp_retransmits",
         "TCP segments retransmitted (all network namespaces).",
         None,
-        &[(none(), tcp.retransmits)],
-    )?;
-    counters(
-        enc,
+        vec![(none(), tcp.retransmits)],
+    );
+    f.counters(
         "kerno_tcp_segments_sent",
         "TCP segments sent (OutSegs, summed over the network namespaces with processes).",
         None,
-        &[(none(), tcp.segments_out)],
-    )?;
+        vec![(none(), tcp.segments_out)],
+    );
     let ev = |e: &str, n| (vec![("event", e.to_string())], n);
-    counters(
-        enc,
+    f.counters(
         "kerno_tcp_connections",
         "TCP connection events: active_open and passive_open (reached ESTABLISHED), \
          closed, connect_failed (SYN_SENT to CLOSE).",
         None,
-        &[
+        vec![
             ev("active_open", tcp.active_opens),
             ev("passive_open", tcp.passive_opens),
             ev("closed", tcp.closes),
             ev("connect_failed", tcp.connect_failed),
         ],
-    )
+    );
 }
 
 /// OOM kills.
-fn oom(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+fn oom(f: &mut Families, t: &Totals) {
     let Some(n) = t.oom_kills else {
-        return Ok(());
+        return;
     };
-    counters(
-        enc,
+    f.counters(
         "kerno_oom_kills",
         "Processes killed by the OOM killer.",
         None,
-        &[(none(), n)],
-    )
+        vec![(none(), n)],
+    );
 }
 
 /// Block I/O: latency, bytes and errors by device and operation.
-fn disk(enc: &mut DescriptorEncoder, t: &Totals) -> Result<(), std::fmt::Error> {
+fn disk(f: &mut Families, t: &Totals) {
     let Some(disk) = &t.disk else {
-        return Ok(());
+        return;
     };
     let labels = |(dev, op): &(String, String)| vec![("device", dev.clone()), ("op", op.clone())];
-    let lat: Vec<(Labels, &HistTotal)> =
-        disk.iter().map(|(k, d)| (labels(k), &d.latency)).collect();
-    histograms(
-        enc,
+    f.histograms(
         "kerno_disk_io_duration",
         "Block I/O latency, request issue to completion, by device and operation.",
         &fine_bounds_ns(),
-        &lat,
-    )?;
-    let bytes: Vec<(Labels, u64)> = disk.iter().map(|(k, d)| (labels(k), d.bytes)).collect();
-    counters(
-        enc,
+        disk.iter().map(|(k, d)| (labels(k), &d.latency)).collect(),
+    );
+    f.counters(
         "kerno_disk_io",
         "Block I/O bytes completed, by device and operation.",
-        Some(&Unit::Bytes),
-        &bytes,
-    )?;
-    let errors: Vec<(Labels, u64)> = disk.iter().map(|(k, d)| (labels(k), d.errors)).collect();
-    counters(
-        enc,
+        Some(MetricUnit::Bytes),
+        disk.iter().map(|(k, d)| (labels(k), d.bytes)).collect(),
+    );
+    f.counters(
         "kerno_disk_io_errors",
         "Block I/O requests that completed with an error, by device and operation.",
         None,
-        &errors,
-    )
+        disk.iter().map(|(k, d)| (labels(k), d.errors)).collect(),
+    );
 }
 
 /// The last findings window's host gauges: the fullest memory cgroups, PSI, and the
 /// processes whose descriptors grow fastest.
-fn host(enc: &mut DescriptorEncoder, r: &Recent) -> Result<(), std::fmt::Error> {
-    let cg: Vec<(Labels, f64)> = r
-        .cgroups
-        .iter()
-        .map(|(path, workload, pct)| {
-            let mut l = vec![("cgroup", path.clone())];
-            l.extend(workload.iter().cloned());
-            (l, *pct)
-        })
-        .collect();
-    gauges(
-        enc,
+fn host(f: &mut Families, r: &Recent) {
+    f.gauges(
         "kerno_cgroup_memory_pressure_pct",
         "Memory cgroup usage as a percentage of its limit (the fullest cgroups with a limit).",
-        &cg,
-    )?;
-    let psi: Vec<(Labels, f64)> = r
-        .psi
-        .iter()
-        .map(|(res, kind, v)| {
-            (
-                vec![("resource", res.to_string()), ("kind", kind.to_string())],
-                *v,
-            )
-        })
-        .collect();
-    gauges(
-        enc,
+        r.cgroups
+            .iter()
+            .map(|(path, workload, pct)| {
+                let mut l = vec![("cgroup", path.clone())];
+                l.extend(workload.iter().cloned());
+                (l, *pct)
+            })
+            .collect(),
+    );
+    f.gauges(
         "kerno_psi_avg10_pct",
         "Host pressure stall information, avg10: share of time tasks stalled on the resource.",
-        &psi,
-    )?;
-    let fd: Vec<(Labels, f64)> = r
-        .fd_growth
-        .iter()
-        .map(|(comm, v)| (vec![("comm", comm.clone())], *v))
-        .collect();
-    gauges(
-        enc,
+        r.psi
+            .iter()
+            .map(|(res, kind, v)| {
+                (
+                    vec![("resource", res.to_string()), ("kind", kind.to_string())],
+                    *v,
+                )
+            })
+            .collect(),
+    );
+    f.gauges(
         "kerno_process_fd_growth_per_second",
         "Net descriptor growth (opens minus closes) per second over the findings window, \
          for the processes growing fastest, by command name.",
-        &fd,
-    )
+        r.fd_growth
+            .iter()
+            .map(|(comm, v)| (vec![("comm", comm.clone())], *v))
+            .collect(),
+    );
 }
 
 /// The last findings window's findings, by rule and severity (0 for every pair without).
-fn findings(
-    enc: &mut DescriptorEncoder,
-    r: &Recent,
-    rules: &[String],
-) -> Result<(), std::fmt::Error> {
+fn findings(f: &mut Families, r: &Recent, rules: &[String]) {
     let mut firing: Vec<(Labels, f64)> = Vec::new();
     for rule in rules {
         for sev in [Severity::Info, Severity::Warning, Severity::Critical] {
@@ -412,92 +489,108 @@ fn findings(
             ));
         }
     }
-    gauges(
-        enc,
+    f.gauges(
         "kerno_findings_firing",
         "Findings the rules give for the last findings window, by rule and severity.",
-        &firing,
-    )
+        firing,
+    );
 }
 
 /// The agent's own health: events and readings per collector, lost events, attached
-/// programs per domain, and how far back its history reaches.
-fn agent(enc: &mut DescriptorEncoder, v: &View) -> Result<(), std::fmt::Error> {
+/// programs per domain, how far back its history reaches, and the OTLP exporter's
+/// pushes when it runs.
+fn agent(f: &mut Families, v: &View) {
     let t = &v.totals;
-    let events: Vec<(Labels, u64)> = t
-        .events
-        .iter()
-        .map(|(d, n)| (vec![("collector", d.clone())], *n))
-        .collect();
-    counters(
-        enc,
+    let by_collector = |c: &String| vec![("collector", c.clone())];
+    f.counters(
         "kerno_collector_events",
         "Kernel events behind each collector's signals: syscalls completed, descriptor \
          opens and closes, run-queue delays, block requests, TCP events, OOM kills.",
         None,
-        &events,
-    )?;
-    let samples: Vec<(Labels, u64)> = v
-        .collectors
-        .iter()
-        .map(|c| (vec![("collector", c.name.clone())], c.samples))
-        .collect();
-    counters(
-        enc,
+        t.events
+            .iter()
+            .map(|(d, n)| (by_collector(d), *n))
+            .collect(),
+    );
+    f.counters(
         "kerno_collector_samples",
         "Readings each collector took (one a second).",
         None,
-        &samples,
-    )?;
-    let errors: Vec<(Labels, u64)> = v
-        .collectors
-        .iter()
-        .map(|c| (vec![("collector", c.name.clone())], c.errors))
-        .collect();
-    counters(
-        enc,
+        v.collectors
+            .iter()
+            .map(|c| (by_collector(&c.name), c.samples))
+            .collect(),
+    );
+    f.counters(
         "kerno_collector_errors",
         "Readings that failed (a map or file could not be read); the agent keeps going.",
         None,
-        &errors,
-    )?;
+        v.collectors
+            .iter()
+            .map(|c| (by_collector(&c.name), c.errors))
+            .collect(),
+    );
     let l = &t.lost;
     let lost = |c: &str, r: &str, n| (vec![("collector", c.into()), ("reason", r.into())], n);
-    counters(
-        enc,
+    f.counters(
         "kerno_events_lost",
         "Events the probes could not record, by collector and reason (never silently lost).",
         None,
-        &[
+        vec![
             lost("syscalls", "thread_slot_taken", l.syscall_samples),
             lost("sched", "thread_slot_taken", l.sched_samples),
             lost("syscalls", "map_full", l.map_full),
             lost("disk", "unmatched_completion", l.block_unmatched),
             lost("oom", "ring_overwritten", l.oom_kills),
         ],
-    )?;
-    let progs: Vec<(Labels, f64)> = v
-        .probes
-        .iter()
-        .map(|p| {
-            (
-                vec![("domain", p.domain.clone())],
-                if p.attached { p.programs as f64 } else { 0.0 },
-            )
-        })
-        .collect();
-    gauges(
-        enc,
+    );
+    f.gauges(
         "kerno_bpf_programs_loaded",
         "eBPF programs attached, by probe domain (0: the domain is degraded, see /readyz).",
-        &progs,
-    )?;
-    gauges(
-        enc,
+        v.probes
+            .iter()
+            .map(|p| {
+                (
+                    vec![("domain", p.domain.clone())],
+                    if p.attached { p.programs as f64 } else { 0.0 },
+                )
+            })
+            .collect(),
+    );
+    f.gauges(
         "kerno_agent_history_seconds",
         "How far back the agent's window of samples reaches.",
-        &[(none(), v.history_secs)],
-    )
+        vec![(none(), v.history_secs)],
+    );
+    if let Some(o) = &v.otlp {
+        let by_signal = |s: &str, n| (vec![("signal", s.to_string())], n);
+        f.counters(
+            "kerno_otlp_exports",
+            "OTLP export requests the collector accepted, by signal (metrics, logs).",
+            None,
+            vec![
+                by_signal("metrics", o.exports[0]),
+                by_signal("logs", o.exports[1]),
+            ],
+        );
+        f.counters(
+            "kerno_otlp_export_failures",
+            "OTLP export requests that failed (unreachable, timed out, or an HTTP error), \
+             by signal; the agent keeps going.",
+            None,
+            vec![
+                by_signal("metrics", o.failures[0]),
+                by_signal("logs", o.failures[1]),
+            ],
+        );
+        f.counters(
+            "kerno_otlp_log_records_dropped",
+            "Finding log records dropped because the collector could not take them for \
+             too long (the queue holds 1000).",
+            None,
+            vec![(none(), o.dropped_logs)],
+        );
+    }
 }
 
 /// The negotiated exposition format.
@@ -551,7 +644,7 @@ impl Format {
 /// Render a view.
 pub(crate) fn render(view: View, format: Format) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(view));
+    registry.register_collector(Box::new(Encoded(view.families())));
     let mut out = String::new();
     let r = match format {
         Format::Prometheus => {
@@ -564,7 +657,7 @@ pub(crate) fn render(view: View, format: Format) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use kerno_core::Histogram;
 
     use super::*;
@@ -587,7 +680,7 @@ mod tests {
         );
     }
 
-    fn view() -> View {
+    pub(crate) fn view() -> View {
         let mut h = Histogram::new();
         h.record_n(3_000, 4);
         let mut sys = BTreeMap::new();

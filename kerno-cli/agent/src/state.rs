@@ -17,6 +17,7 @@ use kerno_core::{
 use crate::{
     history::{History, Tick},
     metrics::{CollectorStat, ProbeState, Recent, TOP_CGROUPS, TOP_PROCESSES, View},
+    otlp::OtlpStats,
     totals::Totals,
 };
 
@@ -67,6 +68,10 @@ pub(crate) struct Shared {
     pub levels_engine: Mutex<Engine>,
     /// Their samples, every `levels_every`, for [`LEVELS_KEEP`].
     pub levels: Mutex<History>,
+    /// When the agent started, Unix ns: where its counters start.
+    pub started_unix_ns: u64,
+    /// The OTLP exporter's counts, when it runs.
+    pub otlp: Option<Arc<OtlpStats>>,
 }
 
 /// How much level history the agent keeps for `kerno predict`.
@@ -103,7 +108,15 @@ impl Shared {
             doctor_token: None,
             levels_engine: Mutex::new(kerno_core::predict::engine()),
             levels: Mutex::new(History::new(LEVELS_KEEP)),
+            started_unix_ns: crate::otlp::unix_ns_now(),
+            otlp: None,
         }
+    }
+
+    /// With the OTLP exporter's counts in `/metrics`.
+    pub fn with_otlp(mut self, stats: Arc<OtlpStats>) -> Shared {
+        self.otlp = Some(stats);
+        self
     }
 
     /// With the AI post-processor's settings.
@@ -220,6 +233,7 @@ impl Shared {
             totals: lock(&self.totals).clone(),
             recent: lock(&self.recent).clone(),
             history_secs: lock(&self.history).span().as_secs_f64(),
+            otlp: self.otlp.as_ref().map(|s| s.counts()),
         }
     }
 }
@@ -414,6 +428,7 @@ fn recent(s: &Signals, report: &Report) -> Recent {
     for f in &report.findings {
         *r.findings.entry((f.rule.clone(), f.severity)).or_insert(0) += 1;
     }
+    r.list = report.findings.clone();
     if let Some(m) = &s.memory {
         r.cgroups = m
             .cgroups
