@@ -14,9 +14,9 @@ use crate::{
     Collector, CollectorError, CoreError, Degraded, Domain, Finding, Report, Rule, Sample, Signals,
     Thresholds,
     collectors::{
-        ConntrackCollector, DiskCollector, FdCollector, FdCountCollector, FilesystemCollector, LostCollector,
-        MemoryCollector, OomCollector, PidsCollector, SaturationCollector, SchedCollector,
-        SyscallCollector, TcpCollector,
+        ConntrackCollector, DiskCollector, FdCollector, FdCountCollector, FilesystemCollector,
+        LostCollector, MemoryCollector, OomCollector, PidsCollector, SaturationCollector,
+        SchedCollector, SyscallCollector, TcpCollector,
     },
     finding::rank,
     host::detect_host,
@@ -453,9 +453,7 @@ pub(crate) fn not_permitted(domain: Domain, missing: &str) -> String {
         .unwrap_or(missing);
     let needs = "needs CAP_BPF and CAP_PERFMON";
     match domain {
-        Domain::Syscalls => format!(
-            "not permitted: the syscall probe {needs} (missing {missing})"
-        ),
+        Domain::Syscalls => format!("not permitted: the syscall probe {needs} (missing {missing})"),
         Domain::Fds => format!(
             "not permitted: descriptor opens and closes come from the syscall probe, which {needs} (missing {missing}); open descriptors are counted in /proc/<pid>/fd instead (other users' processes need CAP_DAC_READ_SEARCH)"
         ),
