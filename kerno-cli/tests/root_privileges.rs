@@ -438,3 +438,94 @@ fn root_a_plain_user_doctor_reports_procfs_and_names_what_it_cannot_observe() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn root_without_cap_dac_read_search_a_non_root_uid_cannot_read_tracefs() {
+    // nobody with the four but CAP_DAC_READ_SEARCH: the syscall probe (tp_btf, no tracefs)
+    // attaches; the tracepoint domains say what they miss.
+    let three = "-all,+bpf,+perfmon,+sys_ptrace";
+    let ids = vec![
+        format!("--reuid={NOBODY}"),
+        format!("--regid={NOBODY}"),
+        "--clear-groups".to_string(),
+        format!("--inh-caps={three}"),
+        format!("--ambient-caps={three}"),
+        format!("--bounding-set={three}"),
+    ];
+    let o = run(
+        &ids,
+        &[
+            "doctor",
+            "-d",
+            "1s",
+            "-o",
+            "json",
+            "--standalone",
+            "--domains",
+            "syscalls,sched",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = report(&o);
+    let degraded = r["degraded"].as_array().unwrap();
+    assert_eq!(degraded.len(), 1, "{degraded:?}");
+    assert_eq!(degraded[0]["domain"], "sched");
+    assert!(
+        degraded[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("CAP_DAC_READ_SEARCH"),
+        "{degraded:?}"
+    );
+}
+
+#[test]
+fn root_without_cap_sys_ptrace_other_network_namespaces_are_not_seen() {
+    // A full-root process in a network namespace of its own.
+    let mut ns = Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .expect("unshare (util-linux)");
+    sleep(Duration::from_millis(300));
+    let netns = |bounding: &str| {
+        let o = run(
+            &[format!("--bounding-set={bounding}")],
+            &[
+                "doctor",
+                "-d",
+                "1s",
+                "-o",
+                "json",
+                "--standalone",
+                "--domains",
+                "tcp",
+            ],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        report(&o)["signals"]["tcp"]["netns_count"]
+            .as_u64()
+            .unwrap()
+    };
+    let with = netns(FOUR);
+    let without = netns("-all,+bpf,+perfmon,+dac_read_search");
+    let _ = ns.kill();
+    let _ = ns.wait();
+    assert!(
+        with >= 2,
+        "the test's namespace is seen with the four: {with}"
+    );
+    assert!(
+        without < with,
+        "without CAP_SYS_PTRACE: {without}, with: {with}"
+    );
+}
