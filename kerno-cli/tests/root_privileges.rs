@@ -529,3 +529,39 @@ fn root_without_cap_sys_ptrace_other_network_namespaces_are_not_seen() {
         "without CAP_SYS_PTRACE: {without}, with: {with}"
     );
 }
+
+#[test]
+fn root_the_probes_load_under_a_64_kib_memlock_limit_without_cap_sys_resource() {
+    // 5.11+ charges BPF memory to the memory cgroup: RLIMIT_MEMLOCK does not matter, and
+    // Kerno's attempt to raise it (which needs CAP_SYS_RESOURCE) may fail harmlessly.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release.trim().split(|c: char| !c.is_ascii_digit());
+    let (maj, min): (u32, u32) = (
+        v.next().unwrap().parse().unwrap(),
+        v.next().unwrap().parse().unwrap(),
+    );
+    if (maj, min) < (5, 11) {
+        eprintln!("kernel {release}: maps count against RLIMIT_MEMLOCK here; not applicable");
+        return;
+    }
+    let o = Command::new("prlimit")
+        .args([
+            "--memlock=65536:65536",
+            "setpriv",
+            &format!("--bounding-set={FOUR}"),
+        ])
+        .arg(env!("CARGO_BIN_EXE_kerno"))
+        .args(["doctor", "-d", "1s", "-o", "json", "--standalone"])
+        .current_dir("/")
+        .env_remove("KERNO_CONFIG")
+        .env_remove("KERNO_FAIL_PROBES")
+        .output()
+        .expect("prlimit (util-linux)");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(report(&o)["degraded"], serde_json::json!([]));
+}
