@@ -268,7 +268,7 @@ impl FdLeak {
     /// Without the syscall probe (`fds` not observed), the same test on the open counts of
     /// `/proc/<pid>/fd` at every sample: their net growth over the window and the share of
     /// intervals in which they grew.
-    fn from_counts(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
+    fn evaluate_open_counts(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let Some(counts) = &s.fd_counts else {
             return Vec::new();
         };
@@ -318,7 +318,7 @@ impl Rule for FdLeak {
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
         let secs = s.window_secs();
         let Some(fds) = &s.fds else {
-            return self.from_counts(s, t);
+            return self.evaluate_open_counts(s, t);
         };
         fds.processes
             .iter()
