@@ -545,6 +545,55 @@ mod tests {
     }
 
     #[test]
+    fn without_probes_the_procfs_collectors_run_and_each_probe_domain_names_its_capabilities() {
+        let e = Engine::without_probes(
+            &KernelOptions::default(),
+            "not permitted to load eBPF probes: missing CAP_BPF and CAP_PERFMON",
+        );
+        assert_eq!(
+            e.not_permitted(),
+            Some("not permitted to load eBPF probes: missing CAP_BPF and CAP_PERFMON")
+        );
+        assert!(e.probe_status().is_empty());
+        let domains: Vec<&str> = e.degraded().iter().map(|d| d.domain.as_str()).collect();
+        assert_eq!(domains, ["syscalls", "fds", "sched", "disk", "tcp", "oom"]);
+        for d in e.degraded() {
+            assert!(
+                d.reason.starts_with("not permitted: ")
+                    && d.reason.contains(
+                        "needs CAP_BPF and CAP_PERFMON (missing CAP_BPF and CAP_PERFMON)"
+                    ),
+                "{d:?}"
+            );
+        }
+        assert!(e.degraded()[1].reason.contains("/proc/<pid>/fd"));
+        assert!(e.degraded()[2].reason.contains("CAP_DAC_READ_SEARCH"));
+        assert_eq!(
+            e.collector_names(),
+            [
+                "fd_counts",
+                "memory",
+                "filesystem",
+                "pids",
+                "conntrack",
+                "saturation"
+            ]
+        );
+        // Only the domains asked for.
+        let e = Engine::without_probes(
+            &KernelOptions {
+                domains: vec![Domain::Tcp, Domain::Memory],
+                ..KernelOptions::default()
+            },
+            "missing CAP_BPF",
+        );
+        let domains: Vec<&str> = e.degraded().iter().map(|d| d.domain.as_str()).collect();
+        assert_eq!(domains, ["tcp"]);
+        assert!(e.degraded()[0].reason.contains("(missing CAP_BPF)"));
+        assert_eq!(e.collector_names(), ["memory", "saturation"]);
+    }
+
+    #[test]
     fn collect_samples_at_start_each_second_and_end_and_fills_every_collector() {
         let (mut e, steady, _) = engine_with(None);
         let mut ticks = 0;
