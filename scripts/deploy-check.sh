@@ -121,6 +121,26 @@ say "$RENDERED is fresh (a changed template makes it stale); kubectl kustomize d
 if "$PY" scripts/policy.py "$TMP/all.yaml" 2> "$TMP/policy.txt"; then die "policy allowed an unconfigured hostNetwork"; fi
 "$PY" scripts/policy.py --fixtures deploy/policy-fixtures > "$TMP/fixtures.txt" || { cat "$TMP/fixtures.txt"; die "policy fixtures"; }
 say "policy: chart renders pass; $(tail -1 "$TMP/fixtures.txt")"
+# Kerno's own containers (agent and preflight) add exactly the capability set of
+# docs/reliability.md ("Least privilege"): the policy above only bounds it.
+"$PY" - "$TMP/default.yaml" <<'PYEOF' || die "capability set"
+import sys, yaml
+want = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"}
+seen = 0
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if not doc or doc.get("kind") != "DaemonSet":
+        continue
+    spec = doc["spec"]["template"]["spec"]
+    for c in spec.get("initContainers", []) + spec.get("containers", []):
+        caps = c["securityContext"]["capabilities"]
+        got = {a.upper().removeprefix("CAP_") for a in caps.get("add", [])}
+        if got != want or [d.upper() for d in caps.get("drop", [])] != ["ALL"]:
+            sys.exit(f"container {c['name']}: drop {caps.get('drop')} add {sorted(got)}, want drop [ALL] add {sorted(want)}")
+        seen += 1
+if seen < 2:
+    sys.exit(f"{seen} kerno containers found, want the agent and the preflight")
+PYEOF
+say "capabilities: the agent and the preflight drop ALL and add exactly BPF PERFMON SYS_PTRACE DAC_READ_SEARCH"
 grep -rn 'privileged: true' deploy/ scripts/ Dockerfile --include='*.yaml' --include='*.yml' --include='*.tpl' \
     | grep -v '^deploy/policy-fixtures/' && die "privileged: true outside the policy fixtures"
 

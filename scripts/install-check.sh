@@ -24,6 +24,13 @@ score=$(systemd-analyze security --offline=yes "$TMP/unit/kerno.service" 2>/dev/
 [ -n "$score" ] || die "no exposure score from systemd-analyze security --offline=yes"
 awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }' || die "exposure $score > $MAX_EXPOSURE"
 say "kerno.service: systemd-analyze verify clean; security --offline exposure $score (at most $MAX_EXPOSURE)"
+# Exactly the capability set of docs/reliability.md ("Least privilege"), bounding and ambient.
+CAPS='CAP_BPF CAP_PERFMON CAP_SYS_PTRACE CAP_DAC_READ_SEARCH'
+for key in CapabilityBoundingSet AmbientCapabilities; do
+    got=$(sed -n "s/^$key=//p" deploy/systemd/kerno.service | tr ' ' '\n' | sort | xargs)
+    [ "$got" = "$(echo "$CAPS" | tr ' ' '\n' | sort | xargs)" ] || die "$key=$got, want $CAPS"
+done
+say "kerno.service: bounding and ambient capabilities are exactly $CAPS"
 
 # The preflight passes here as root; unprivileged, it would refuse (checked below).
 SKIP=()

@@ -61,6 +61,7 @@ pub fn kernel_options(cfg: &Config) -> Result<KernelOptions, Failure> {
         host_root: cfg.host_root.clone(),
         node_name: cfg.node_name.clone(),
         fail_on_purpose,
+        without_probes_if_not_permitted: false,
     })
 }
 
@@ -176,13 +177,23 @@ pub fn run(args: DoctorArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failu
         (Some(path), _) => kerno_core::load_signals(path)?,
         (None, Some(signals)) => signals,
         (None, None) => {
-            let opts = kernel_options(&cfg)?;
+            // A plain user still gets what procfs, cgroupfs and PSI show; the probe domains
+            // are reported as not observed, with the capabilities they need.
+            let opts = KernelOptions {
+                without_probes_if_not_permitted: true,
+                ..kernel_options(&cfg)?
+            };
             let mut kernel = Engine::kernel(&opts).map_err(|e| match e {
                 CoreError::Config(c) => Failure::usage(c),
                 other => {
                     Failure::from(anyhow::Error::new(other).context("cannot start the probes"))
                 }
             })?;
+            if let Some(why) = kernel.not_permitted().filter(|_| !args.quiet) {
+                eprintln!(
+                    "kerno: {why}: reporting what procfs, cgroupfs and PSI show (run as root, or grant CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE: docs/reliability.md)"
+                );
+            }
             if !args.quiet {
                 for d in kernel.degraded() {
                     eprintln!("kerno: degraded: {}: {}", d.domain, d.reason);

@@ -14,9 +14,9 @@ use crate::{
     Collector, CollectorError, CoreError, Degraded, Domain, Finding, Report, Rule, Sample, Signals,
     Thresholds,
     collectors::{
-        ConntrackCollector, DiskCollector, FdCollector, FilesystemCollector, LostCollector,
-        MemoryCollector, OomCollector, PidsCollector, SaturationCollector, SchedCollector,
-        SyscallCollector, TcpCollector,
+        ConntrackCollector, DiskCollector, FdCollector, FdCountCollector, FilesystemCollector,
+        LostCollector, MemoryCollector, OomCollector, PidsCollector, SaturationCollector,
+        SchedCollector, SyscallCollector, TcpCollector,
     },
     finding::rank,
     host::detect_host,
@@ -39,6 +39,12 @@ pub struct KernelOptions {
     /// Domains whose probes fail on purpose (`fds` fails the syscall probes it shares with
     /// `syscalls`), to exercise degradation.
     pub fail_on_purpose: Vec<Domain>,
+    /// When this process may not load the probes (no `CAP_BPF` and `CAP_PERFMON`, nor
+    /// `CAP_SYS_ADMIN`): build an engine of the procfs, cgroupfs and PSI collectors alone,
+    /// with every probe domain reported as not observed and the capabilities it needs,
+    /// instead of failing with [`CoreError::NotPermitted`] (what `kerno doctor` does for a
+    /// plain user).
+    pub without_probes_if_not_permitted: bool,
 }
 
 impl Default for KernelOptions {
@@ -50,6 +56,7 @@ impl Default for KernelOptions {
             host_root: None,
             node_name: None,
             fail_on_purpose: Vec::new(),
+            without_probes_if_not_permitted: false,
         }
     }
 }
@@ -73,6 +80,7 @@ pub struct Engine {
     thresholds: Thresholds,
     degraded: Vec<Degraded>,
     probe_status: Vec<kerno_probes::ProbeStatus>,
+    not_permitted: Option<String>,
 }
 
 impl Default for Engine {
@@ -90,13 +98,20 @@ impl Engine {
             thresholds: Thresholds::default(),
             degraded: Vec::new(),
             probe_status: Vec::new(),
+            not_permitted: None,
         }
     }
 
     /// An engine with the kernel probes loaded and the built-in collectors for the
     /// requested domains. Domains whose probes fail are recorded as degraded.
     pub fn kernel(opts: &KernelOptions) -> Result<Engine, CoreError> {
-        check_privileges()?;
+        match check_privileges() {
+            Ok(()) => {}
+            Err(CoreError::NotPermitted { detail, .. }) if opts.without_probes_if_not_permitted => {
+                return Ok(Engine::without_probes(opts, &detail));
+            }
+            Err(e) => return Err(e),
+        }
         crate::host::configure(
             crate::host::HostRoot::new(opts.host_root.clone().unwrap_or_default()),
             opts.node_name.clone(),
@@ -190,6 +205,51 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The engine of a process that may not load the probes: the procfs, cgroupfs and PSI
+    /// collectors of the requested domains (memory, filesystems, pids, conntrack, pressure,
+    /// CPU quotas, listen queues, and descriptor counts from `/proc/<pid>/fd`), with each
+    /// probe domain degraded by [`not_permitted`]. `missing` is the capability check's
+    /// finding (`not permitted to load eBPF probes: missing CAP_BPF and CAP_PERFMON`).
+    fn without_probes(opts: &KernelOptions, missing: &str) -> Engine {
+        crate::host::configure(
+            crate::host::HostRoot::new(opts.host_root.clone().unwrap_or_default()),
+            opts.node_name.clone(),
+        );
+        let wanted = |d: Domain| opts.domains.is_empty() || opts.domains.contains(&d);
+        let mut engine = Engine::new();
+        engine.not_permitted = Some(missing.to_string());
+        for d in Domain::ALL.into_iter().filter(|d| wanted(*d)) {
+            if d.probe().is_some() {
+                engine.degraded.push(Degraded {
+                    domain: d.to_string(),
+                    reason: not_permitted(d, missing),
+                });
+            }
+        }
+        if wanted(Domain::Fds) {
+            engine.add_collector(Box::new(FdCountCollector::new()));
+        }
+        if wanted(Domain::Memory) {
+            engine.add_collector(Box::new(MemoryCollector::new()));
+        }
+        if wanted(Domain::Filesystem) {
+            engine.add_collector(Box::new(FilesystemCollector::new()));
+        }
+        if wanted(Domain::Pids) {
+            engine.add_collector(Box::new(PidsCollector::new()));
+        }
+        if wanted(Domain::Conntrack) {
+            engine.add_collector(Box::new(ConntrackCollector::new()));
+        }
+        if [Domain::Sched, Domain::Memory, Domain::Disk, Domain::Tcp]
+            .into_iter()
+            .any(wanted)
+        {
+            engine.add_collector(Box::new(SaturationCollector::new()));
+        }
+        engine
+    }
+
     /// Add a collector.
     pub fn add_collector(&mut self, c: Box<dyn Collector>) -> &mut Self {
         self.collectors.push(c);
@@ -227,6 +287,13 @@ impl Engine {
     /// Domains that could not be observed, and why.
     pub fn degraded(&self) -> &[Degraded] {
         &self.degraded
+    }
+
+    /// Why the probes were not loaded at all, for an engine built without them by
+    /// [`KernelOptions::without_probes_if_not_permitted`] (`not permitted to load eBPF
+    /// probes: missing CAP_BPF and CAP_PERFMON`); `None` otherwise.
+    pub fn not_permitted(&self) -> Option<&str> {
+        self.not_permitted.as_deref()
     }
 
     /// Each probe domain's load status (empty for an engine without kernel probes).
@@ -376,6 +443,26 @@ pub(crate) fn not_attached(domain: ProbeDomain, error: &str) -> String {
     format!("{domain} probe not attached: {error}")
 }
 
+/// Why a probe domain is not observed by a process that may not load the probes: the
+/// capabilities it needs, what this process misses (`missing`, the capability check's
+/// detail), and what is read instead, as reports and `kerno doctor` say it.
+pub(crate) fn not_permitted(domain: Domain, missing: &str) -> String {
+    let missing = missing
+        .split_once("missing ")
+        .map(|(_, m)| m)
+        .unwrap_or(missing);
+    let needs = "needs CAP_BPF and CAP_PERFMON";
+    match domain {
+        Domain::Syscalls => format!("not permitted: the syscall probe {needs} (missing {missing})"),
+        Domain::Fds => format!(
+            "not permitted: descriptor opens and closes come from the syscall probe, which {needs} (missing {missing}); open descriptors are counted in /proc/<pid>/fd instead (other users' processes need CAP_DAC_READ_SEARCH)"
+        ),
+        _ => format!(
+            "not permitted: the {domain} probe {needs} (missing {missing}), and CAP_DAC_READ_SEARCH to read its tracepoints' formats in tracefs when not uid 0"
+        ),
+    }
+}
+
 /// Check that this process may load the kernel probes (`CAP_BPF` and `CAP_PERFMON`, or
 /// `CAP_SYS_ADMIN`), before doing anything else: the error names what is missing.
 pub fn check_privileges() -> Result<(), CoreError> {
@@ -455,6 +542,55 @@ mod tests {
             fail_after,
         }));
         (e, a, b)
+    }
+
+    #[test]
+    fn without_probes_the_procfs_collectors_run_and_each_probe_domain_names_its_capabilities() {
+        let e = Engine::without_probes(
+            &KernelOptions::default(),
+            "not permitted to load eBPF probes: missing CAP_BPF and CAP_PERFMON",
+        );
+        assert_eq!(
+            e.not_permitted(),
+            Some("not permitted to load eBPF probes: missing CAP_BPF and CAP_PERFMON")
+        );
+        assert!(e.probe_status().is_empty());
+        let domains: Vec<&str> = e.degraded().iter().map(|d| d.domain.as_str()).collect();
+        assert_eq!(domains, ["syscalls", "fds", "sched", "disk", "tcp", "oom"]);
+        for d in e.degraded() {
+            assert!(
+                d.reason.starts_with("not permitted: ")
+                    && d.reason.contains(
+                        "needs CAP_BPF and CAP_PERFMON (missing CAP_BPF and CAP_PERFMON)"
+                    ),
+                "{d:?}"
+            );
+        }
+        assert!(e.degraded()[1].reason.contains("/proc/<pid>/fd"));
+        assert!(e.degraded()[2].reason.contains("CAP_DAC_READ_SEARCH"));
+        assert_eq!(
+            e.collector_names(),
+            [
+                "fd_counts",
+                "memory",
+                "filesystem",
+                "pids",
+                "conntrack",
+                "saturation"
+            ]
+        );
+        // Only the domains asked for.
+        let e = Engine::without_probes(
+            &KernelOptions {
+                domains: vec![Domain::Tcp, Domain::Memory],
+                ..KernelOptions::default()
+            },
+            "missing CAP_BPF",
+        );
+        let domains: Vec<&str> = e.degraded().iter().map(|d| d.domain.as_str()).collect();
+        assert_eq!(domains, ["tcp"]);
+        assert!(e.degraded()[0].reason.contains("(missing CAP_BPF)"));
+        assert_eq!(e.collector_names(), ["memory", "saturation"]);
     }
 
     #[test]

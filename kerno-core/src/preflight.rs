@@ -700,7 +700,7 @@ pub fn judge(f: &Facts) -> Vec<Check> {
                 "mounted at {}, but this user may not read it",
                 f.tracefs_unreadable.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
             ),
-            "run as root (the tracepoint formats are readable by root only)",
+            "run as root, or grant CAP_DAC_READ_SEARCH (tracefs and the tracepoint formats are readable by root only)",
         ),
         None if f.caps.has(CAP_SYS_ADMIN) && f.in_container.is_none() => Check::warn(
             "tracefs",

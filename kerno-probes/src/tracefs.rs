@@ -19,8 +19,15 @@ pub fn find() -> Option<PathBuf> {
 /// this process may mount it.
 pub fn ensure_mounted() -> Result<PathBuf, ProbeError> {
     for c in CANDIDATES {
-        if Path::new(c).join("events").is_dir() {
-            return Ok(PathBuf::from(c));
+        match std::fs::metadata(Path::new(c).join("events")) {
+            Ok(m) if m.is_dir() => return Ok(PathBuf::from(c)),
+            // tracefs is mode 0700 root: mounted, but not for this uid.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(ProbeError::Tracefs(format!(
+                    "mounted at {c}, but this process may not read it: reading the tracepoints' formats needs uid 0 or CAP_DAC_READ_SEARCH"
+                )));
+            }
+            _ => {}
         }
     }
     let target = CANDIDATES[0];
@@ -40,7 +47,12 @@ pub fn ensure_mounted() -> Result<PathBuf, ProbeError> {
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         return Err(ProbeError::Tracefs(format!(
-            "not mounted, and mounting it at {target} failed: {err}"
+            "not mounted, and mounting it at {target} failed: {err}{}",
+            if err.raw_os_error() == Some(libc::EPERM) {
+                " (mounting needs CAP_SYS_ADMIN, which Kerno does not need otherwise: mount tracefs on the host, or the host's /sys/kernel/tracing into the container)"
+            } else {
+                ""
+            }
         )));
     }
     Ok(PathBuf::from(target))

@@ -1,7 +1,7 @@
 //! `fd-leak`: a process opens file descriptors faster than it closes them, steadily.
 
 use kerno_core::{
-    FdProcess, Finding, Rule, Severity, Signals, Subject, ThresholdSpec, Thresholds, human_secs,
+    FdCount, FdProcess, Finding, Process, Rule, Severity, Signals, Subject, ThresholdSpec, Thresholds, human_secs,
     thousands, trend::Trend,
 };
 
@@ -64,13 +64,123 @@ pub(crate) fn eta_secs(p: &FdProcess, growth: f64) -> Option<f64> {
     (growth > 0.0).then(|| limit.saturating_sub(open) as f64 / growth)
 }
 
+/// A leak seen through the syscall probe: opens and closes counted in the kernel.
 fn leak_finding(p: &FdProcess, growth: f64, s: &Signals, t: &Thresholds) -> Finding {
+    let rate = fmt_rate(growth);
+    let cause = format!(
+        "It created {} descriptors and closed {} in {}: {} more stay open every second, {}. {LEAK}",
+        thousands(p.opens),
+        thousands(p.closes),
+        human_secs(s.window_secs()),
+        rate,
+        match grown_share(p) {
+            Some(_) => format!(
+                "and the count grew in {} of {} sample intervals",
+                p.net_per_interval.iter().filter(|v| **v > 0).count(),
+                p.net_per_interval.len()
+            ),
+            None => "over the whole window".into(),
+        }
+    );
+    let net = p.opens as i64 - p.closes as i64;
+    let mut evidence = vec![format!(
+        "{} opened, {} closed in {}: net +{} ({rate}/s)",
+        thousands(p.opens),
+        thousands(p.closes),
+        human_secs(s.window_secs()),
+        thousands(net.max(0) as u64)
+    )];
+    if !p.net_per_interval.is_empty() {
+        let grew = p.net_per_interval.iter().filter(|v| **v > 0).count();
+        let series: Vec<String> = p
+            .net_per_interval
+            .iter()
+            .map(|v| format!("{v:+}"))
+            .collect();
+        evidence.push(format!(
+            "grew in {grew} of {} sample intervals: {}",
+            p.net_per_interval.len(),
+            series.join(" ")
+        ));
+    }
     let eta = eta_secs(p, growth);
+    finish(
+        &p.process,
+        (p.open_fds, p.soft_limit, eta),
+        growth,
+        cause,
+        evidence,
+        t,
+    )
+}
+
+/// A leak seen in `/proc/<pid>/fd` alone (no syscall probe: a plain user's doctor): the
+/// open count at every sample, not the opens and closes behind it.
+fn count_finding(c: &FdCount, growth: f64, s: &Signals, t: &Thresholds) -> Finding {
+    let first = c.series.0.first().map(|p| p.1).unwrap_or(0.0) as u64;
+    let steps: Vec<i64> = c
+        .series
+        .0
+        .windows(2)
+        .map(|w| w[1].1 as i64 - w[0].1 as i64)
+        .collect();
+    let grew = steps.iter().filter(|v| **v > 0).count();
+    let rate = fmt_rate(growth);
+    let cause = format!(
+        "Its open descriptors went from {} to {} in {}: {} more stay open every second, and the count grew in {grew} of {} sample intervals (counted in /proc/{}/fd: without the syscall probe the opens and closes themselves are not seen). {LEAK}",
+        thousands(first),
+        thousands(c.open_fds),
+        human_secs(s.window_secs()),
+        rate,
+        steps.len(),
+        c.process.pid
+    );
+    let series: Vec<String> = steps.iter().map(|v| format!("{v:+}")).collect();
+    let evidence = vec![
+        format!(
+            "{} -> {} open descriptors in {} ({rate}/s), counted in /proc/{}/fd",
+            thousands(first),
+            thousands(c.open_fds),
+            human_secs(s.window_secs()),
+            c.process.pid
+        ),
+        format!(
+            "grew in {grew} of {} sample intervals: {}",
+            steps.len(),
+            series.join(" ")
+        ),
+    ];
+    let eta = c
+        .soft_limit
+        .filter(|_| growth > 0.0)
+        .map(|limit| limit.saturating_sub(c.open_fds) as f64 / growth);
+    finish(
+        &c.process,
+        (Some(c.open_fds), c.soft_limit, eta),
+        growth,
+        cause,
+        evidence,
+        t,
+    )
+}
+
+/// What a leak is, after what was seen.
+const LEAK: &str = "Descriptors that are opened and never closed are a leak: a socket, file or pipe kept after its last use (a missing close on an error path, a connection pool that only grows, a client per request that is never shut down).";
+
+/// The finding for a process growing at `growth` descriptors a second, with its open count,
+/// soft limit and ETA to it (`(open, limit, eta)`), the cause and the first evidence lines.
+fn finish(
+    proc_: &Process,
+    (open_fds, soft_limit, eta): (Option<u64>, Option<u64>, Option<f64>),
+    growth: f64,
+    cause: String,
+    mut evidence: Vec<String>,
+    t: &Thresholds,
+) -> Finding {
     let severity = match eta {
         Some(e) if e < t.number(&FD_CRITICAL_ETA_SECS) => Severity::Critical,
         _ => Severity::Warning,
     };
-    let proc_ = &p.process;
     let pid = proc_.pid;
     let mut f = finding(ID, severity, Subject::process(proc_));
     let rate = fmt_rate(growth);
@@ -78,7 +188,7 @@ fn leak_finding(p: &FdProcess, growth: f64, s: &Signals, t: &Thresholds) -> Find
         "process {} leaks file descriptors: +{rate}/s",
         proc_name(proc_)
     );
-    match (p.open_fds, p.soft_limit, eta) {
+    match (open_fds, soft_limit, eta) {
         (Some(open), Some(limit), _) if open >= limit => {
             f.title += &format!(
                 ", {} of {} open: at the limit, new opens fail with EMFILE",
@@ -99,69 +209,35 @@ fn leak_finding(p: &FdProcess, growth: f64, s: &Signals, t: &Thresholds) -> Find
             f.title += " (open count unknown: the process has exited or /proc was unreadable)"
         }
     }
-    let net = p.opens as i64 - p.closes as i64;
-    f.cause = format!(
-        "It created {} descriptors and closed {} in {}: {} more stay open every second, {}. Descriptors that are opened and never closed are a leak: a socket, file or pipe kept after its last use (a missing close on an error path, a connection pool that only grows, a client per request that is never shut down).",
-        thousands(p.opens),
-        thousands(p.closes),
-        human_secs(s.window_secs()),
-        rate,
-        match grown_share(p) {
-            Some(_) => format!(
-                "and the count grew in {} of {} sample intervals",
-                p.net_per_interval.iter().filter(|v| **v > 0).count(),
-                p.net_per_interval.len()
-            ),
-            None => "over the whole window".into(),
-        }
-    );
-    f.impact = match p.soft_limit {
+    f.cause = cause;
+    f.impact = match soft_limit {
         Some(limit) => format!(
             "At {} open descriptors (its soft RLIMIT_NOFILE) every open(), socket() and accept() fails with EMFILE: the process stops accepting connections and cannot open files, usually while still looking alive to its health checks.",
             thousands(limit)
         ),
         None => "At its open-file limit every open(), socket() and accept() fails with EMFILE: the process stops accepting connections and cannot open files, usually while still looking alive to its health checks.".into(),
     };
-    f.evidence.push(format!(
-        "{} opened, {} closed in {}: net +{} ({rate}/s)",
-        thousands(p.opens),
-        thousands(p.closes),
-        human_secs(s.window_secs()),
-        thousands(net.max(0) as u64)
-    ));
-    if !p.net_per_interval.is_empty() {
-        let grew = p.net_per_interval.iter().filter(|v| **v > 0).count();
-        let series: Vec<String> = p
-            .net_per_interval
-            .iter()
-            .map(|v| format!("{v:+}"))
-            .collect();
-        f.evidence.push(format!(
-            "grew in {grew} of {} sample intervals: {}",
-            p.net_per_interval.len(),
-            series.join(" ")
-        ));
-    }
-    match (p.open_fds, p.soft_limit) {
-        (Some(open), Some(limit)) => f.evidence.push(format!(
+    match (open_fds, soft_limit) {
+        (Some(open), Some(limit)) => evidence.push(format!(
             "{} descriptors open of a soft limit of {} ({} left)",
             thousands(open),
             thousands(limit),
             thousands(limit.saturating_sub(open))
         )),
-        (Some(open), None) => f.evidence.push(format!(
+        (Some(open), None) => evidence.push(format!(
             "{} descriptors open; limit unknown",
             thousands(open)
         )),
-        (None, Some(limit)) => f.evidence.push(format!(
+        (None, Some(limit)) => evidence.push(format!(
             "soft limit {}; open count unknown",
             thousands(limit)
         )),
         (None, None) => {}
     }
     if let Some(w) = proc_where(proc_) {
-        f.evidence.push(format!("runs in {w}"));
+        evidence.push(format!("runs in {w}"));
     }
+    f.evidence = evidence;
     f.value = growth;
     f.threshold = t.number(&FD_GROWTH_PER_SEC);
     f.unit = "fd/s".into();
@@ -188,6 +264,33 @@ fn leak_finding(p: &FdProcess, growth: f64, s: &Signals, t: &Thresholds) -> Find
     f
 }
 
+impl FdLeak {
+    /// Without the syscall probe (`fds` not observed), the same test on the open counts of
+    /// `/proc/<pid>/fd` at every sample: their net growth over the window and the share of
+    /// intervals in which they grew.
+    fn evaluate_open_counts(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
+        let Some(counts) = &s.fd_counts else {
+            return Vec::new();
+        };
+        let secs = s.window_secs();
+        counts
+            .processes
+            .iter()
+            .filter(|c| c.process.pid != s.collector_pid || s.collector_pid == 0)
+            .filter_map(|c| {
+                let (first, last) = (c.series.0.first()?.1, c.series.0.last()?.1);
+                let growth = (last - first) / secs.max(0.001);
+                if growth <= t.number(&FD_GROWTH_PER_SEC) || growth <= 0.0 {
+                    return None;
+                }
+                let sustained = Trend::of(&c.series)
+                    .is_none_or(|tr| tr.rising >= t.number(&FD_SUSTAINED_RATIO));
+                sustained.then(|| count_finding(c, growth, s, t))
+            })
+            .collect()
+    }
+}
+
 impl Rule for FdLeak {
     fn id(&self) -> &str {
         ID
@@ -199,7 +302,7 @@ impl Rule for FdLeak {
 
     fn doc(&self) -> kerno_core::RuleDoc {
         kerno_core::RuleDoc {
-            checks: "Per process, the net growth of open file descriptors (opens minus closes over the window) against fd_growth_per_sec, and whether it grew in at least fd_sustained_ratio of the sample intervals, so a burst is not a leak. With the open count and the soft RLIMIT_NOFILE known, the ETA to the limit is (limit - open) / growth; under fd_critical_eta_secs it is critical.".into(),
+            checks: "Per process, the net growth of open file descriptors (opens minus closes over the window) against fd_growth_per_sec, and whether it grew in at least fd_sustained_ratio of the sample intervals, so a burst is not a leak. With the open count and the soft RLIMIT_NOFILE known, the ETA to the limit is (limit - open) / growth; under fd_critical_eta_secs it is critical. Without the syscall probe (kerno doctor as a plain user), the same test runs on the open counts of /proc/<pid>/fd at every sample.".into(),
             when_it_fires: vec![
                 "List what the process holds: ls -l /proc/<pid>/fd | awk '{print $NF}' | sed 's/[0-9]*//g' | sort | uniq -c | sort -rn (sockets, pipes, files).".into(),
                 "Compare with its limit: grep 'open files' /proc/<pid>/limits; a restart buys time until the limit again.".into(),
@@ -213,10 +316,10 @@ impl Rule for FdLeak {
     }
 
     fn evaluate(&self, s: &Signals, t: &Thresholds) -> Vec<Finding> {
-        let Some(fds) = &s.fds else {
-            return Vec::new();
-        };
         let secs = s.window_secs();
+        let Some(fds) = &s.fds else {
+            return self.evaluate_open_counts(s, t);
+        };
         fds.processes
             .iter()
             .filter(|p| p.process.pid != s.collector_pid || s.collector_pid == 0)
@@ -432,5 +535,71 @@ mod tests {
         let mut p = leaky(5_000, 0, Some(600), Some(1_024), vec![500; 10]);
         p.process.pid = COLLECTOR;
         assert!(run(&FdLeak, &with_fds(vec![p])).is_empty());
+    }
+
+    /// A process's open descriptors at one sample a second, as the procfs counter saw them.
+    fn counted(counts: &[u64], limit: Option<u64>) -> kerno_core::FdCount {
+        kerno_core::FdCount {
+            process: proc_(4121, "api"),
+            open_fds: *counts.last().unwrap(),
+            soft_limit: limit,
+            series: Series::from_points(
+                counts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (i as u64 * 1000, *c as f64)),
+            ),
+        }
+    }
+
+    fn with_counts(procs: Vec<kerno_core::FdCount>) -> Signals {
+        let mut s = signals();
+        s.fd_counts = Some(kerno_core::FdCountSignals {
+            processes_counted: procs.len(),
+            processes: procs,
+        });
+        s
+    }
+
+    #[test]
+    fn without_the_syscall_probe_the_open_counts_show_a_leak() {
+        // 1,000 -> 1,400 in 10 s: +40/s, 600 left of 2,000: 15 s to EMFILE.
+        let counts: Vec<u64> = (0..=10).map(|i| 1_000 + 40 * i).collect();
+        let f = one(run(&FdLeak, &with_counts(vec![counted(&counts, Some(2_000))])));
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(
+            f.title,
+            "process `api` (pid 4121) leaks file descriptors: +40/s, 1,400 of 2,000 open, limit in about 15 s"
+        );
+        assert_eq!(f.eta_secs, Some(15.0));
+        assert!(f.cause.contains("/proc/4121/fd"), "{}", f.cause);
+        assert!(f.cause.contains("grew in 10 of 10"), "{}", f.cause);
+        assert!(
+            !f.cause.contains("created") && !f.evidence.iter().any(|e| e.contains("closed")),
+            "no opens or closes claimed: {f:#?}"
+        );
+        // A far limit warns; the growth threshold is strict as with the probe.
+        let f = one(run(&FdLeak, &with_counts(vec![counted(&counts, Some(1_000_000))])));
+        assert_eq!(f.severity, Severity::Warning);
+        let exactly: Vec<u64> = (0..=10).map(|i| 1_000 + 10 * i).collect();
+        assert!(run(&FdLeak, &with_counts(vec![counted(&exactly, None)])).is_empty());
+    }
+
+    #[test]
+    fn open_counts_of_a_burst_or_a_steady_process_are_not_leaks() {
+        let burst = [100, 350, 600, 600, 600, 600, 600, 600, 600, 600, 600];
+        assert!(run(&FdLeak, &with_counts(vec![counted(&burst, Some(1_024))])).is_empty());
+        assert!(run(&FdLeak, &with_counts(vec![counted(&[50; 11], Some(1_024))])).is_empty());
+        let mut me = counted(&(0..=10).map(|i| 40 * i).collect::<Vec<_>>(), None);
+        me.process.pid = COLLECTOR;
+        assert!(run(&FdLeak, &with_counts(vec![me])).is_empty());
+    }
+
+    #[test]
+    fn the_syscall_probe_wins_over_the_open_counts() {
+        let counts: Vec<u64> = (0..=10).map(|i| 1_000 + 40 * i).collect();
+        let mut s = with_counts(vec![counted(&counts, Some(2_000))]);
+        s.fds = Some(FdSignals { processes: vec![] });
+        assert!(run(&FdLeak, &s).is_empty());
     }
 }
