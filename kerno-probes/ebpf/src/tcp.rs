@@ -12,9 +12,7 @@ use kerno_probes_common::{
     ConnKey, ConnStart, FlowKey, FlowVal, Hist, SlowConn, SlowRtt, lost, tcp_ctr,
 };
 
-use crate::shared::{
-    atomic_add, cfg, count_inserted, count_lost, hist_add, now, o, off, tp_read,
-};
+use crate::shared::{atomic_add, cfg, count_inserted, count_lost, hist_add, now, o, off, tp_read};
 
 #[map]
 static TCP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tcp_ctr::N, 0);
@@ -272,7 +270,10 @@ fn record_slow_connect(
             max_ns: lat,
             comm,
         };
-        if TCP_SLOW_CONNECTS.insert(&key, &v, BPF_NOEXIST as u64).is_ok() {
+        if TCP_SLOW_CONNECTS
+            .insert(&key, &v, BPF_NOEXIST as u64)
+            .is_ok()
+        {
             count_inserted(lost::INSERTED_TCP_SLOW_CONNECTS);
         } else if let Some(p) = TCP_SLOW_CONNECTS.get_ptr_mut(&key) {
             // Another CPU inserted first: add to its entry.
