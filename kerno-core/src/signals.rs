@@ -222,31 +222,137 @@ pub struct Degraded {
     pub reason: String,
 }
 
-/// Samples the probes could not record in the window.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Lost {
-    /// Syscalls whose per-thread slot was taken by another thread.
-    pub syscall_samples: u64,
-    /// Run-queue delays whose per-thread slot was taken by another thread.
-    pub sched_samples: u64,
-    /// Per-process records that did not fit a full map.
-    pub map_full: u64,
-    /// Block completions with no matching issue (issued before the probes attached, or
-    /// evicted).
-    pub block_unmatched: u64,
-    /// OOM kills overwritten in the ring before they were read.
-    pub oom_kills: u64,
+/// Defines [`Lost`] from one table: each counter's JSON field, the `collector` and `reason`
+/// labels it has in `kerno_events_lost_total`, and its meaning. Fields added after the
+/// first five default to 0, so windows saved before them still load.
+macro_rules! lost_counters {
+    ($( $(#[$attr:meta])* $field:ident: $collector:literal, $reason:literal, $doc:literal; )*) => {
+        /// What the probes could not record in the window, by collector and reason. Every
+        /// counter is exact (bumped in the kernel where the record failed), except the
+        /// `*_evicted` ones: entries a full LRU map pushed out, at least this many (new keys
+        /// inserted minus entries found when the map was read; docs/json-report.md).
+        ///
+        /// In JSON each counter is a field, plus `total` (all of them: non-zero when the
+        /// window lost anything) and `events` (the non-zero ones, labelled as in
+        /// `/metrics`). Both are written, never read back.
+        #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+        pub struct Lost {
+            $( #[doc = $doc] $(#[$attr])* pub $field: u64, )*
+        }
+
+        impl Lost {
+            /// Every counter: `(collector, reason, count)`, in a fixed order.
+            pub fn entries(&self) -> Vec<LostEvent> {
+                vec![$( LostEvent { collector: $collector, reason: $reason, count: self.$field }, )*]
+            }
+        }
+
+        impl std::ops::AddAssign<&Lost> for Lost {
+            /// Add another window's losses (a daemon's totals since start).
+            fn add_assign(&mut self, other: &Lost) {
+                $( self.$field += other.$field; )*
+            }
+        }
+
+        impl Serialize for Lost {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut m = ser.serialize_map(None)?;
+                $( m.serialize_entry(stringify!($field), &self.$field)?; )*
+                m.serialize_entry("total", &self.total())?;
+                let events: Vec<LostEvent> =
+                    self.entries().into_iter().filter(|e| e.count > 0).collect();
+                m.serialize_entry("events", &events)?;
+                m.end()
+            }
+        }
+    };
 }
 
-impl std::ops::AddAssign<&Lost> for Lost {
-    /// Add another window's losses (a daemon's totals since start).
-    fn add_assign(&mut self, other: &Lost) {
-        self.syscall_samples += other.syscall_samples;
-        self.sched_samples += other.sched_samples;
-        self.map_full += other.map_full;
-        self.block_unmatched += other.block_unmatched;
-        self.oom_kills += other.oom_kills;
+lost_counters! {
+    syscall_samples: "syscalls", "thread_slot_taken",
+        "Syscalls whose per-thread slot was taken by another thread (their latency is lost).";
+    sched_samples: "sched", "thread_slot_taken",
+        "Run-queue delays whose per-thread slot was taken by another thread.";
+    map_full: "syscalls", "map_full",
+        "Per-process syscall records (errors, slow calls) the per-process map refused.";
+    block_unmatched: "disk", "unmatched_completion",
+        "Block completions with no matching issue (issued before the probes attached, or evicted from the in-flight map).";
+    oom_kills: "oom", "ring_overwritten",
+        "OOM kills overwritten in the ring before they were read.";
+    #[serde(default)]
+    syscalls_evicted: "syscalls", "evicted",
+        "Per-process syscall records evicted from the full LRU map (at least this many).";
+    #[serde(default)]
+    syscalls_recursion: "syscalls", "recursion_miss",
+        "Syscall program runs the kernel skipped because a BPF program already ran on that CPU (`recursion_misses`).";
+    #[serde(default)]
+    fds_map_full: "fds", "map_full",
+        "Per-process descriptor records the map refused.";
+    #[serde(default)]
+    fds_evicted: "fds", "evicted",
+        "Per-process descriptor records evicted from the full LRU map (at least this many).";
+    #[serde(default)]
+    sched_map_full: "sched", "map_full",
+        "Slow run-queue records (per thread) the map refused.";
+    #[serde(default)]
+    sched_evicted: "sched", "evicted",
+        "Slow run-queue records evicted from the full LRU map (at least this many).";
+    #[serde(default)]
+    sched_read_failed: "sched", "read_failed",
+        "Scheduler tracepoint records that could not be read.";
+    #[serde(default)]
+    sched_recursion: "sched", "recursion_miss",
+        "Scheduler program runs the kernel skipped (`recursion_misses`).";
+    #[serde(default)]
+    disk_map_full: "disk", "map_full",
+        "Block requests a block map (in flight, or per device) refused.";
+    #[serde(default)]
+    disk_read_failed: "disk", "read_failed",
+        "Block tracepoint records that could not be read.";
+    #[serde(default)]
+    disk_recursion: "disk", "recursion_miss",
+        "Block program runs the kernel skipped (`recursion_misses`).";
+    #[serde(default)]
+    tcp_map_full: "tcp", "map_full",
+        "TCP records (flows, connects in flight, slow RTTs, slow connects) a map refused.";
+    #[serde(default)]
+    tcp_evicted: "tcp", "evicted",
+        "TCP flow, slow-RTT and slow-connect records evicted from their full LRU maps (at least this many).";
+    #[serde(default)]
+    tcp_unmatched_connect: "tcp", "unmatched_connect",
+        "Connects that reached ESTABLISHED with no recorded start (begun before the probes attached, or evicted): their latency is lost.";
+    #[serde(default)]
+    tcp_read_failed: "tcp", "read_failed",
+        "TCP tracepoint records that could not be read.";
+    #[serde(default)]
+    tcp_recursion: "tcp", "recursion_miss",
+        "TCP program runs the kernel skipped (`recursion_misses`).";
+    #[serde(default)]
+    oom_read_failed: "oom", "read_failed",
+        "OOM tracepoint records that could not be read.";
+    #[serde(default)]
+    oom_recursion: "oom", "recursion_miss",
+        "OOM program runs the kernel skipped (`recursion_misses`).";
+}
+
+impl Lost {
+    /// Everything lost in the window, all collectors and reasons (0: nothing was).
+    pub fn total(&self) -> u64 {
+        self.entries().iter().map(|e| e.count).sum()
     }
+}
+
+/// One [`Lost`] counter, labelled as `kerno_events_lost_total` labels it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LostEvent {
+    /// The collector: `syscalls`, `fds`, `sched`, `disk`, `tcp`, `oom`.
+    pub collector: &'static str,
+    /// Why: `thread_slot_taken`, `map_full`, `evicted`, `unmatched_completion`,
+    /// `unmatched_connect`, `read_failed`, `recursion_miss`, `ring_overwritten`.
+    pub reason: &'static str,
+    /// How many.
+    pub count: u64,
 }
 
 /// A process, as precisely as it could be identified.
@@ -1345,6 +1451,9 @@ mod tests {
             map_full: 3,
             block_unmatched: 4,
             oom_kills: 5,
+            tcp_evicted: 6,
+            oom_recursion: 7,
+            ..Lost::default()
         };
         let mut total = one.clone();
         total += &one;
@@ -1356,8 +1465,45 @@ mod tests {
                 map_full: 6,
                 block_unmatched: 8,
                 oom_kills: 10,
+                tcp_evicted: 12,
+                oom_recursion: 14,
+                ..Lost::default()
             }
         );
+        assert_eq!(total.total(), 2 + 4 + 6 + 8 + 10 + 12 + 14);
+    }
+
+    #[test]
+    fn lost_json_says_what_was_lost_and_old_windows_still_load() {
+        let l = Lost {
+            map_full: 3,
+            tcp_evicted: 2,
+            ..Lost::default()
+        };
+        let v = serde_json::to_value(&l).unwrap();
+        assert_eq!(v["total"], 5);
+        assert_eq!(
+            v["events"],
+            serde_json::json!([
+                {"collector": "syscalls", "reason": "map_full", "count": 3},
+                {"collector": "tcp", "reason": "evicted", "count": 2},
+            ])
+        );
+        // Round trip: `total` and `events` are derived, never read back.
+        let back: Lost = serde_json::from_value(v).unwrap();
+        assert_eq!(back, l);
+        // A window saved before the new counters existed.
+        let old: Lost = serde_json::from_str(
+            r#"{"syscall_samples":1,"sched_samples":0,"map_full":0,"block_unmatched":0,"oom_kills":0}"#,
+        )
+        .unwrap();
+        assert_eq!(old.total(), 1);
+        // Every (collector, reason) pair is named once.
+        let e = Lost::default().entries();
+        let mut pairs: Vec<_> = e.iter().map(|e| (e.collector, e.reason)).collect();
+        pairs.sort();
+        pairs.dedup();
+        assert_eq!(pairs.len(), e.len());
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub use loader::{
     check_tracepoints,
 };
 pub use readers::{
-    DiskReader, DiskTotals, LostCounters, OomReader, SchedReader, SyscallReader, SyscallTotals,
-    TcpCounters, TcpReader,
+    DiskReader, DiskTotals, LostCounters, LostReading, OomReader, SchedReader, SyscallReader,
+    SyscallTotals, TcpCounters, TcpReader,
 };
 
 /// The compiled eBPF object, built by `scripts/build-ebpf.sh` and committed, so a plain

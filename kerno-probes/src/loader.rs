@@ -15,7 +15,9 @@ use kerno_probes_common::{Config, TpOffsets};
 
 use crate::{
     EBPF_OBJECT, ProbeError,
-    readers::{DiskReader, LostCounters, OomReader, SchedReader, SyscallReader, TcpReader},
+    readers::{
+        DiskReader, LostCounters, OomReader, SchedReader, SyscallReader, TcpReader, take_lost_map,
+    },
     syscalls,
     tracefs::{self, Format},
 };
@@ -618,13 +620,33 @@ impl Probes {
         }
 
         let attached = |d: Domain| status.iter().any(|s| s.domain == d && s.attached);
+        let lost_map = take_lost_map(&mut ebpf)?;
+        // A descriptor of each attached program, for its recursion misses.
+        let mut programs = Vec::new();
+        for st in status.iter().filter(|s| s.attached) {
+            for name in &st.programs {
+                let fd = ebpf
+                    .program(name)
+                    .ok_or_else(|| ProbeError::Missing {
+                        kind: "program",
+                        name: name.clone(),
+                    })?
+                    .fd()
+                    .and_then(|fd| fd.try_clone().map_err(aya::programs::ProgramError::from))
+                    .map_err(|e| ProbeError::Program {
+                        program: name.clone(),
+                        source: Box::new(e),
+                    })?;
+                programs.push((st.domain, fd));
+            }
+        }
         let syscalls = if attached(Domain::Syscalls) {
-            Some(SyscallReader::take(&mut ebpf)?)
+            Some(SyscallReader::take(&mut ebpf, lost_map.clone())?)
         } else {
             None
         };
         let sched = if attached(Domain::Sched) {
-            Some(SchedReader::take(&mut ebpf)?)
+            Some(SchedReader::take(&mut ebpf, lost_map.clone())?)
         } else {
             None
         };
@@ -634,7 +656,7 @@ impl Probes {
             None
         };
         let tcp = if attached(Domain::Tcp) {
-            Some(TcpReader::take(&mut ebpf)?)
+            Some(TcpReader::take(&mut ebpf, lost_map.clone())?)
         } else {
             None
         };
@@ -643,7 +665,7 @@ impl Probes {
         } else {
             None
         };
-        let lost = Some(LostCounters::take(&mut ebpf)?);
+        let lost = Some(LostCounters::new(lost_map, programs));
         let shared: Shared = Arc::new(Mutex::new(ebpf));
         let keep = |r: &mut dyn crate::readers::KeepAlive| r.keep(shared.clone());
         let mut p = Probes {

@@ -1,9 +1,15 @@
 //! Typed, read-only views of the probes' maps. Values are summed over CPUs; nothing is
 //! reset, so windows are differences of two reads.
 
+use std::{
+    os::fd::{AsFd, AsRawFd},
+    sync::Arc,
+};
+
 use aya::{
     Ebpf,
     maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
+    programs::ProgramFd,
 };
 use kerno_probes_common::{
     BlkStat, BlkStatKey, ConnKey, FdVal, FlowKey, FlowVal, Hist, MAX_SYSCALLS, OOM_RING, OomEntry,
@@ -11,7 +17,26 @@ use kerno_probes_common::{
     tcp_ctr,
 };
 
-use crate::{ProbeError, loader::Shared};
+use crate::{Domain, ProbeError, loader::Shared};
+
+/// The `LOST` counters, shared by [`LostCounters`] and the readers that tell evictions from
+/// its `INSERTED_*` counters.
+pub(crate) type LostMap = Arc<PerCpuArray<MapData, u64>>;
+
+pub(crate) fn take_lost_map(ebpf: &mut Ebpf) -> Result<LostMap, ProbeError> {
+    Ok(Arc::new(
+        PerCpuArray::try_from(take(ebpf, "LOST")?).map_err(ProbeError::map("LOST"))?,
+    ))
+}
+
+/// One `LOST` counter, summed over CPUs.
+fn lost_get(map: &LostMap, which: u32) -> Result<u64, ProbeError> {
+    Ok(map
+        .get(&which, 0)
+        .map_err(ProbeError::map("LOST"))?
+        .iter()
+        .sum())
+}
 
 pub(crate) trait KeepAlive {
     fn keep(&mut self, ebpf: Shared);
@@ -68,6 +93,7 @@ pub struct SyscallReader {
     hist: Array<MapData, Hist>,
     procs: HashMap<MapData, ProcSyscallKey, ProcSyscallVal>,
     fds: HashMap<MapData, u32, FdVal>,
+    lost: LostMap,
     _ebpf: Option<Shared>,
 }
 
@@ -81,7 +107,7 @@ pub struct SyscallTotals {
 }
 
 impl SyscallReader {
-    pub(crate) fn take(ebpf: &mut Ebpf) -> Result<Self, ProbeError> {
+    pub(crate) fn take(ebpf: &mut Ebpf, lost: LostMap) -> Result<Self, ProbeError> {
         Ok(SyscallReader {
             counts: PerCpuArray::try_from(take(ebpf, "SYSCALL_COUNTS")?)
                 .map_err(ProbeError::map("SYSCALL_COUNTS"))?,
@@ -90,6 +116,7 @@ impl SyscallReader {
             procs: HashMap::try_from(take(ebpf, "PROC_SYSCALLS")?)
                 .map_err(ProbeError::map("PROC_SYSCALLS"))?,
             fds: HashMap::try_from(take(ebpf, "FD_PROCS")?).map_err(ProbeError::map("FD_PROCS"))?,
+            lost,
             _ebpf: None,
         })
     }
@@ -131,6 +158,20 @@ impl SyscallReader {
     pub fn fd_activity(&self) -> Result<Vec<(u32, FdVal)>, ProbeError> {
         read_map(&self.fds, "FD_PROCS")
     }
+
+    /// New keys ever inserted into the per-process syscall map ([`Self::per_process`]).
+    /// Nothing deletes from it, so inserted minus the entries read is what the kernel
+    /// evicted. Read this before the map, so entries inserted in between make it an
+    /// underestimate, never an overestimate.
+    pub fn per_process_inserted(&self) -> Result<u64, ProbeError> {
+        lost_get(&self.lost, lost::INSERTED_PROC_SYSCALLS)
+    }
+
+    /// New keys ever inserted into the descriptor map ([`Self::fd_activity`]), as
+    /// [`Self::per_process_inserted`].
+    pub fn fd_activity_inserted(&self) -> Result<u64, ProbeError> {
+        lost_get(&self.lost, lost::INSERTED_FD_PROCS)
+    }
 }
 
 /// Every entry of a hash map: batched (a few `bpf()` calls for the whole map), or
@@ -169,16 +210,18 @@ fn collect<K, V>(
 pub struct SchedReader {
     hist: PerCpuArray<MapData, Hist>,
     slow: HashMap<MapData, u32, SchedDelayVal>,
+    lost: LostMap,
     _ebpf: Option<Shared>,
 }
 
 impl SchedReader {
-    pub(crate) fn take(ebpf: &mut Ebpf) -> Result<Self, ProbeError> {
+    pub(crate) fn take(ebpf: &mut Ebpf, lost: LostMap) -> Result<Self, ProbeError> {
         Ok(SchedReader {
             hist: PerCpuArray::try_from(take(ebpf, "RUNQ_HIST")?)
                 .map_err(ProbeError::map("RUNQ_HIST"))?,
             slow: HashMap::try_from(take(ebpf, "RUNQ_SLOW")?)
                 .map_err(ProbeError::map("RUNQ_SLOW"))?,
+            lost,
             _ebpf: None,
         })
     }
@@ -191,6 +234,12 @@ impl SchedReader {
     /// Threads (key: tid) with delays above the slow threshold.
     pub fn slow_threads(&self) -> Result<Vec<(u32, SchedDelayVal)>, ProbeError> {
         read_map(&self.slow, "RUNQ_SLOW")
+    }
+
+    /// New keys ever inserted into the slow-thread map ([`Self::slow_threads`]), as
+    /// [`SyscallReader::per_process_inserted`].
+    pub fn slow_threads_inserted(&self) -> Result<u64, ProbeError> {
+        lost_get(&self.lost, lost::INSERTED_RUNQ_SLOW)
     }
 }
 
@@ -259,6 +308,7 @@ pub struct TcpReader {
     flows: HashMap<MapData, FlowKey, FlowVal>,
     slow_rtt: HashMap<MapData, FlowKey, SlowRtt>,
     slow_connects: HashMap<MapData, ConnKey, SlowConn>,
+    lost: LostMap,
     _ebpf: Option<Shared>,
 }
 
@@ -282,7 +332,7 @@ pub struct TcpCounters {
 }
 
 impl TcpReader {
-    pub(crate) fn take(ebpf: &mut Ebpf) -> Result<Self, ProbeError> {
+    pub(crate) fn take(ebpf: &mut Ebpf, lost: LostMap) -> Result<Self, ProbeError> {
         Ok(TcpReader {
             counters: PerCpuArray::try_from(take(ebpf, "TCP_COUNTERS")?)
                 .map_err(ProbeError::map("TCP_COUNTERS"))?,
@@ -296,6 +346,7 @@ impl TcpReader {
                 .map_err(ProbeError::map("TCP_SLOW_RTT"))?,
             slow_connects: HashMap::try_from(take(ebpf, "TCP_SLOW_CONNECTS")?)
                 .map_err(ProbeError::map("TCP_SLOW_CONNECTS"))?,
+            lost,
             _ebpf: None,
         })
     }
@@ -345,6 +396,16 @@ impl TcpReader {
     pub fn slow_connects(&self) -> Result<Vec<(ConnKey, SlowConn)>, ProbeError> {
         read_map(&self.slow_connects, "TCP_SLOW_CONNECTS")
     }
+
+    /// New keys ever inserted into the flow, slow-RTT and slow-connect maps, in that
+    /// order, as [`SyscallReader::per_process_inserted`].
+    pub fn inserted(&self) -> Result<[u64; 3], ProbeError> {
+        Ok([
+            lost_get(&self.lost, lost::INSERTED_TCP_FLOWS)?,
+            lost_get(&self.lost, lost::INSERTED_TCP_SLOW_RTT)?,
+            lost_get(&self.lost, lost::INSERTED_TCP_SLOW_CONNECTS)?,
+        ])
+    }
 }
 
 /// OOM kills.
@@ -390,37 +451,114 @@ impl OomReader {
     }
 }
 
-/// Samples the programs could not record, by cause ([`kerno_probes_common::lost`]).
+/// Samples the programs could not record, by cause ([`kerno_probes_common::lost`]), and
+/// the runs of each attached program the kernel skipped (`recursion_misses`).
 pub struct LostCounters {
-    map: PerCpuArray<MapData, u64>,
+    map: LostMap,
+    programs: Vec<(Domain, ProgramFd)>,
     _ebpf: Option<Shared>,
 }
 
+/// The lost-sample counters at one moment, summed over CPUs, since the probes loaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LostReading {
+    /// By index of [`kerno_probes_common::lost`] (`INSERTED_*` included).
+    pub counters: Vec<u64>,
+    /// Program runs the kernel skipped because a BPF program was already running on that
+    /// CPU (`bpf_prog_info.recursion_misses`, kernel 5.12+), summed per domain, for the
+    /// attached domains.
+    pub recursion_misses: Vec<(Domain, u64)>,
+}
+
+impl LostReading {
+    /// One counter ([`kerno_probes_common::lost`]); 0 when out of range.
+    pub fn get(&self, which: u32) -> u64 {
+        self.counters.get(which as usize).copied().unwrap_or(0)
+    }
+
+    /// A domain's recursion misses (0 when not attached).
+    pub fn recursion(&self, d: Domain) -> u64 {
+        self.recursion_misses
+            .iter()
+            .filter(|(x, _)| *x == d)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
 impl LostCounters {
-    pub(crate) fn take(ebpf: &mut Ebpf) -> Result<Self, ProbeError> {
-        Ok(LostCounters {
-            map: PerCpuArray::try_from(take(ebpf, "LOST")?).map_err(ProbeError::map("LOST"))?,
+    pub(crate) fn new(map: LostMap, programs: Vec<(Domain, ProgramFd)>) -> Self {
+        LostCounters {
+            map,
+            programs,
             _ebpf: None,
-        })
+        }
     }
 
     /// Lost samples for one cause, summed over CPUs.
     pub fn get(&self, which: u32) -> Result<u64, ProbeError> {
-        Ok(self
-            .map
-            .get(&which, 0)
-            .map_err(ProbeError::map("LOST"))?
-            .iter()
-            .sum())
+        lost_get(&self.map, which)
     }
 
-    /// All causes: `(syscall slot, sched slot, map full, block unmatched)`.
-    pub fn all(&self) -> Result<[u64; 4], ProbeError> {
-        Ok([
-            self.get(lost::SYSCALL_SLOT)?,
-            self.get(lost::SCHED_SLOT)?,
-            self.get(lost::MAP_FULL)?,
-            self.get(lost::BLK_UNMATCHED)?,
-        ])
+    /// Every counter, and every attached program's recursion misses.
+    pub fn all(&self) -> Result<LostReading, ProbeError> {
+        let counters = (0..lost::N)
+            .map(|i| self.get(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut recursion_misses: Vec<(Domain, u64)> = Vec::new();
+        for (d, fd) in &self.programs {
+            let n = recursion_misses_of(fd)?;
+            match recursion_misses.iter_mut().find(|(x, _)| x == d) {
+                Some((_, t)) => *t += n,
+                None => recursion_misses.push((*d, n)),
+            }
+        }
+        Ok(LostReading {
+            counters,
+            recursion_misses,
+        })
     }
+}
+
+/// `bpf_prog_info.recursion_misses` of a loaded program (`BPF_OBJ_GET_INFO_BY_FD`); 0 on a
+/// kernel whose info stops before that field (before 5.12), which does not count them.
+fn recursion_misses_of(fd: &ProgramFd) -> Result<u64, ProbeError> {
+    use aya_obj::generated::bpf_prog_info;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    // SAFETY: bpf_prog_info is a plain C struct of integers, valid when zeroed.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    // union bpf_attr's `info` member: bpf_fd, info_len, info (a pointer as u64).
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_fd().as_raw_fd() as u32,
+        info_len: std::mem::size_of::<bpf_prog_info>() as u32,
+        info: &mut info as *mut bpf_prog_info as u64,
+    };
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD reads `attr` (valid for its size) and writes at most
+    // `info_len` bytes to `info`, a live, writable bpf_prog_info of that size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr as *mut InfoAttr,
+            std::mem::size_of::<InfoAttr>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(ProbeError::Io {
+            path: "bpf(BPF_OBJ_GET_INFO_BY_FD)".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    let end = std::mem::offset_of!(bpf_prog_info, recursion_misses) + 8;
+    Ok(if (attr.info_len as usize) < end {
+        0
+    } else {
+        info.recursion_misses
+    })
 }

@@ -58,12 +58,37 @@ class Degraded(TypedDict):
     domain: str
     reason: str
 
+class LostEvent(TypedDict):
+    collector: str
+    reason: str
+    count: int
+
 class Lost(TypedDict):
     syscall_samples: int
     sched_samples: int
     map_full: int
     block_unmatched: int
     oom_kills: int
+    syscalls_evicted: int
+    syscalls_recursion: int
+    fds_map_full: int
+    fds_evicted: int
+    sched_map_full: int
+    sched_evicted: int
+    sched_read_failed: int
+    sched_recursion: int
+    disk_map_full: int
+    disk_read_failed: int
+    disk_recursion: int
+    tcp_map_full: int
+    tcp_evicted: int
+    tcp_unmatched_connect: int
+    tcp_read_failed: int
+    tcp_recursion: int
+    oom_read_failed: int
+    oom_recursion: int
+    total: int
+    events: list[LostEvent]
 
 class Summary(TypedDict):
     critical: int

@@ -530,19 +530,28 @@ fn agent(f: &mut Families, v: &View) {
             .map(|c| (by_collector(&c.name), c.errors))
             .collect(),
     );
-    let l = &t.lost;
-    let lost = |c: &str, r: &str, n| (vec![("collector", c.into()), ("reason", r.into())], n);
+    // Every counter, zeros included, so a rate() over any pair exists from the start.
+    let lost = t
+        .lost
+        .entries()
+        .into_iter()
+        .map(|e| {
+            (
+                vec![
+                    ("collector", e.collector.into()),
+                    ("reason", e.reason.into()),
+                ],
+                e.count,
+            )
+        })
+        .collect();
     f.counters(
         "kerno_events_lost",
-        "Events the probes could not record, by collector and reason (never silently lost).",
+        "Events the probes could not record, by collector and reason (never silently lost): \
+         thread_slot_taken, map_full, evicted (LRU entries pushed out, at least), \
+         unmatched_completion, unmatched_connect, read_failed, recursion_miss, ring_overwritten.",
         None,
-        vec![
-            lost("syscalls", "thread_slot_taken", l.syscall_samples),
-            lost("sched", "thread_slot_taken", l.sched_samples),
-            lost("syscalls", "map_full", l.map_full),
-            lost("disk", "unmatched_completion", l.block_unmatched),
-            lost("oom", "ring_overwritten", l.oom_kills),
-        ],
+        lost,
     );
     f.gauges(
         "kerno_bpf_programs_loaded",

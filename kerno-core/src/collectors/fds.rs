@@ -2,7 +2,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use kerno_probes::{SyscallReader, common::FdVal};
 
-use super::layered::{Layered, LayeredBuilder};
+use super::{
+    Evictions,
+    layered::{Layered, LayeredBuilder},
+};
 use crate::{Collector, CollectorError, FdProcess, FdSignals, Sample, Series, Signals, procfs};
 
 /// How many processes the descriptor signals list.
@@ -13,6 +16,7 @@ const TOP: usize = 20;
 pub struct FdCollector {
     reader: Arc<SyscallReader>,
     fds: LayeredBuilder<u32, FdVal>,
+    evictions: Evictions,
 }
 
 impl FdCollector {
@@ -21,11 +25,13 @@ impl FdCollector {
         FdCollector {
             reader,
             fds: LayeredBuilder::new(|a, b| a.opens == b.opens && a.closes == b.closes),
+            evictions: Evictions::default(),
         }
     }
 }
 
-struct FdSample(Layered<u32, FdVal>);
+/// The map's rows, and how many rows it has evicted so far (at least).
+struct FdSample(Layered<u32, FdVal>, u64);
 
 impl Collector for FdCollector {
     fn name(&self) -> &str {
@@ -33,8 +39,10 @@ impl Collector for FdCollector {
     }
 
     fn sample(&mut self) -> Result<Sample, CollectorError> {
+        let inserted = self.reader.fd_activity_inserted()?;
         let fresh: HashMap<u32, FdVal> = self.reader.fd_activity()?.into_iter().collect();
-        Ok(Sample::now(FdSample(self.fds.next(fresh))))
+        let evicted = self.evictions.update(inserted, fresh.len());
+        Ok(Sample::now(FdSample(self.fds.next(fresh), evicted)))
     }
 
     fn fill(&self, samples: &[&Sample], signals: &mut Signals) -> Result<(), CollectorError> {
@@ -42,6 +50,7 @@ impl Collector for FdCollector {
         let (Some(first), Some(last)) = (series.first(), series.last()) else {
             return Ok(());
         };
+        signals.lost.fds_evicted += last.1.saturating_sub(first.1);
         let (first_map, last_map) = (first.0.materialize(), last.0.materialize());
         let mut procs: Vec<(u32, u64, u64)> = last_map
             .iter()

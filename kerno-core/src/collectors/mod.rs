@@ -34,6 +34,21 @@ pub use tcp::TcpCollector;
 
 use crate::{Histogram, Sample, Series};
 
+/// Entries a grow-only LRU map has evicted, at least: the new keys the programs inserted
+/// (read before the map) minus the entries the read found. Nothing else deletes from these
+/// maps, so the difference is evictions; an insert between the two reads makes it smaller,
+/// never larger. Kept as the largest seen, so it never goes down.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Evictions(u64);
+
+impl Evictions {
+    /// The estimate after a read that found `live` entries, `inserted` read just before.
+    pub(crate) fn update(&mut self, inserted: u64, live: usize) -> u64 {
+        self.0 = self.0.max(inserted.saturating_sub(live as u64));
+        self.0
+    }
+}
+
 /// The first and last samples' data, downcast.
 pub(crate) fn ends<'a, T: 'static>(samples: &[&'a Sample]) -> Option<(&'a T, &'a T)> {
     let first = samples.first()?.get::<T>()?;
@@ -94,6 +109,22 @@ mod tests {
                 s
             })
             .collect()
+    }
+
+    #[test]
+    fn evictions_are_inserts_not_found_and_never_go_down() {
+        let mut e = Evictions::default();
+        assert_eq!(e.update(10, 10), 0, "every insert still there");
+        assert_eq!(e.update(20, 16), 4);
+        // Inserts between the two reads found in the map: a smaller difference does not
+        // take back evictions already seen.
+        assert_eq!(e.update(21, 18), 4);
+        assert_eq!(e.update(30, 16), 14);
+        assert_eq!(
+            e.update(0, 5),
+            14,
+            "a reading below the map's size is no eviction"
+        );
     }
 
     #[test]

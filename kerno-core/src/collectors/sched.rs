@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use kerno_probes::{SchedReader, common::SchedDelayVal};
 
 use super::{
-    ends,
+    Evictions, ends,
     layered::{Layered, LayeredBuilder},
     p99_series,
 };
@@ -18,6 +18,7 @@ const TOP: usize = 5;
 pub struct SchedCollector {
     reader: SchedReader,
     slow: LayeredBuilder<u32, SchedDelayVal>,
+    evictions: Evictions,
 }
 
 impl SchedCollector {
@@ -26,6 +27,7 @@ impl SchedCollector {
         SchedCollector {
             reader,
             slow: LayeredBuilder::new(|a, b| a.count == b.count && a.total_ns == b.total_ns),
+            evictions: Evictions::default(),
         }
     }
 }
@@ -33,6 +35,8 @@ impl SchedCollector {
 struct SchedSample {
     hist: Histogram,
     slow: Layered<u32, SchedDelayVal>,
+    /// Slow-thread rows evicted so far (at least).
+    evicted: u64,
 }
 
 impl Collector for SchedCollector {
@@ -41,11 +45,13 @@ impl Collector for SchedCollector {
     }
 
     fn sample(&mut self) -> Result<Sample, CollectorError> {
+        let inserted = self.reader.slow_threads_inserted()?;
+        let rows = self.reader.slow_threads()?;
+        let evicted = self.evictions.update(inserted, rows.len());
         Ok(Sample::now(SchedSample {
             hist: Histogram::from_dense(&self.reader.histogram()?),
-            slow: self
-                .slow
-                .next(self.reader.slow_threads()?.into_iter().collect()),
+            slow: self.slow.next(rows.into_iter().collect()),
+            evicted,
         }))
     }
 
@@ -53,6 +59,7 @@ impl Collector for SchedCollector {
         let Some((first, last)) = ends::<SchedSample>(samples) else {
             return Ok(());
         };
+        signals.lost.sched_evicted += last.evicted.saturating_sub(first.evicted);
         let hists: Vec<Histogram> = samples
             .iter()
             .filter_map(|s| s.get::<SchedSample>())

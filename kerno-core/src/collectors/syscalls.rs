@@ -10,7 +10,7 @@ use kerno_probes::{
 };
 
 use super::{
-    ends,
+    Evictions, ends,
     layered::{Layered, LayeredBuilder},
     p99_series, rate_series,
 };
@@ -31,6 +31,7 @@ pub struct SyscallCollector {
     totals: LayeredBuilder<u32, (u64, u64)>,
     buckets: LayeredBuilder<(u32, u32), u64>,
     procs: LayeredBuilder<ProcSyscallKey, ProcSyscallVal>,
+    evictions: Evictions,
 }
 
 struct SyscallSample {
@@ -39,6 +40,8 @@ struct SyscallSample {
     /// Latency histogram counts by (syscall number, bucket).
     buckets: Layered<(u32, u32), u64>,
     procs: Layered<ProcSyscallKey, ProcSyscallVal>,
+    /// Per-process rows evicted so far (at least).
+    evicted: u64,
 }
 
 impl SyscallSample {
@@ -99,6 +102,7 @@ impl SyscallCollector {
             totals: LayeredBuilder::new(|a, b| a == b),
             buckets: LayeredBuilder::new(|a, b| a == b),
             procs: LayeredBuilder::new(|a, b| a.count == b.count && a.lat_sum_ns == b.lat_sum_ns),
+            evictions: Evictions::default(),
         }
     }
 }
@@ -130,13 +134,15 @@ impl Collector for SyscallCollector {
                 buckets.insert((nr, *b), *c);
             }
         }
-        let procs = self
-            .procs
-            .next(self.reader.per_process()?.into_iter().collect());
+        let inserted = self.reader.per_process_inserted()?;
+        let rows = self.reader.per_process()?;
+        let evicted = self.evictions.update(inserted, rows.len());
+        let procs = self.procs.next(rows.into_iter().collect());
         Ok(Sample::now(SyscallSample {
             totals: self.totals.next(totals),
             buckets: self.buckets.next(buckets),
             procs,
+            evicted,
         }))
     }
 
@@ -144,6 +150,7 @@ impl Collector for SyscallCollector {
         let Some((first, last)) = ends::<SyscallSample>(samples) else {
             return Ok(());
         };
+        signals.lost.syscalls_evicted += last.evicted.saturating_sub(first.evicted);
         let empty = Histogram::new();
         let mut out = SyscallSignals::default();
         let (first_procs, last_procs) = (first.procs.materialize(), last.procs.materialize());

@@ -6,7 +6,7 @@ use kerno_probes::{
 };
 
 use super::{
-    ends,
+    Evictions, ends,
     layered::{Layered, LayeredBuilder},
     rate_series,
 };
@@ -25,6 +25,8 @@ pub struct TcpCollector {
     flows: LayeredBuilder<FlowKey, FlowVal>,
     slow_rtt: LayeredBuilder<FlowKey, SlowRtt>,
     slow_connects: LayeredBuilder<ConnKey, SlowConn>,
+    /// Per map: flows, slow RTTs, slow connects.
+    evictions: [Evictions; 3],
 }
 
 impl TcpCollector {
@@ -35,6 +37,7 @@ impl TcpCollector {
             flows: LayeredBuilder::new(|a, b| a.retransmits == b.retransmits),
             slow_rtt: LayeredBuilder::new(|a, b| a.samples == b.samples),
             slow_connects: LayeredBuilder::new(|a, b| a.count == b.count),
+            evictions: [Evictions::default(); 3],
         }
     }
 }
@@ -46,6 +49,8 @@ struct TcpSample {
     flows: Layered<FlowKey, FlowVal>,
     slow_rtt: Layered<FlowKey, SlowRtt>,
     slow_connects: Layered<ConnKey, SlowConn>,
+    /// Rows the three maps evicted so far (at least).
+    evicted: u64,
     out_segs: u64,
     retrans_segs: u64,
     netns: u32,
@@ -66,17 +71,23 @@ impl Collector for TcpCollector {
 
     fn sample(&mut self) -> Result<Sample, CollectorError> {
         let (out_segs, retrans_segs, netns) = procfs::tcp_snmp_all_netns();
+        let inserted = self.reader.inserted()?;
+        let (flows, slow_rtt, slow_connects) = (
+            self.reader.flows()?,
+            self.reader.slow_rtt_flows()?,
+            self.reader.slow_connects()?,
+        );
+        let evicted = self.evictions[0].update(inserted[0], flows.len())
+            + self.evictions[1].update(inserted[1], slow_rtt.len())
+            + self.evictions[2].update(inserted[2], slow_connects.len());
         Ok(Sample::now(TcpSample {
             counters: self.reader.counters()?,
             rtt: Histogram::from_dense(&self.reader.rtt_histogram()?),
             connect: Histogram::from_dense(&self.reader.connect_histogram()?),
-            flows: self.flows.next(self.reader.flows()?.into_iter().collect()),
-            slow_rtt: self
-                .slow_rtt
-                .next(self.reader.slow_rtt_flows()?.into_iter().collect()),
-            slow_connects: self
-                .slow_connects
-                .next(self.reader.slow_connects()?.into_iter().collect()),
+            flows: self.flows.next(flows.into_iter().collect()),
+            slow_rtt: self.slow_rtt.next(slow_rtt.into_iter().collect()),
+            slow_connects: self.slow_connects.next(slow_connects.into_iter().collect()),
+            evicted,
             out_segs,
             retrans_segs,
             netns,
@@ -93,6 +104,7 @@ impl Collector for TcpCollector {
         } else {
             Vec::new()
         };
+        signals.lost.tcp_evicted += last.evicted.saturating_sub(first.evicted);
         let (a, b) = (&first.counters, &last.counters);
         let (first_flows, last_flows) = (first.flows.materialize(), last.flows.materialize());
         let (first_rtt, last_rtt) = (first.slow_rtt.materialize(), last.slow_rtt.materialize());

@@ -115,22 +115,19 @@ pub fn pretty(report: &Report, opts: PrettyOptions) -> String {
         };
         let _ = writeln!(o, "  {mark} {:<10} {detail}", d.domain);
     }
-    let lost = &report.lost;
-    let lost_parts: Vec<String> = [
-        (lost.syscall_samples, "syscall samples"),
-        (lost.sched_samples, "run-queue samples"),
-        (lost.map_full, "process records (map full)"),
-        (lost.oom_kills, "OOM kill events"),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, what)| format!("{} {what}", thousands(*n)))
-    .collect();
+    let lost_parts: Vec<String> = report
+        .lost
+        .entries()
+        .iter()
+        .filter(|e| e.count > 0)
+        .map(|e| lost_what(e.collector, e.reason, e.count))
+        .collect();
     if !lost_parts.is_empty() {
         let _ = writeln!(
             o,
-            "  {} {} not recorded",
+            "  {} {} events not recorded: {}",
             p.dim("lost:"),
+            thousands(report.lost.total()),
             lost_parts.join(", ")
         );
     }
@@ -389,6 +386,22 @@ pub(crate) fn finding(o: &mut String, p: &Paint, i: usize, f: &Finding, node: Op
 const WIDTH: usize = 100;
 
 /// A labelled field, its text wrapped at [`WIDTH`] under itself (after `bullet`).
+/// What one lost counter counts, in words (its collector and reason as `/metrics` label it).
+fn lost_what(collector: &str, reason: &str, n: u64) -> String {
+    let n = thousands(n);
+    match reason {
+        "thread_slot_taken" => format!("{collector} {n} samples (thread slot taken)"),
+        "map_full" => format!("{collector} {n} records (map full)"),
+        "evicted" => format!("{collector} {n} records evicted (map full)"),
+        "unmatched_completion" => format!("{collector} {n} completions whose issue was not seen"),
+        "unmatched_connect" => format!("{collector} {n} connects whose start was not seen"),
+        "read_failed" => format!("{collector} {n} tracepoint records unreadable"),
+        "recursion_miss" => format!("{collector} {n} program runs skipped by the kernel"),
+        "ring_overwritten" => format!("{collector} {n} kill events (ring overwritten)"),
+        other => format!("{collector} {n} {other}"),
+    }
+}
+
 fn field(o: &mut String, p: &Paint, label: &str, bullet: &str, text: &str) {
     let indent = 4 + label.chars().count() + 1 + bullet.chars().count();
     for (i, line) in wrap(text, WIDTH.saturating_sub(indent)).iter().enumerate() {

@@ -43,19 +43,58 @@ pub use tcp::*;
 /// Number of per-thread slots (array entries) for syscalls and for run-queue wakeups.
 pub const THREAD_SLOTS: u32 = 1 << 16;
 
-/// Indexes into the per-CPU lost-sample counters.
+/// Indexes into the per-CPU lost-sample counters (the `LOST` map, never reset).
+///
+/// Each counter is bumped only on the branch where something could not be recorded, so
+/// the common path pays nothing for it. The `INSERTED_*` counters are not losses: they
+/// count new keys put into a grow-only LRU map, from which user space tells how many
+/// entries the kernel evicted (inserted minus entries still there; nothing else deletes
+/// from those maps).
 pub mod lost {
     /// A timed syscall took a slot holding another thread's timed call in flight (two
     /// threads whose register addresses hash to the same slot): that call's latency is lost.
     pub const SYSCALL_SLOT: u32 = 0;
     /// A switch-in found its wakeup slot taken by another thread.
     pub const SCHED_SLOT: u32 = 1;
-    /// A per-process map was full and the insert failed.
+    /// The per-process syscall map (`PROC_SYSCALLS`) refused an insert.
     pub const MAP_FULL: u32 = 2;
-    /// A block completion had no matching issue.
+    /// A block completion had no matching issue (issued before the probes attached, or
+    /// its entry was evicted from the in-flight map).
     pub const BLK_UNMATCHED: u32 = 3;
+    /// The per-process descriptor map (`FD_PROCS`) refused an insert.
+    pub const FD_MAP_FULL: u32 = 4;
+    /// The slow run-queue map (`RUNQ_SLOW`) refused an insert.
+    pub const SCHED_MAP_FULL: u32 = 5;
+    /// A block map (`BLK_START`, `BLK_STATS`) refused an insert.
+    pub const DISK_MAP_FULL: u32 = 6;
+    /// A TCP map (`TCP_FLOWS`, `TCP_CONNECTING`, `TCP_SLOW_RTT`, `TCP_SLOW_CONNECTS`)
+    /// refused an insert.
+    pub const TCP_MAP_FULL: u32 = 7;
+    /// A connect reached ESTABLISHED with no recorded start (begun before the probes
+    /// attached, or its entry was evicted from `TCP_CONNECTING`): its latency is lost.
+    pub const TCP_UNMATCHED_CONNECT: u32 = 8;
+    /// A scheduler tracepoint's record could not be read.
+    pub const SCHED_READ: u32 = 9;
+    /// A block tracepoint's record could not be read.
+    pub const DISK_READ: u32 = 10;
+    /// A TCP tracepoint's record could not be read.
+    pub const TCP_READ: u32 = 11;
+    /// An OOM tracepoint's record could not be read.
+    pub const OOM_READ: u32 = 12;
+    /// New keys inserted into `PROC_SYSCALLS`.
+    pub const INSERTED_PROC_SYSCALLS: u32 = 13;
+    /// New keys inserted into `FD_PROCS`.
+    pub const INSERTED_FD_PROCS: u32 = 14;
+    /// New keys inserted into `RUNQ_SLOW`.
+    pub const INSERTED_RUNQ_SLOW: u32 = 15;
+    /// New keys inserted into `TCP_FLOWS`.
+    pub const INSERTED_TCP_FLOWS: u32 = 16;
+    /// New keys inserted into `TCP_SLOW_RTT`.
+    pub const INSERTED_TCP_SLOW_RTT: u32 = 17;
+    /// New keys inserted into `TCP_SLOW_CONNECTS`.
+    pub const INSERTED_TCP_SLOW_CONNECTS: u32 = 18;
     /// Number of counters.
-    pub const N: u32 = 8;
+    pub const N: u32 = 24;
 }
 
 /// Byte offsets of classic tracepoint fields, read by user space from each tracepoint's

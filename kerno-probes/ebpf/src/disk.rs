@@ -43,7 +43,9 @@ fn rwbs_op(rwbs: &[u8; 8]) -> u32 {
 
 #[tracepoint]
 pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
-    let _ = try_block_rq_issue(&ctx);
+    if try_block_rq_issue(&ctx).is_err() {
+        count_lost(lost::DISK_READ);
+    }
     0
 }
 
@@ -74,13 +76,17 @@ fn try_block_rq_issue(ctx: &TracePointContext) -> Result<(), i64> {
         ts: now(),
         bytes: bytes as u64,
     };
-    let _ = BLK_START.insert(&key, &val, 0);
+    if BLK_START.insert(&key, &val, 0).is_err() {
+        count_lost(lost::DISK_MAP_FULL);
+    }
     Ok(())
 }
 
 #[tracepoint]
 pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
-    let _ = try_block_rq_complete(&ctx);
+    if try_block_rq_complete(&ctx).is_err() {
+        count_lost(lost::DISK_READ);
+    }
     0
 }
 
@@ -111,16 +117,21 @@ fn try_block_rq_complete(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     let (ts, bytes) = (start.ts, start.bytes);
+    // Fails only when another CPU removed the same entry first: nothing is lost.
     let _ = BLK_START.remove(&key);
     let lat = now().wrapping_sub(ts);
     let skey = BlkStatKey { dev, op };
     let mut st = BLK_STATS.get_ptr_mut(&skey);
     if st.is_none() {
         if let Some(z) = BLK_ZERO.get_ptr(0) {
+            // An error is another CPU's insert of the same key (found below) or a full map.
             // SAFETY: a map value (see `shared`'s safety patterns), never written.
             let _ = BLK_STATS.insert(&skey, unsafe { &*z }, BPF_NOEXIST as u64);
         }
         st = BLK_STATS.get_ptr_mut(&skey);
+        if st.is_none() {
+            count_lost(lost::DISK_MAP_FULL);
+        }
     }
     if let Some(s) = st {
         // SAFETY: a map value (see `shared`'s safety patterns), this CPU's own.

@@ -5,9 +5,9 @@ use aya_ebpf::{
     maps::Array,
     programs::TracePointContext,
 };
-use kerno_probes_common::{OOM_RING, OomEntry};
+use kerno_probes_common::{OOM_RING, OomEntry, lost};
 
-use crate::shared::{cgroup_id, now, o, off, tp_read};
+use crate::shared::{cgroup_id, count_lost, now, o, off, tp_read};
 
 #[map]
 static OOM_SEQ: Array<u64> = Array::with_max_entries(1, 0);
@@ -24,7 +24,9 @@ fn opt_u64(ctx: &TracePointContext, off: usize) -> u64 {
 
 #[tracepoint]
 pub fn mark_victim(ctx: TracePointContext) -> u32 {
-    let _ = try_mark_victim(&ctx);
+    if try_mark_victim(&ctx).is_err() {
+        count_lost(lost::OOM_READ);
+    }
     0
 }
 

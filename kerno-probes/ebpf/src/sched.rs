@@ -9,7 +9,9 @@ use aya_ebpf::{
 };
 use kerno_probes_common::{Hist, SchedDelayVal, THREAD_SLOTS, ThreadSlot, lost};
 
-use crate::shared::{Record, atomic_add, cfg, count_lost, hist_add, now, o, off, tp_read};
+use crate::shared::{
+    Record, atomic_add, cfg, count_inserted, count_lost, hist_add, now, o, off, tp_read,
+};
 
 #[map]
 static RUNQ_SLOTS: Array<ThreadSlot> = Array::with_max_entries(THREAD_SLOTS, 0);
@@ -37,21 +39,27 @@ fn runq_mark(tid: u32) {
 
 #[tracepoint]
 pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
-    let pid: i32 = tp_read(&ctx, o(&off().wakeup_pid)).unwrap_or(0);
-    runq_mark(pid as u32);
+    match tp_read::<i32>(&ctx, o(&off().wakeup_pid)) {
+        Ok(pid) => runq_mark(pid as u32),
+        Err(_) => count_lost(lost::SCHED_READ),
+    }
     0
 }
 
 #[tracepoint]
 pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
-    let pid: i32 = tp_read(&ctx, o(&off().wakeup_pid)).unwrap_or(0);
-    runq_mark(pid as u32);
+    match tp_read::<i32>(&ctx, o(&off().wakeup_pid)) {
+        Ok(pid) => runq_mark(pid as u32),
+        Err(_) => count_lost(lost::SCHED_READ),
+    }
     0
 }
 
 #[tracepoint]
 pub fn sched_switch(ctx: TracePointContext) -> u32 {
-    let _ = try_sched_switch(&ctx);
+    if try_sched_switch(&ctx).is_err() {
+        count_lost(lost::SCHED_READ);
+    }
     0
 }
 
@@ -111,7 +119,18 @@ fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i64> {
                 max_ns: delay,
                 comm,
             };
-            let _ = RUNQ_SLOW.insert(&next, &v, BPF_NOEXIST as u64);
+            if RUNQ_SLOW.insert(&next, &v, BPF_NOEXIST as u64).is_ok() {
+                count_inserted(lost::INSERTED_RUNQ_SLOW);
+            } else if let Some(p) = RUNQ_SLOW.get_ptr_mut(&next) {
+                // Another CPU inserted first: add to its entry.
+                // SAFETY: a map value (see `shared`'s safety patterns).
+                unsafe {
+                    atomic_add(&mut (*p).count, 1);
+                    atomic_add(&mut (*p).total_ns, delay);
+                }
+            } else {
+                count_lost(lost::SCHED_MAP_FULL);
+            }
         }
     }
     Ok(())

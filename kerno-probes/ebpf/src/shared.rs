@@ -99,12 +99,20 @@ pub(crate) fn tp_read<T: Plain>(ctx: &TracePointContext, off: usize) -> Result<T
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(lost::N, 0);
 
+/// Adds one to a [`lost`] counter: called only where something could not be recorded.
 #[inline(always)]
 pub(crate) fn count_lost(which: u32) {
     if let Some(p) = LOST.get_ptr_mut(which) {
         // SAFETY: a map value (see the module's safety patterns).
         unsafe { *p += 1 };
     }
+}
+
+/// Adds one to an `INSERTED_*` counter of [`lost`]: a new key went into a grow-only LRU
+/// map (called only on that branch, which already pays for the insert).
+#[inline(always)]
+pub(crate) fn count_inserted(which: u32) {
+    count_lost(which);
 }
 
 /// Adds one sample of value `v` to a per-CPU histogram. `h` is a map value (see the

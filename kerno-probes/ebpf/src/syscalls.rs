@@ -21,7 +21,9 @@ use kerno_probes_common::{
     SyscallCounts, SyscallSampler, SyscallSlot, THREAD_SLOTS, class, lost, sampling, syscall_slot,
 };
 
-use crate::shared::{CONFIG, atomic_add, cfg, cgroup_id, count_lost, hist_add_shared, now};
+use crate::shared::{
+    CONFIG, atomic_add, cfg, cgroup_id, count_inserted, count_lost, hist_add_shared, now,
+};
 
 /// Class flags per syscall number ([`class`]), set by the loader.
 #[unsafe(no_mangle)]
@@ -252,7 +254,9 @@ fn record_proc_syscall(key: &ProcSyscallKey, n: u64, lat: u64, timed: bool) {
         cgroup_id: cgroup_id(),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     };
-    if PROC_SYSCALLS.insert(key, &v, BPF_NOEXIST as u64).is_err() {
+    if PROC_SYSCALLS.insert(key, &v, BPF_NOEXIST as u64).is_ok() {
+        count_inserted(lost::INSERTED_PROC_SYSCALLS);
+    } else {
         // Another CPU inserted first: add to its entry.
         if let Some(p) = PROC_SYSCALLS.get_ptr_mut(key) {
             // SAFETY: a map value (see `shared`'s safety patterns).
@@ -284,16 +288,19 @@ fn record_fd(tgid: u32, open: bool) {
         closes: (!open) as u64,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     };
-    if FD_PROCS.insert(&tgid, &v, BPF_NOEXIST as u64).is_err() {
-        if let Some(p) = FD_PROCS.get_ptr_mut(&tgid) {
-            // SAFETY: a map value (see `shared`'s safety patterns).
-            unsafe {
-                if open {
-                    atomic_add(&mut (*p).opens, 1);
-                } else {
-                    atomic_add(&mut (*p).closes, 1);
-                }
+    if FD_PROCS.insert(&tgid, &v, BPF_NOEXIST as u64).is_ok() {
+        count_inserted(lost::INSERTED_FD_PROCS);
+    } else if let Some(p) = FD_PROCS.get_ptr_mut(&tgid) {
+        // Another CPU inserted first: add to its entry.
+        // SAFETY: a map value (see `shared`'s safety patterns).
+        unsafe {
+            if open {
+                atomic_add(&mut (*p).opens, 1);
+            } else {
+                atomic_add(&mut (*p).closes, 1);
             }
         }
+    } else {
+        count_lost(lost::FD_MAP_FULL);
     }
 }

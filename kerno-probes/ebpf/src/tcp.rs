@@ -8,9 +8,11 @@ use aya_ebpf::{
     maps::{LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
-use kerno_probes_common::{ConnKey, ConnStart, FlowKey, FlowVal, Hist, SlowConn, SlowRtt, tcp_ctr};
+use kerno_probes_common::{
+    ConnKey, ConnStart, FlowKey, FlowVal, Hist, SlowConn, SlowRtt, lost, tcp_ctr,
+};
 
-use crate::shared::{atomic_add, cfg, hist_add, now, o, off, tp_read};
+use crate::shared::{atomic_add, cfg, count_inserted, count_lost, hist_add, now, o, off, tp_read};
 
 #[map]
 static TCP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tcp_ctr::N, 0);
@@ -44,7 +46,9 @@ fn tcp_count(which: u32) {
 
 #[tracepoint]
 pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
-    let _ = try_tcp_retransmit(&ctx);
+    if try_tcp_retransmit(&ctx).is_err() {
+        count_lost(lost::TCP_READ);
+    }
     0
 }
 
@@ -74,14 +78,27 @@ fn try_tcp_retransmit(ctx: &TracePointContext) -> Result<(), i64> {
         // SAFETY: a map value (see `shared`'s safety patterns).
         atomic_add(unsafe { &mut (*v).retransmits }, 1);
     } else {
-        let _ = TCP_FLOWS.insert(&key, &FlowVal { retransmits: 1 }, BPF_NOEXIST as u64);
+        if TCP_FLOWS
+            .insert(&key, &FlowVal { retransmits: 1 }, BPF_NOEXIST as u64)
+            .is_ok()
+        {
+            count_inserted(lost::INSERTED_TCP_FLOWS);
+        } else if let Some(v) = TCP_FLOWS.get_ptr_mut(&key) {
+            // Another CPU inserted first: add to its entry.
+            // SAFETY: a map value (see `shared`'s safety patterns).
+            atomic_add(unsafe { &mut (*v).retransmits }, 1);
+        } else {
+            count_lost(lost::TCP_MAP_FULL);
+        }
     }
     Ok(())
 }
 
 #[tracepoint]
 pub fn tcp_probe(ctx: TracePointContext) -> u32 {
-    let _ = try_tcp_probe(&ctx);
+    if try_tcp_probe(&ctx).is_err() {
+        count_lost(lost::TCP_READ);
+    }
     0
 }
 
@@ -136,14 +153,27 @@ fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
             total_us: srtt_us as u64,
             max_us: srtt_us as u64,
         };
-        let _ = TCP_SLOW_RTT.insert(&key, &v, BPF_NOEXIST as u64);
+        if TCP_SLOW_RTT.insert(&key, &v, BPF_NOEXIST as u64).is_ok() {
+            count_inserted(lost::INSERTED_TCP_SLOW_RTT);
+        } else if let Some(p) = TCP_SLOW_RTT.get_ptr_mut(&key) {
+            // Another CPU inserted first: add to its entry.
+            // SAFETY: a map value (see `shared`'s safety patterns).
+            unsafe {
+                atomic_add(&mut (*p).samples, 1);
+                atomic_add(&mut (*p).total_us, srtt_us as u64);
+            }
+        } else {
+            count_lost(lost::TCP_MAP_FULL);
+        }
     }
     Ok(())
 }
 
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    let _ = try_set_state(&ctx);
+    if try_set_state(&ctx).is_err() {
+        count_lost(lost::TCP_READ);
+    }
     0
 }
 
@@ -166,7 +196,9 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
             pad: 0,
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
         };
-        let _ = TCP_CONNECTING.insert(&sk, &start, 0);
+        if TCP_CONNECTING.insert(&sk, &start, 0).is_err() {
+            count_lost(lost::TCP_MAP_FULL);
+        }
     } else if new == TCP_ESTABLISHED {
         if old == TCP_SYN_SENT {
             tcp_count(tcp_ctr::ACTIVE_OPENS);
@@ -175,6 +207,7 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
             if let Some(start) = unsafe { TCP_CONNECTING.get(&sk) } {
                 let (ts, tgid, comm) = (start.ts, start.tgid, start.comm);
                 let lat = now().wrapping_sub(ts);
+                // Fails only when another CPU removed it first: nothing is lost.
                 let _ = TCP_CONNECTING.remove(&sk);
                 if let Some(h) = TCP_CONNECT_HIST.get_ptr_mut(0) {
                     hist_add(h, lat);
@@ -182,6 +215,8 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
                 if lat >= cfg().slow_connect_ns {
                     record_slow_connect(ctx, tgid, comm, lat)?;
                 }
+            } else {
+                count_lost(lost::TCP_UNMATCHED_CONNECT);
             }
         } else if old == TCP_SYN_RECV {
             tcp_count(tcp_ctr::PASSIVE_OPENS);
@@ -190,6 +225,8 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
         tcp_count(tcp_ctr::CLOSES);
         if old == TCP_SYN_SENT {
             tcp_count(tcp_ctr::CONNECT_FAILED);
+            // Fails when the connect began before the probes attached (or was evicted):
+            // only its failure is counted, which needs no entry.
             let _ = TCP_CONNECTING.remove(&sk);
         }
     }
@@ -233,7 +270,21 @@ fn record_slow_connect(
             max_ns: lat,
             comm,
         };
-        let _ = TCP_SLOW_CONNECTS.insert(&key, &v, BPF_NOEXIST as u64);
+        if TCP_SLOW_CONNECTS
+            .insert(&key, &v, BPF_NOEXIST as u64)
+            .is_ok()
+        {
+            count_inserted(lost::INSERTED_TCP_SLOW_CONNECTS);
+        } else if let Some(p) = TCP_SLOW_CONNECTS.get_ptr_mut(&key) {
+            // Another CPU inserted first: add to its entry.
+            // SAFETY: a map value (see `shared`'s safety patterns).
+            unsafe {
+                atomic_add(&mut (*p).count, 1);
+                atomic_add(&mut (*p).total_ns, lat);
+            }
+        } else {
+            count_lost(lost::TCP_MAP_FULL);
+        }
     }
     Ok(())
 }

@@ -98,15 +98,15 @@ fn try_insert(ctx: &TracePointContext) -> Result<(), i64> {
         pid: (bpf_get_current_pid_tgid() >> 32) as u32,
         comm,
     };
-    let _ = DISK_STREAM_START.insert(
-        &Key {
-            sector,
-            dev,
-            pad: 0,
-        },
-        &start,
-        0,
-    );
+    let key = Key {
+        sector,
+        dev,
+        pad: 0,
+    };
+    if DISK_STREAM_START.insert(&key, &start, 0).is_err() {
+        // This request's line can never be shown: count it lost, as a full ring does.
+        count(stream_stat::LOST);
+    }
     Ok(())
 }
 
@@ -150,7 +150,9 @@ fn try_issue(ctx: &TracePointContext) -> Result<(), i64> {
         pid: (bpf_get_current_pid_tgid() >> 32) as u32,
         comm,
     };
-    let _ = DISK_STREAM_START.insert(&key, &start, 0);
+    if DISK_STREAM_START.insert(&key, &start, 0).is_err() {
+        count(stream_stat::LOST);
+    }
     Ok(())
 }
 
@@ -175,6 +177,7 @@ fn try_complete(ctx: &TracePointContext) -> Result<(), i64> {
     let Some(start) = (unsafe { DISK_STREAM_START.get(&key) }).copied() else {
         return Ok(());
     };
+    // Fails only when another CPU removed it first.
     let _ = DISK_STREAM_START.remove(&key);
     if start.issue_ts == 0 {
         return Ok(());

@@ -28,6 +28,8 @@ pub fn stream_tcp_probe(ctx: TracePointContext) -> u32 {
         tp_read::<u64>(&ctx, o(&t.probe_skaddr)),
         tp_read::<u32>(&ctx, o(&t.probe_srtt)),
     ) {
+        // A cache of the socket's last RTT, shown beside its next event: a failed insert
+        // loses that annotation only, not an event.
         let _ = TCP_STREAM_SRTT.insert(&sk, &srtt, 0);
     }
     0
