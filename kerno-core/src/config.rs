@@ -306,7 +306,7 @@ impl Default for AgentConfig {
 }
 
 /// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
-pub const ENV_VARS: [&str; 22] = [
+pub const ENV_VARS: [&str; 23] = [
     "KERNO_CONFIG",
     "KERNO_DURATION",
     "KERNO_OUTPUT",
@@ -315,6 +315,7 @@ pub const ENV_VARS: [&str; 22] = [
     "KERNO_WINDOW",
     "KERNO_SOCKET",
     "KERNO_FAIL_PROBES",
+    "KERNO_FAIL_SAMPLER",
     "KERNO_HOST_ROOT",
     "KERNO_NODE_NAME",
     "KERNO_AI_ENABLED",
@@ -430,7 +431,7 @@ impl Config {
             }
             match k.as_str() {
                 // The key is read when a call is made, never kept in the configuration.
-                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_AI_API_KEY" => {}
+                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_FAIL_SAMPLER" | "KERNO_AI_API_KEY" => {}
                 "KERNO_AI_ENABLED" => self.ai.enabled = parse_bool(v).map_err(|r| invalid(k, r))?,
                 "KERNO_AI_PROVIDER" => self.ai.provider = v.parse().map_err(|r| invalid(k, r))?,
                 "KERNO_AI_MODEL" => self.ai.model = (!v.trim().is_empty()).then(|| v.trim().into()),

@@ -4,8 +4,9 @@
 //! and keeps them for a sliding window (5 minutes by default), and serves:
 //!
 //! - on the TCP address (default `:9090`): `/metrics` (Prometheus text or OpenMetrics, by
-//!   the `Accept` header), `/healthz` (200 while the process lives) and `/readyz` (503 until
-//!   the probes are attached and the first samples are in; a JSON body with each probe
+//!   the `Accept` header), `/healthz` (200 while the sampling loop completes a step every
+//!   few seconds, 503 with the reason when it is stuck) and `/readyz` (503 until the probes
+//!   are attached and `/metrics` has the first interval; a JSON body with each probe
 //!   domain's state, degraded ones with their reason);
 //! - on a unix socket (default `/run/kerno/agent.sock`, mode 0600): the same, plus
 //!   `/signals?window=30s` (the window's [`kerno_core::Signals`], built by the engine
@@ -129,7 +130,13 @@ fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, AgentError> {
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        // 0755 whatever the umask: only the agent's user (root) may put a socket there.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(err)?;
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
         return Err(AgentError::AlreadyRunning(path.to_path_buf()));
@@ -161,6 +168,9 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
 async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
     // Fail before creating anything when the probes could never load.
     kerno_core::check_privileges().map_err(AgentError::Probes)?;
+    if cfg!(not(debug_assertions)) && std::env::var_os("KERNO_FAIL_SAMPLER").is_some() {
+        tracing::warn!("KERNO_FAIL_SAMPLER is ignored: it is a test fault of debug builds only");
+    }
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Runtime)?;
     let tcp = tokio::net::TcpListener::bind(opts.listen)

@@ -14,13 +14,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use kerno_core::readiness::{CollectorHealth, Readiness, ReadyStatus};
+use kerno_core::{
+    Degraded,
+    readiness::{CollectorHealth, Readiness, ReadyStatus},
+};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::{
     metrics::{Format, render},
-    state::{Phase, Shared, lock},
+    state::{Phase, STUCK_AFTER, Shared, lock},
 };
 
 type St = State<Arc<Shared>>;
@@ -45,23 +48,53 @@ async fn metrics(State(s): St, headers: HeaderMap) -> Response {
     reply(StatusCode::OK, format.content_type(), body)
 }
 
-async fn healthz() -> Response {
+/// Alive while loading and stopping, and while sampling as long as the sampling loop
+/// completes a step within [`STUCK_AFTER`]; a stuck loop is a 503 that says so.
+async fn healthz(State(s): St) -> Response {
+    let running = lock(&s.status).phase == Phase::Running;
+    let since = lock(&s.heartbeat).elapsed();
+    if running && since > STUCK_AFTER {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            format!(
+                "stuck: the sampling loop has not completed a step for {:.0} s (it ticks every second; unhealthy after {} s)\n",
+                since.as_secs_f64(),
+                STUCK_AFTER.as_secs()
+            ),
+        );
+    }
     reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
 }
 
-/// Ready once the probes are attached and two ticks are in: a window can then be built.
-/// Degraded probe domains are named with their reason; the agent is ready with them, unless
-/// every probe domain failed.
+/// Ready once the probes are attached, two ticks are in (a window can then be built) and
+/// `/metrics` has the first interval's counters. Degraded probe domains, and collectors
+/// whose latest reading failed, are named with their reason; the agent is ready with them,
+/// unless every probe domain failed.
 async fn readyz(State(s): St) -> Response {
     let st = lock(&s.status);
     let (ticks, history) = {
         let h = lock(&s.history);
         (h.len(), h.span().as_secs_f64())
     };
+    let mut degraded = st.degraded.clone();
+    for c in st.collectors.iter().filter(|c| c.failing) {
+        if !degraded.iter().any(|d| d.domain == c.name) {
+            degraded.push(Degraded {
+                domain: c.name.clone(),
+                reason: format!(
+                    "collector failed: {}",
+                    c.last_error.as_deref().unwrap_or("unknown error")
+                ),
+            });
+        }
+    }
+    // Samples count once the metrics show them: until then, warming up.
+    let samples = if st.published { ticks } else { 0 };
     let status = match st.phase {
         Phase::Loading => ReadyStatus::Loading,
         Phase::Stopping => ReadyStatus::Stopping,
-        Phase::Running => ReadyStatus::sampling(&st.probes, &st.degraded, ticks),
+        Phase::Running => ReadyStatus::sampling(&st.probes, &degraded, samples),
     };
     let collectors = st
         .collectors
@@ -76,7 +109,7 @@ async fn readyz(State(s): St) -> Response {
     let body = Readiness::new(
         status,
         st.probes.clone(),
-        st.degraded.clone(),
+        degraded,
         collectors,
         st.started.elapsed().as_secs_f64(),
         history,
