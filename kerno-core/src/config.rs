@@ -431,7 +431,8 @@ impl Config {
             }
             match k.as_str() {
                 // The key is read when a call is made, never kept in the configuration.
-                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_FAIL_SAMPLER" | "KERNO_AI_API_KEY" => {}
+                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_FAIL_SAMPLER"
+                | "KERNO_AI_API_KEY" => {}
                 "KERNO_AI_ENABLED" => self.ai.enabled = parse_bool(v).map_err(|r| invalid(k, r))?,
                 "KERNO_AI_PROVIDER" => self.ai.provider = v.parse().map_err(|r| invalid(k, r))?,
                 "KERNO_AI_MODEL" => self.ai.model = (!v.trim().is_empty()).then(|| v.trim().into()),

@@ -114,7 +114,11 @@ impl Engine {
         // `fds` shares the syscall probes: failing it fails its collector only.
         let collector_fails = |d: Domain| d.probe().is_none() || d == Domain::Fds;
         let mut fail: Vec<ProbeDomain> = Vec::new();
-        for d in opts.fail_on_purpose.iter().filter(|d| !collector_fails(**d)) {
+        for d in opts
+            .fail_on_purpose
+            .iter()
+            .filter(|d| !collector_fails(**d))
+        {
             if let Some(p) = d.probe().filter(|p| !fail.contains(p)) {
                 fail.push(p);
             }
