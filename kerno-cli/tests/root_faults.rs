@@ -494,6 +494,15 @@ fn root_faults_sigkill_leaves_no_bpf_object_and_the_next_agent_starts_on_the_sam
         0o755,
         "the socket's directory is 0755 whatever the umask"
     );
+    let entries: Vec<_> = std::fs::read_dir(socket.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        entries,
+        ["agent.sock"],
+        "the socket alone, nothing staged left"
+    );
     // --listen binds that address only: another loopback address is refused.
     assert_eq!(listeners(port), ["0100007F"], "one listener, on 127.0.0.1");
     let other = TcpStream::connect_timeout(
