@@ -311,7 +311,108 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use kerno_core::{Collector, CollectorError, Engine, Sample, Signals, Thresholds};
+
     use super::*;
+
+    /// Its readings fail while `fail` is set.
+    struct Switch(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Collector for Switch {
+        fn name(&self) -> &str {
+            "memory"
+        }
+        fn sample(&mut self) -> Result<Sample, CollectorError> {
+            if self.0.load(Ordering::SeqCst) {
+                return Err(CollectorError::Source {
+                    source_name: "/proc/meminfo".into(),
+                    reason: "gone".into(),
+                });
+            }
+            Ok(Sample::now(0u64))
+        }
+        fn fill(&self, _: &[&Sample], _: &mut Signals) -> Result<(), CollectorError> {
+            Ok(())
+        }
+    }
+
+    fn shared(fail: &Arc<std::sync::atomic::AtomicBool>) -> Arc<Shared> {
+        let s = Shared::new(
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+            Vec::new(),
+            Thresholds::default(),
+        );
+        let mut engine = Engine::new();
+        engine.add_collector(Box::new(Switch(fail.clone())));
+        s.install(engine);
+        Arc::new(s)
+    }
+
+    async fn body(r: Response) -> (StatusCode, String) {
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_with_a_reason_once_the_loop_is_stuck() {
+        let s = shared(&Arc::default());
+        assert_eq!(
+            body(healthz(State(s.clone())).await).await.0,
+            StatusCode::OK
+        );
+        let stuck_since = Instant::now()
+            .checked_sub(STUCK_AFTER + Duration::from_secs(2))
+            .unwrap();
+        *lock(&s.heartbeat) = stuck_since;
+        let (status, text) = body(healthz(State(s.clone())).await).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(text.starts_with("stuck: the sampling loop"), "{text}");
+        // Loading probes is not being stuck.
+        lock(&s.status).phase = Phase::Loading;
+        assert_eq!(body(healthz(State(s)).await).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_the_first_interval_and_names_a_failing_collector() {
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = shared(&fail);
+        let mut last_log = Vec::new();
+        let mut accounted = Vec::new();
+        let newest = crate::state::tick(&s, &mut last_log);
+        crate::state::update(&s, &mut accounted, &newest);
+        let newest = crate::state::tick(&s, &mut last_log);
+        let (status, _) = body(readyz(State(s.clone())).await).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "two ticks, no metrics"
+        );
+        crate::state::update(&s, &mut accounted, &newest);
+        let (status, text) = body(readyz(State(s.clone())).await).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let r: Readiness = serde_json::from_str(&text).unwrap();
+        assert_eq!(r.status, ReadyStatus::Ready);
+
+        fail.store(true, Ordering::SeqCst);
+        crate::state::tick(&s, &mut last_log);
+        let r: Readiness =
+            serde_json::from_str(&body(readyz(State(s.clone())).await).await.1).unwrap();
+        assert_eq!(r.status, ReadyStatus::Degraded);
+        assert_eq!(r.degraded.len(), 1, "{:?}", r.degraded);
+        assert_eq!(r.degraded[0].domain, "memory");
+        assert_eq!(
+            r.degraded[0].reason,
+            "collector failed: /proc/meminfo: gone"
+        );
+        // A reading that works again clears it.
+        fail.store(false, Ordering::SeqCst);
+        crate::state::tick(&s, &mut last_log);
+        let r: Readiness = serde_json::from_str(&body(readyz(State(s)).await).await.1).unwrap();
+        assert_eq!(r.status, ReadyStatus::Ready);
+    }
 
     #[test]
     fn window_parameter() {

@@ -340,7 +340,10 @@ pub(crate) fn level_sampler(shared: Arc<Shared>, every: Duration) {
 }
 
 /// Take one sample from every collector and keep it; count and log failures.
-fn tick(shared: &Shared, last_log: &mut Vec<Option<Instant>>) -> Vec<Option<Arc<Sample>>> {
+pub(crate) fn tick(
+    shared: &Shared,
+    last_log: &mut Vec<Option<Instant>>,
+) -> Vec<Option<Arc<Sample>>> {
     let results = match lock(&shared.engine).as_mut() {
         Some(e) => e.try_sample_all(),
         None => return Vec::new(),
@@ -396,7 +399,7 @@ fn tick(shared: &Shared, last_log: &mut Vec<Option<Instant>>) -> Vec<Option<Arc<
 
 /// Add the interval since the last update to the totals, and evaluate the rules over the
 /// findings window for the gauges.
-fn update(
+pub(crate) fn update(
     shared: &Shared,
     accounted: &mut Vec<Option<Arc<Sample>>>,
     newest: &[Option<Arc<Sample>>],
