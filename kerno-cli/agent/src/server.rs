@@ -382,7 +382,7 @@ mod tests {
         let mut last_log = Vec::new();
         let mut accounted = Vec::new();
         let newest = crate::state::tick(&s, &mut last_log);
-        crate::state::update(&s, &mut accounted, &newest);
+        crate::state::update(&s, &mut accounted, &newest, true);
         let newest = crate::state::tick(&s, &mut last_log);
         let (status, _) = body(readyz(State(s.clone())).await).await;
         assert_eq!(
@@ -390,7 +390,7 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE,
             "two ticks, no metrics"
         );
-        crate::state::update(&s, &mut accounted, &newest);
+        crate::state::update(&s, &mut accounted, &newest, true);
         let (status, text) = body(readyz(State(s.clone())).await).await;
         assert_eq!(status, StatusCode::OK, "{text}");
         let r: Readiness = serde_json::from_str(&text).unwrap();

@@ -231,7 +231,7 @@ impl Shared {
 pub(crate) fn sampler(shared: Arc<Shared>) {
     let mut accounted: Vec<Option<Arc<Sample>>> = Vec::new();
     let mut last_update: Option<Instant> = None;
-    let mut updates = 0u32;
+    let mut published_early = false;
     let mut last_log: Vec<Option<Instant>> = Vec::new();
     let mut next = Instant::now();
     #[cfg(debug_assertions)]
@@ -245,15 +245,15 @@ pub(crate) fn sampler(shared: Arc<Shared>) {
         let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let newest = tick(&shared, &mut last_log);
             let now = Instant::now();
-            // The first update is where the counters start and the second, a tick later,
-            // publishes the first interval (readiness waits for it); then every
-            // `update_every`.
-            if updates < 2
-                || last_update.is_none_or(|t| now.duration_since(t) >= shared.update_every)
-            {
-                update(&shared, &mut accounted, &newest);
-                updates = updates.saturating_add(1);
+            // Every `update_every` from the first tick (where the counters start), and once
+            // more a tick after it, to publish a first interval at once (readiness waits for
+            // it). That extra one keeps the schedule and does not compact.
+            if last_update.is_none_or(|t| now.duration_since(t) >= shared.update_every) {
+                update(&shared, &mut accounted, &newest, true);
                 last_update = Some(now);
+            } else if !published_early {
+                update(&shared, &mut accounted, &newest, false);
+                published_early = true;
             }
         }));
         #[cfg(debug_assertions)]
@@ -403,6 +403,7 @@ pub(crate) fn update(
     shared: &Shared,
     accounted: &mut Vec<Option<Arc<Sample>>>,
     newest: &[Option<Arc<Sample>>],
+    compact_history: bool,
 ) {
     let mut added = false;
     if accounted.len() != newest.len() {
@@ -442,7 +443,9 @@ pub(crate) fn update(
             lock(&shared.status).published = true;
         }
     }
-    compact(shared);
+    if compact_history {
+        compact(shared);
+    }
 }
 
 /// Drop from the kept samples what no window ending now can need (entries of processes
@@ -540,7 +543,7 @@ mod tests {
         let mut accounted = Vec::new();
         for _ in 0..6 {
             let newest = tick(&shared, &mut last_log);
-            update(&shared, &mut accounted, &newest);
+            update(&shared, &mut accounted, &newest, true);
         }
         let st = lock(&shared.status);
         assert_eq!((st.collectors[0].samples, st.collectors[0].errors), (4, 2));
