@@ -442,7 +442,7 @@ impl Default for AgentConfig {
 }
 
 /// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
-pub const ENV_VARS: [&str; 29] = [
+pub const ENV_VARS: [&str; 30] = [
     "KERNO_CONFIG",
     "KERNO_DURATION",
     "KERNO_OUTPUT",
@@ -451,6 +451,7 @@ pub const ENV_VARS: [&str; 29] = [
     "KERNO_WINDOW",
     "KERNO_SOCKET",
     "KERNO_FAIL_PROBES",
+    "KERNO_FAIL_SAMPLER",
     "KERNO_HOST_ROOT",
     "KERNO_NODE_NAME",
     "KERNO_SERVE_DOCTOR",
@@ -574,7 +575,8 @@ impl Config {
             match k.as_str() {
                 // The key is read when a call is made, never kept in the configuration.
                 // KERNO_AGENTS is the cluster doctor's target list, read by the command.
-                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_AI_API_KEY" | "KERNO_AGENTS" => {}
+                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_FAIL_SAMPLER" | "KERNO_AI_API_KEY"
+                | "KERNO_AGENTS" => {}
                 "KERNO_SERVE_DOCTOR" => {
                     self.agent.serve_doctor = parse_bool(v).map_err(|r| invalid(k, r))?
                 }

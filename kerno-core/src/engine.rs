@@ -36,8 +36,11 @@ pub struct KernelOptions {
     /// The node name (`--node-name`, `KERNO_NODE_NAME`, `NODE_NAME`; `None`: the host's
     /// name).
     pub node_name: Option<String>,
-    /// Domains whose probes fail on purpose (`fds` fails the syscall probes it shares with
-    /// `syscalls`), to exercise degradation.
+    /// Domains that fail on purpose, to exercise degradation (`KERNO_FAIL_PROBES`). A
+    /// domain with probes of its own (syscalls, sched, disk, tcp, oom) has them attached to
+    /// a tracepoint that does not exist, so the kernel refuses them (failing `syscalls`
+    /// also leaves `fds` unobserved: it reads the syscall probes); the others (fds, memory,
+    /// filesystem, pids, conntrack) have every reading of their collector fail.
     pub fail_on_purpose: Vec<Domain>,
     /// When this process may not load the probes (no `CAP_BPF` and `CAP_PERFMON`, nor
     /// `CAP_SYS_ADMIN`): build an engine of the procfs, cgroupfs and PSI collectors alone,
@@ -123,9 +126,15 @@ impl Engine {
                 probe_domains.push(p);
             }
         }
+        // `fds` shares the syscall probes: failing it fails its collector only.
+        let collector_fails = |d: Domain| d.probe().is_none() || d == Domain::Fds;
         let mut fail: Vec<ProbeDomain> = Vec::new();
-        for p in opts.fail_on_purpose.iter().filter_map(|d| d.probe()) {
-            if !fail.contains(&p) {
+        for d in opts
+            .fail_on_purpose
+            .iter()
+            .filter(|d| !collector_fails(**d))
+        {
+            if let Some(p) = d.probe().filter(|p| !fail.contains(p)) {
                 fail.push(p);
             }
         }
@@ -201,6 +210,16 @@ impl Engine {
             .any(wanted)
         {
             engine.add_collector(Box::new(SaturationCollector::new()));
+        }
+        for c in &mut engine.collectors {
+            let failing = opts
+                .fail_on_purpose
+                .iter()
+                .any(|d| collector_fails(*d) && d.as_str() == c.name());
+            if failing {
+                let name = c.name().to_string();
+                *c = Box::new(FailOnPurpose(name));
+            }
         }
         Ok(engine)
     }
@@ -438,6 +457,26 @@ impl Engine {
     }
 }
 
+/// A collector whose every reading fails, standing in for one named in
+/// [`KernelOptions::fail_on_purpose`]: the window, the agent and `/readyz` see what a
+/// collector whose files became unreadable looks like.
+struct FailOnPurpose(String);
+
+impl Collector for FailOnPurpose {
+    fn name(&self) -> &str {
+        &self.0
+    }
+    fn sample(&mut self) -> Result<Sample, CollectorError> {
+        Err(CollectorError::Source {
+            source_name: "KERNO_FAIL_PROBES".into(),
+            reason: format!("the {} collector fails on purpose", self.0),
+        })
+    }
+    fn fill(&self, _: &[&Sample], _: &mut Signals) -> Result<(), CollectorError> {
+        Ok(())
+    }
+}
+
 /// Why a probe domain is not observed, as reports and `/readyz` say it.
 pub(crate) fn not_attached(domain: ProbeDomain, error: &str) -> String {
     format!("{domain} probe not attached: {error}")
@@ -634,6 +673,22 @@ mod tests {
         assert_eq!(s.degraded[0].reason, "collector failed: /proc/test: gone");
         // Once failed, it is not asked again in the same window.
         assert_eq!(flaky.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_collector_failing_on_purpose_degrades_its_domain_with_the_knob_named() {
+        let mut e = Engine::new();
+        e.add_collector(Box::new(FailOnPurpose("memory".into())));
+        let s = e
+            .collect(Duration::from_secs(1), None, &mut |_, _| {})
+            .unwrap();
+        assert_eq!(s.degraded.len(), 1, "{:?}", s.degraded);
+        assert_eq!(s.degraded[0].domain, "memory");
+        assert_eq!(
+            s.degraded[0].reason,
+            "collector failed: KERNO_FAIL_PROBES: the memory collector fails on purpose"
+        );
+        assert!(s.memory.is_none());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! and keeps them for a sliding window (5 minutes by default), and serves:
 //!
 //! - on the TCP address (default `:9090`): `/metrics` (Prometheus text or OpenMetrics, by
-//!   the `Accept` header), `/healthz` (200 while the process lives) and `/readyz` (503 until
-//!   the probes are attached and the first samples are in; a JSON body with each probe
+//!   the `Accept` header), `/healthz` (200 while the sampling loop completes a step every
+//!   few seconds, 503 with the reason when it is stuck) and `/readyz` (503 until the probes
+//!   are attached and `/metrics` has the first interval; a JSON body with each probe
 //!   domain's state, degraded ones with their reason);
 //! - on a unix socket (default `/run/kerno/agent.sock`, mode 0600): the same, plus
 //!   `/signals?window=30s` (the window's [`kerno_core::Signals`], built by the engine
@@ -164,22 +165,48 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, AgentError> {
 
 /// Create the socket, replacing a stale one; refuse when an agent answers on it.
 fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, AgentError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let err = |source| AgentError::Socket {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // 0755 whatever the umask: only the agent's user (root) may put a socket there.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(err)?;
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
         return Err(AgentError::AlreadyRunning(path.to_path_buf()));
     }
     if std::fs::symlink_metadata(path).is_ok() {
         std::fs::remove_file(path).map_err(err)?;
     }
-    let l = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    // Bound in a private (0700) directory, made 0600 there, then renamed into place: at no
+    // moment can another user connect to it, whatever the umask. A directory left by an
+    // agent killed in between is removed by the next.
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    let private = dir.join(format!(".{name}.bind"));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(err)?;
+    let staged = private.join("agent.sock");
+    let bound = std::os::unix::net::UnixListener::bind(&staged).and_then(|l| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_dir_all(&private);
+    let l = bound.map_err(err)?;
     l.set_nonblocking(true).map_err(err)?;
     tokio::net::UnixListener::from_std(l).map_err(err)
 }
@@ -201,6 +228,9 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
 async fn run_async(opts: AgentOptions) -> Result<(), AgentError> {
     // Fail before creating anything when the probes could never load.
     kerno_core::check_privileges().map_err(AgentError::Probes)?;
+    if cfg!(not(debug_assertions)) && std::env::var_os("KERNO_FAIL_SAMPLER").is_some() {
+        tracing::warn!("KERNO_FAIL_SAMPLER is ignored: it is a test fault of debug builds only");
+    }
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Runtime)?;
     let tcp = tokio::net::TcpListener::bind(opts.listen)

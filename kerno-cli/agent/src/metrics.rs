@@ -67,6 +67,8 @@ pub(crate) struct CollectorStat {
     pub samples: u64,
     pub errors: u64,
     pub last_error: Option<String>,
+    /// The latest reading failed: `/readyz` names the domain as degraded until one works.
+    pub failing: bool,
 }
 
 /// Everything one scrape renders.

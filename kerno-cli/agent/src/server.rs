@@ -14,13 +14,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use kerno_core::readiness::{CollectorHealth, Readiness, ReadyStatus};
+use kerno_core::{
+    Degraded,
+    readiness::{CollectorHealth, Readiness, ReadyStatus},
+};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::{
     metrics::{Format, render},
-    state::{Phase, Shared, lock},
+    state::{Phase, STUCK_AFTER, Shared, lock},
 };
 
 type St = State<Arc<Shared>>;
@@ -45,23 +48,53 @@ async fn metrics(State(s): St, headers: HeaderMap) -> Response {
     reply(StatusCode::OK, format.content_type(), body)
 }
 
-async fn healthz() -> Response {
+/// Alive while loading and stopping, and while sampling as long as the sampling loop
+/// completes a step within [`STUCK_AFTER`]; a stuck loop is a 503 that says so.
+async fn healthz(State(s): St) -> Response {
+    let running = lock(&s.status).phase == Phase::Running;
+    let since = lock(&s.heartbeat).elapsed();
+    if running && since > STUCK_AFTER {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            format!(
+                "stuck: the sampling loop has not completed a step for {:.0} s (it ticks every second; unhealthy after {} s)\n",
+                since.as_secs_f64(),
+                STUCK_AFTER.as_secs()
+            ),
+        );
+    }
     reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
 }
 
-/// Ready once the probes are attached and two ticks are in: a window can then be built.
-/// Degraded probe domains are named with their reason; the agent is ready with them, unless
-/// every probe domain failed.
+/// Ready once the probes are attached, two ticks are in (a window can then be built) and
+/// `/metrics` has the first interval's counters. Degraded probe domains, and collectors
+/// whose latest reading failed, are named with their reason; the agent is ready with them,
+/// unless every probe domain failed.
 async fn readyz(State(s): St) -> Response {
     let st = lock(&s.status);
     let (ticks, history) = {
         let h = lock(&s.history);
         (h.len(), h.span().as_secs_f64())
     };
+    let mut degraded = st.degraded.clone();
+    for c in st.collectors.iter().filter(|c| c.failing) {
+        if !degraded.iter().any(|d| d.domain == c.name) {
+            degraded.push(Degraded {
+                domain: c.name.clone(),
+                reason: format!(
+                    "collector failed: {}",
+                    c.last_error.as_deref().unwrap_or("unknown error")
+                ),
+            });
+        }
+    }
+    // Samples count once the metrics show them: until then, warming up.
+    let samples = if st.published { ticks } else { 0 };
     let status = match st.phase {
         Phase::Loading => ReadyStatus::Loading,
         Phase::Stopping => ReadyStatus::Stopping,
-        Phase::Running => ReadyStatus::sampling(&st.probes, &st.degraded, ticks),
+        Phase::Running => ReadyStatus::sampling(&st.probes, &degraded, samples),
     };
     let collectors = st
         .collectors
@@ -76,7 +109,7 @@ async fn readyz(State(s): St) -> Response {
     let body = Readiness::new(
         status,
         st.probes.clone(),
-        st.degraded.clone(),
+        degraded,
         collectors,
         st.started.elapsed().as_secs_f64(),
         history,
@@ -364,7 +397,108 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use kerno_core::{Collector, CollectorError, Engine, Sample, Signals, Thresholds};
+
     use super::*;
+
+    /// Its readings fail while `fail` is set.
+    struct Switch(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Collector for Switch {
+        fn name(&self) -> &str {
+            "memory"
+        }
+        fn sample(&mut self) -> Result<Sample, CollectorError> {
+            if self.0.load(Ordering::SeqCst) {
+                return Err(CollectorError::Source {
+                    source_name: "/proc/meminfo".into(),
+                    reason: "gone".into(),
+                });
+            }
+            Ok(Sample::now(0u64))
+        }
+        fn fill(&self, _: &[&Sample], _: &mut Signals) -> Result<(), CollectorError> {
+            Ok(())
+        }
+    }
+
+    fn shared(fail: &Arc<std::sync::atomic::AtomicBool>) -> Arc<Shared> {
+        let s = Shared::new(
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+            Vec::new(),
+            Thresholds::default(),
+        );
+        let mut engine = Engine::new();
+        engine.add_collector(Box::new(Switch(fail.clone())));
+        s.install(engine);
+        Arc::new(s)
+    }
+
+    async fn body(r: Response) -> (StatusCode, String) {
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_with_a_reason_once_the_loop_is_stuck() {
+        let s = shared(&Arc::default());
+        assert_eq!(
+            body(healthz(State(s.clone())).await).await.0,
+            StatusCode::OK
+        );
+        let stuck_since = Instant::now()
+            .checked_sub(STUCK_AFTER + Duration::from_secs(2))
+            .unwrap();
+        *lock(&s.heartbeat) = stuck_since;
+        let (status, text) = body(healthz(State(s.clone())).await).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(text.starts_with("stuck: the sampling loop"), "{text}");
+        // Loading probes is not being stuck.
+        lock(&s.status).phase = Phase::Loading;
+        assert_eq!(body(healthz(State(s)).await).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_the_first_interval_and_names_a_failing_collector() {
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = shared(&fail);
+        let mut last_log = Vec::new();
+        let mut accounted = Vec::new();
+        let newest = crate::state::tick(&s, &mut last_log);
+        crate::state::update(&s, &mut accounted, &newest, true);
+        let newest = crate::state::tick(&s, &mut last_log);
+        let (status, _) = body(readyz(State(s.clone())).await).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "two ticks, no metrics"
+        );
+        crate::state::update(&s, &mut accounted, &newest, true);
+        let (status, text) = body(readyz(State(s.clone())).await).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let r: Readiness = serde_json::from_str(&text).unwrap();
+        assert_eq!(r.status, ReadyStatus::Ready);
+
+        fail.store(true, Ordering::SeqCst);
+        crate::state::tick(&s, &mut last_log);
+        let r: Readiness =
+            serde_json::from_str(&body(readyz(State(s.clone())).await).await.1).unwrap();
+        assert_eq!(r.status, ReadyStatus::Degraded);
+        assert_eq!(r.degraded.len(), 1, "{:?}", r.degraded);
+        assert_eq!(r.degraded[0].domain, "memory");
+        assert_eq!(
+            r.degraded[0].reason,
+            "collector failed: /proc/meminfo: gone"
+        );
+        // A reading that works again clears it.
+        fail.store(false, Ordering::SeqCst);
+        crate::state::tick(&s, &mut last_log);
+        let r: Readiness = serde_json::from_str(&body(readyz(State(s)).await).await.1).unwrap();
+        assert_eq!(r.status, ReadyStatus::Ready);
+    }
 
     #[test]
     fn the_token_is_compared_whole() {

@@ -39,6 +39,9 @@ pub(crate) enum Phase {
 
 pub(crate) struct Status {
     pub phase: Phase,
+    /// `/metrics` has the counters of a first interval and the gauges of a first window:
+    /// until then `/readyz` says `warming_up`.
+    pub published: bool,
     pub probes: Vec<ProbeDomain>,
     pub degraded: Vec<Degraded>,
     pub collectors: Vec<CollectorStat>,
@@ -59,6 +62,9 @@ pub(crate) struct Shared {
     pub totals: Mutex<Arc<Totals>>,
     pub recent: Mutex<Option<Arc<Recent>>>,
     pub stop: AtomicBool,
+    /// When the sampling loop last completed a step (or the engine was installed):
+    /// `/healthz` fails when it is older than [`STUCK_AFTER`].
+    pub heartbeat: Mutex<Instant>,
     /// The AI post-processor's settings, for `/doctor?ai=1`.
     pub ai: AiConfig,
     /// The bearer token `/doctor` on the TCP address asks for; `None`: it is not served
@@ -73,6 +79,10 @@ pub(crate) struct Shared {
     /// The OTLP exporter's counts, when it runs.
     pub otlp: Option<Arc<OtlpStats>>,
 }
+
+/// A running agent whose sampling loop has not completed a step (a tick a second) for this
+/// long is stuck: `/healthz` fails, so a liveness probe restarts it.
+pub(crate) const STUCK_AFTER: Duration = Duration::from_secs(10);
 
 /// How much level history the agent keeps for `kerno predict`.
 pub(crate) const LEVELS_KEEP: Duration = Duration::from_secs(3600);
@@ -96,6 +106,7 @@ impl Shared {
             history: Mutex::new(History::new(keep)),
             status: Mutex::new(Status {
                 phase: Phase::Loading,
+                published: false,
                 probes: Vec::new(),
                 degraded: Vec::new(),
                 collectors: Vec::new(),
@@ -104,6 +115,7 @@ impl Shared {
             totals: Mutex::new(Arc::new(Totals::default())),
             recent: Mutex::new(None),
             stop: AtomicBool::new(false),
+            heartbeat: Mutex::new(Instant::now()),
             ai: AiConfig::default(),
             doctor_token: None,
             levels_engine: Mutex::new(kerno_core::predict::engine()),
@@ -151,6 +163,7 @@ impl Shared {
                 .collect();
             st.phase = Phase::Running;
         }
+        *lock(&self.heartbeat) = Instant::now();
         *lock(&self.engine) = Some(engine);
     }
 
@@ -242,19 +255,38 @@ impl Shared {
 pub(crate) fn sampler(shared: Arc<Shared>) {
     let mut accounted: Vec<Option<Arc<Sample>>> = Vec::new();
     let mut last_update: Option<Instant> = None;
+    let mut published_early = false;
     let mut last_log: Vec<Option<Instant>> = Vec::new();
     let mut next = Instant::now();
+    #[cfg(debug_assertions)]
+    let (stall_after, mut ticks) = (stall_after(), 0u64);
     while !shared.stop.load(Ordering::SeqCst) {
+        #[cfg(debug_assertions)]
+        if stall_after.is_some_and(|n| ticks >= n) {
+            stall(&shared);
+            break;
+        }
         let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let newest = tick(&shared, &mut last_log);
             let now = Instant::now();
+            // Every `update_every` from the first tick (where the counters start), and once
+            // more a tick after it, to publish a first interval at once (readiness waits for
+            // it). That extra one keeps the schedule and does not compact.
             if last_update.is_none_or(|t| now.duration_since(t) >= shared.update_every) {
-                update(&shared, &mut accounted, &newest);
+                update(&shared, &mut accounted, &newest, true);
                 last_update = Some(now);
+            } else if !published_early {
+                update(&shared, &mut accounted, &newest, false);
+                published_early = true;
             }
         }));
-        if step.is_err() {
-            tracing::error!("the sampling step panicked; the agent keeps going");
+        #[cfg(debug_assertions)]
+        {
+            ticks += 1;
+        }
+        match step {
+            Ok(()) => *lock(&shared.heartbeat) = Instant::now(),
+            Err(_) => tracing::error!("the sampling step panicked; the agent keeps going"),
         }
         next += Duration::from_secs(1);
         let now = Instant::now();
@@ -269,6 +301,30 @@ pub(crate) fn sampler(shared: Arc<Shared>) {
             }
             std::thread::sleep((next - now).min(Duration::from_millis(100)));
         }
+    }
+}
+
+/// The test-only fault `KERNO_FAIL_SAMPLER=N`: the sampling loop stops after N ticks, as
+/// one stuck in a read would, so a test sees `/healthz` fail. Read only in debug builds
+/// (what `cargo test` runs); a release binary has no such code and ignores the variable.
+#[cfg(debug_assertions)]
+fn stall_after() -> Option<u64> {
+    let v = std::env::var("KERNO_FAIL_SAMPLER").ok()?;
+    match v.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            tracing::warn!("KERNO_FAIL_SAMPLER={v:?} is not a number of ticks; ignored");
+            None
+        }
+    }
+}
+
+/// Block like a stuck loop until the agent stops.
+#[cfg(debug_assertions)]
+fn stall(shared: &Shared) {
+    tracing::warn!("KERNO_FAIL_SAMPLER: the sampling loop stalls on purpose");
+    while !shared.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -308,7 +364,10 @@ pub(crate) fn level_sampler(shared: Arc<Shared>, every: Duration) {
 }
 
 /// Take one sample from every collector and keep it; count and log failures.
-fn tick(shared: &Shared, last_log: &mut Vec<Option<Instant>>) -> Vec<Option<Arc<Sample>>> {
+pub(crate) fn tick(
+    shared: &Shared,
+    last_log: &mut Vec<Option<Instant>>,
+) -> Vec<Option<Arc<Sample>>> {
     let results = match lock(&shared.engine).as_mut() {
         Some(e) => e.try_sample_all(),
         None => return Vec::new(),
@@ -326,10 +385,12 @@ fn tick(shared: &Shared, last_log: &mut Vec<Option<Instant>>) -> Vec<Option<Arc<
             match r {
                 Ok(s) => {
                     c.samples += 1;
+                    c.failing = false;
                     samples.push(Some(Arc::new(s)));
                 }
                 Err(e) => {
                     c.errors += 1;
+                    c.failing = true;
                     let msg = e.to_string();
                     // Log a new reason at once, a repeated one at most once a minute.
                     let repeat = c.last_error.as_deref() == Some(msg.as_str());
@@ -362,11 +423,13 @@ fn tick(shared: &Shared, last_log: &mut Vec<Option<Instant>>) -> Vec<Option<Arc<
 
 /// Add the interval since the last update to the totals, and evaluate the rules over the
 /// findings window for the gauges.
-fn update(
+pub(crate) fn update(
     shared: &Shared,
     accounted: &mut Vec<Option<Arc<Sample>>>,
     newest: &[Option<Arc<Sample>>],
+    compact_history: bool,
 ) {
+    let mut added = false;
     if accounted.len() != newest.len() {
         // The first tick is where the counters start.
         *accounted = newest.to_vec();
@@ -389,6 +452,7 @@ fn update(
             let mut totals = Totals::clone(&lock(&shared.totals));
             totals.add(&interval);
             *lock(&shared.totals) = Arc::new(totals);
+            added = true;
         }
         for (a, b) in accounted.iter_mut().zip(newest) {
             if b.is_some() {
@@ -399,8 +463,13 @@ fn update(
     if let Some(signals) = shared.window_signals(shared.findings_window) {
         let report = shared.evaluate(&signals);
         *lock(&shared.recent) = Some(Arc::new(recent(&signals, &report)));
+        if added {
+            lock(&shared.status).published = true;
+        }
     }
-    compact(shared);
+    if compact_history {
+        compact(shared);
+    }
 }
 
 /// Drop from the kept samples what no window ending now can need (entries of processes
@@ -499,7 +568,7 @@ mod tests {
         let mut accounted = Vec::new();
         for _ in 0..6 {
             let newest = tick(&shared, &mut last_log);
-            update(&shared, &mut accounted, &newest);
+            update(&shared, &mut accounted, &newest, true);
         }
         let st = lock(&shared.status);
         assert_eq!((st.collectors[0].samples, st.collectors[0].errors), (4, 2));
