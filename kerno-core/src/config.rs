@@ -339,7 +339,10 @@ pub const ENV_VARS: &[&str] = &[
 /// `KERNO_THRESHOLD_<KEY>` whose key one of `rules` declares. Each is paired with the
 /// closest known name when there is one within two edits (a typo such as
 /// `KERNO_DURATON`). [`Config::apply_env`] ignores them; frontends warn once.
-pub fn unknown_env(env: &[(String, String)], rules: &ThresholdRegistry) -> Vec<(String, Option<String>)> {
+pub fn unknown_env(
+    env: &[(String, String)],
+    rules: &ThresholdRegistry,
+) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     for (k, _) in env {
         if !k.starts_with("KERNO_") || ENV_VARS.contains(&k.as_str()) {
@@ -885,7 +888,11 @@ mod tests {
         for (text, key, line) in [
             ("duraton: 10s\n", "duraton", "line 1"),
             ("agent:\n  window: 5m\n  listn: x\n", "listn", "line 3"),
-            ("output: json\nthresholds:\n  nope_ms: 3\n", "nope_ms", "line 3"),
+            (
+                "output: json\nthresholds:\n  nope_ms: 3\n",
+                "nope_ms",
+                "line 3",
+            ),
             ("ai:\n  max_tokens: -3\n", "u32", "line 2"),
             ("duration: [1\n", "bracket", "line 1"),
             ("duration: 99999999999999999999\n", "too long", "line 1"),

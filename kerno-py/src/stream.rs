@@ -138,9 +138,7 @@ pub fn trace_syscalls(
             Duration::try_from_secs_f64(d)
                 .ok()
                 .and_then(|d| Instant::now().checked_add(d))
-                .ok_or_else(|| {
-                    PyValueError::new_err(format!("duration {d} s is too long"))
-                })?,
+                .ok_or_else(|| PyValueError::new_err(format!("duration {d} s is too long")))?,
         ),
         None => None,
     };
