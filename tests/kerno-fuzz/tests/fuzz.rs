@@ -69,7 +69,7 @@ fn fuzz_durations_and_thresholds() {
         "durations-thresholds",
         &corpus,
         &["ms", "s", "m", "h", "d", "e", "-", ".", ",", "%", " "],
-        Budget::from_env(200_000, 8.0),
+        Budget::from_env(200_000, 6.0),
         |b| {
             let s = text(b);
             if let Ok(d) = parse_duration(s) {
@@ -160,7 +160,7 @@ fn fuzz_snapshots_and_reports() {
             ",",
             "\"schema\":1",
         ],
-        Budget::from_env(20_000, 20.0),
+        Budget::from_env(20_000, 15.0),
         |b| {
             if let Ok(s) = kerno_core::parse_signals(&lossy(b)) {
                 let report: Report = kerno_core::evaluate(&s, &rules, &thresholds);
