@@ -628,7 +628,21 @@ fn parse_yaml(text: &str) -> Result<Config, String> {
         // is for a terminal, not for a one-line error.
         let full = e.to_string();
         let first = full.lines().next().unwrap_or("").trim();
-        first.strip_prefix("error: ").unwrap_or(first).to_string()
+        let msg = first.strip_prefix("error: ").unwrap_or(first);
+        // A bad value's message (`unknown unit ...`, `invalid u32`) names the line, not
+        // the key: name the key set on that line too.
+        let key = msg
+            .strip_prefix("line ")
+            .and_then(|r| r.split_once(' '))
+            .and_then(|(n, _)| n.parse::<usize>().ok())
+            .and_then(|n| text.lines().nth(n.wrapping_sub(1)))
+            .and_then(|l| l.trim_start().trim_start_matches("- ").split_once(':'))
+            .map(|(k, _)| k.trim().trim_matches('"').to_string())
+            .filter(|k| !k.is_empty() && !msg.contains(&format!("`{k}`")));
+        match key {
+            Some(k) => format!("{k}: {msg}"),
+            None => msg.to_string(),
+        }
     })
 }
 

@@ -128,7 +128,7 @@ fn fuzz_yaml_config() {
             ": ", "\n  ", "- ", "&a ", "*a", "!!str ", "[", "]", "{", "}", "'", "\"", "? ",
             "<<: *a", "---\n", "|\n", "#",
         ],
-        Budget::from_env(50_000, 10.0),
+        Budget::from_env(50_000, 8.0),
         |b| {
             let _ = Config::from_yaml(&lossy(b), "fuzz.yaml", &reg);
         },
@@ -206,7 +206,7 @@ fn fuzz_explain_lines() {
             "6,1234,5678,-;",
             "kernel: ",
         ],
-        Budget::from_env(50_000, 10.0),
+        Budget::from_env(50_000, 8.0),
         |b| {
             let e = explain_text(b, "stdin", &opts);
             let _ = kerno_core::explain::pretty(&e);
@@ -334,7 +334,7 @@ fn fuzz_snapshot_values() {
         "snapshot-values",
         &corpus,
         &[],
-        Budget::from_env(20_000, 15.0),
+        Budget::from_env(20_000, 12.0),
         |b| {
             let mut v = window.clone();
             let n = 1 + b.iter().map(|x| *x as usize).sum::<usize>() % 24;
