@@ -923,6 +923,28 @@ mod tests {
     }
 
     #[test]
+    fn alias_bombs_and_deep_nesting_are_refused_quickly() {
+        // "Billion laughs": nine levels of nine aliases each.
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let deep = format!(
+            "thresholds: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        for doc in [bomb, deep] {
+            let t = std::time::Instant::now();
+            assert!(Config::from_yaml(&doc, "x.yaml", &rules()).is_err());
+            assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        }
+    }
+
+    #[test]
     fn node_name_and_host_root_precedence() {
         let dir = std::env::temp_dir().join(format!("kerno-cfg-node-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -196,7 +196,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], corpus: &[Vec<u8>], dict: &[&str]) ->
     let mut v = input.to_vec();
     let pos = |rng: &mut Rng, v: &Vec<u8>| rng.below(v.len() + 1);
     match rng.below(12) {
-        0 | 1 | 2 => v = swap_number(rng, &v),
+        0..=2 => v = swap_number(rng, &v),
         3 if !v.is_empty() => {
             let i = rng.below(v.len());
             v[i] ^= 1 << rng.below(8);

@@ -22,6 +22,12 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The target must have gone past the parser on some inputs, or it tested nothing deep.
+fn accepted_some(f: &kerno_fuzz::Figures, accepted: u64) {
+    eprintln!("fuzz {}: {accepted} inputs accepted by the parser", f.name);
+    assert!(accepted > 0, "{}: no input was accepted", f.line());
+}
+
 fn registry() -> ThresholdRegistry {
     ThresholdRegistry::of(&kerno_rules::builtin())
 }
@@ -121,6 +127,7 @@ fn fuzz_yaml_config() {
     .map(|s| s.as_bytes().to_vec())
     .collect();
     let reg = registry();
+    let mut accepted = 0u64;
     let f = run(
         "yaml-config",
         &corpus,
@@ -130,10 +137,11 @@ fn fuzz_yaml_config() {
         ],
         Budget::from_env(50_000, 8.0),
         |b| {
-            let _ = Config::from_yaml(&lossy(b), "fuzz.yaml", &reg);
+            accepted += u64::from(Config::from_yaml(&lossy(b), "fuzz.yaml", &reg).is_ok());
         },
     );
     assert_no_panics(&f);
+    accepted_some(&f, accepted);
 }
 
 /// A saved window or JSON report (`kerno doctor --from`, `kerno.load_signals`): parsed,
@@ -146,6 +154,7 @@ fn fuzz_snapshots_and_reports() {
     let signals = kerno_core::parse_signals(&window).expect("the example window parses");
     let report_json = render::json(&kerno_core::evaluate(&signals, &rules, &thresholds));
     let corpus = vec![window.into_bytes(), report_json.into_bytes()];
+    let mut accepted = 0u64;
     let f = run(
         "snapshots-reports",
         &corpus,
@@ -163,6 +172,7 @@ fn fuzz_snapshots_and_reports() {
         Budget::from_env(20_000, 15.0),
         |b| {
             if let Ok(s) = kerno_core::parse_signals(&lossy(b)) {
+                accepted += 1;
                 let report: Report = kerno_core::evaluate(&s, &rules, &thresholds);
                 let _ = render::pretty(&report, PrettyOptions { color: false });
                 let _ = render::json(&report);
@@ -172,6 +182,7 @@ fn fuzz_snapshots_and_reports() {
         },
     );
     assert_no_panics(&f);
+    accepted_some(&f, accepted);
 }
 
 /// `kerno explain`'s input lines (stdin, a MESSAGE, the kernel log).
@@ -218,7 +229,8 @@ fn fuzz_explain_lines() {
     assert_no_panics(&f);
 }
 
-/// The AI providers' replies (HTTP status and body), then the reply mapped back through
+/// The AI providers' replies (each body under the three providers, with 200 and another
+/// HTTP status), then the reply mapped back through
 /// the redactor and rendered in the report, as `--ai` does.
 #[test]
 fn fuzz_ai_replies() {
@@ -245,7 +257,8 @@ fn fuzz_ai_replies() {
         AiProvider::Openai,
         AiProvider::Ollama,
     ];
-    let statuses = [200u16, 200, 200, 429, 500, 529, 404, 0, 999];
+    let statuses = [429u16, 500, 529, 404, 400, 401, 0, 999, 200];
+    let mut accepted = 0u64;
     let f = run(
         "ai-replies",
         &corpus,
@@ -262,9 +275,14 @@ fn fuzz_ai_replies() {
         ],
         Budget::from_env(50_000, 8.0),
         |b| {
-            let p = providers[b.len() % 3];
-            let status = statuses[b.first().copied().unwrap_or(0) as usize % statuses.len()];
-            if let Ok(t) = kerno_ai::provider::parse(p, status, &lossy(b)) {
+            let body = lossy(b);
+            let odd = statuses[b.len() % statuses.len()];
+            for p in providers {
+                let _ = kerno_ai::provider::parse(p, odd, &body);
+                let Ok(t) = kerno_ai::provider::parse(p, 200, &body) else {
+                    continue;
+                };
+                accepted += 1;
                 let text = redactor.unmask(&t);
                 report.analysis = Some(kerno_core::Analysis::Ok {
                     provider: p.name().into(),
@@ -279,6 +297,7 @@ fn fuzz_ai_replies() {
         },
     );
     assert_no_panics(&f);
+    accepted_some(&f, accepted);
 }
 
 /// Every number leaf of `v`, as JSON pointers.
@@ -312,24 +331,32 @@ fn fuzz_snapshot_values() {
     let window: Value = serde_json::from_str(&read("examples/python/incident.json")).unwrap();
     let mut pointers = Vec::new();
     number_pointers(&window, String::new(), &mut pointers);
-    let edges = [
+    // Edge values of the leaf's own kind, so that most windows still parse and reach the
+    // rules; now and then one of another kind (a negative count, a float for a count).
+    let unsigned = [
         json!(0),
         json!(1),
-        json!(-1),
         json!(u64::MAX),
-        json!(i64::MIN),
+        json!(u64::MAX - 1),
         json!(u32::MAX as u64 + 1),
-        json!(1e300),
-        json!(-1e300),
-        json!(0.5),
         json!(9007199254740993u64),
     ];
+    let floats = [
+        json!(0.0),
+        json!(-1.0),
+        json!(1e300),
+        json!(-1e300),
+        json!(5e-324),
+        json!(0.5),
+    ];
+    let other = [json!(-1), json!(i64::MIN), json!(1.5)];
     let rules = kerno_rules::builtin();
     let thresholds = kerno_core::Thresholds::default();
     let mut rng = kerno_fuzz::Rng::new(Budget::from_env(0, 1.0).seed);
     // The inputs are the number of leaves to change and a seed for which; the target
     // builds the window itself.
     let corpus: Vec<Vec<u8>> = (1u8..=8).map(|n| vec![n]).collect();
+    let mut accepted = 0u64;
     let f = run(
         "snapshot-values",
         &corpus,
@@ -341,10 +368,17 @@ fn fuzz_snapshot_values() {
             for _ in 0..n {
                 let p = rng.pick(&pointers);
                 if let Some(x) = v.pointer_mut(p) {
-                    *x = rng.pick(&edges).clone();
+                    *x = if rng.below(10) == 0 {
+                        rng.pick(&other).clone()
+                    } else if x.is_u64() {
+                        rng.pick(&unsigned).clone()
+                    } else {
+                        rng.pick(&floats).clone()
+                    };
                 }
             }
             if let Ok(s) = kerno_core::parse_signals(&v.to_string()) {
+                accepted += 1;
                 let report = kerno_core::evaluate(&s, &rules, &thresholds);
                 let _ = render::pretty(&report, PrettyOptions { color: false });
                 let _ = render::json(&report);
@@ -353,4 +387,5 @@ fn fuzz_snapshot_values() {
         },
     );
     assert_no_panics(&f);
+    accepted_some(&f, accepted);
 }
