@@ -2,6 +2,7 @@
 //! requests (`kerno_fuzz`), raw bytes, huge headers, cut-off requests and bad query strings
 //! must each get an answer or a closed connection, never a dead or stuck agent: after every
 //! batch the agent is alive, and at the end `/healthz`, `/readyz` and `/doctor` still answer.
+//! It starts with an unknown `KERNO_*` variable in its environment, which it warns about once.
 //! Needs root (the agent loads its probes); scripts/test.sh runs it with --test-threads=1.
 
 use std::{
@@ -51,6 +52,8 @@ impl Agent {
             .args(["--domains", "syscalls,fds", "--window", "1m"])
             .env_remove("KERNO_CONFIG")
             .env_remove("KERNO_FAIL_PROBES")
+            // A leftover variable in a DaemonSet's environment: a warning, not a dead agent.
+            .env("KERNO_LEFTOVER_FROM_AN_OLD_CHART", "1")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -242,5 +245,11 @@ fn root_agent_survives_garbage_requests() {
     );
     let log = agent.log();
     assert!(!log.contains("panicked"), "the agent panicked:\n{log}");
+    assert_eq!(
+        log.matches("ignoring unknown environment variable KERNO_LEFTOVER_FROM_AN_OLD_CHART")
+            .count(),
+        1,
+        "warned once:\n{log}"
+    );
     assert!(sent >= 100, "too few requests to mean anything: {sent}");
 }
