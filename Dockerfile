@@ -6,7 +6,7 @@
 #   docker build -t kerno:dev .          # or: podman build -t kerno:dev .
 #
 # From a binary built beforehand (what CI does: no image registry is reachable there, and
-# Debian 12's rustc is older than Kerno's minimum 1.87), skip the Rust stage:
+# Debian 12's rustc is older than Kerno's minimum 1.89), skip the Rust stage:
 #
 #   cargo build --release -p kerno-cli
 #   podman build --build-arg KERNO_BINARY=prebuilt -t kerno:dev .
@@ -19,9 +19,9 @@
 #
 # Run it the way deploy/helm/kerno runs it: docs/deploy.md.
 
-# The toolchain stage's image (Rust >= 1.87, Debian 12 so the binary's glibc matches the
+# The toolchain stage's image (Rust >= 1.89, Debian 12 so the binary's glibc matches the
 # runtime base).
-ARG RUST_IMAGE=docker.io/library/rust:1.87-bookworm
+ARG RUST_IMAGE=docker.io/library/rust:1.89-bookworm
 # The runtime base: glibc and libgcc only (Debian 12). CI builds an equivalent locally with
 # mmdebstrap and imports it under this name (scripts/image.sh base).
 ARG BASE_IMAGE=gcr.io/distroless/cc-debian12:latest

@@ -25,7 +25,9 @@ pub fn config(
     thresholds: &[String],
     rules: &ThresholdRegistry,
 ) -> Result<Config, Failure> {
-    let mut cfg = Config::load(args_config, &env(), rules).map_err(Failure::usage)?;
+    let env = env();
+    warn_unknown_env(&env, rules);
+    let mut cfg = Config::load(args_config, &env, rules).map_err(Failure::usage)?;
     for kv in thresholds {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
             Failure::usage(anyhow::anyhow!("--threshold expects KEY=VALUE, got {kv:?}"))
@@ -34,6 +36,22 @@ pub fn config(
             .map_err(|e| Failure::usage(anyhow::anyhow!("--threshold {kv}: {e}")))?;
     }
     Ok(cfg)
+}
+
+/// Unknown `KERNO_*` variables are ignored with one warning each, once per process: a
+/// leftover variable in a DaemonSet's environment must not stop the agent.
+fn warn_unknown_env(env: &[(String, String)], rules: &ThresholdRegistry) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        for (name, near) in kerno_core::config::unknown_env(env, rules) {
+            match near {
+                Some(n) => eprintln!(
+                    "kerno: warning: ignoring unknown environment variable {name} (did you mean {n}?)"
+                ),
+                None => eprintln!("kerno: warning: ignoring unknown environment variable {name}"),
+            }
+        }
+    });
 }
 
 /// `--host-root` and `--node-name` over the configuration.

@@ -441,8 +441,12 @@ impl Default for AgentConfig {
     }
 }
 
-/// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`).
-pub const ENV_VARS: [&str; 30] = [
+/// Environment variables Kerno reads (besides `KERNO_THRESHOLD_<KEY>` and `NO_COLOR`). A
+/// `KERNO_*` variable not in this list (nor a `KERNO_THRESHOLD_<KEY>` of a declared
+/// threshold) is ignored by [`Config::apply_env`] and named by [`unknown_env`], so that a
+/// frontend can warn about it: a leftover variable in a DaemonSet's environment must not stop
+/// the agent. A variable read outside this module is added here too.
+pub const ENV_VARS: &[&str] = &[
     "KERNO_CONFIG",
     "KERNO_DURATION",
     "KERNO_OUTPUT",
@@ -475,6 +479,61 @@ pub const ENV_VARS: [&str; 30] = [
     "KERNO_OTLP_HEADERS",
 ];
 
+/// The `KERNO_*` variables in `env` that Kerno does not read: neither in [`ENV_VARS`] nor a
+/// `KERNO_THRESHOLD_<KEY>` whose key one of `rules` declares. Each is paired with the
+/// closest known name when there is one within two edits (a typo such as
+/// `KERNO_DURATON`). [`Config::apply_env`] ignores them; frontends warn once.
+pub fn unknown_env(
+    env: &[(String, String)],
+    rules: &ThresholdRegistry,
+) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for (k, _) in env {
+        if !k.starts_with("KERNO_") || ENV_VARS.contains(&k.as_str()) {
+            continue;
+        }
+        if let Some(t) = k.strip_prefix("KERNO_THRESHOLD_") {
+            let key = t.to_ascii_lowercase();
+            if rules.get(&key).is_some() {
+                continue;
+            }
+            let near = rules
+                .keys()
+                .into_iter()
+                .map(|c| (edit_distance(&key, c), c))
+                .filter(|(d, _)| *d <= 2)
+                .min()
+                .map(|(_, c)| format!("KERNO_THRESHOLD_{}", c.to_ascii_uppercase()));
+            out.push((k.clone(), near));
+            continue;
+        }
+        let near = ENV_VARS
+            .iter()
+            .map(|c| (edit_distance(k, c), *c))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, c)| c.to_string());
+        out.push((k.clone(), near));
+    }
+    out
+}
+
+/// Levenshtein distance, for "did you mean" hints on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 impl Config {
     /// The config file to read: `explicit` (from `--config`), else `KERNO_CONFIG`, else the
     /// first usual place that exists. The flag says whether the file was named explicitly.
@@ -506,16 +565,22 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let mut c: Config = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut c: Config = parse_yaml(text).map_err(|message| ConfigError::Parse {
             path: path.into(),
-            message: e.to_string(),
+            message,
         })?;
-        rules
-            .check(&mut c.thresholds)
-            .map_err(|e| ConfigError::Parse {
+        rules.check(&mut c.thresholds).map_err(|e| {
+            let line = match &e {
+                ConfigError::Invalid { key, .. } => {
+                    key_line(text, key.strip_prefix("thresholds.").unwrap_or(key))
+                }
+                _ => String::new(),
+            };
+            ConfigError::Parse {
                 path: path.into(),
-                message: e.to_string(),
-            })?;
+                message: format!("{line}{e}"),
+            }
+        })?;
         c.validate()?;
         Ok(c)
     }
@@ -545,7 +610,8 @@ impl Config {
         Ok(c)
     }
 
-    /// Apply `KERNO_*` variables.
+    /// Apply `KERNO_*` variables. A bad value of a known variable is an error naming it; an
+    /// unknown variable is ignored (see [`unknown_env`], which names them for a warning).
     pub fn apply_env(
         &mut self,
         env: &[(String, String)],
@@ -562,6 +628,9 @@ impl Config {
                 continue;
             }
             if let Some(t) = k.strip_prefix("KERNO_THRESHOLD_") {
+                if rules.get(&t.to_ascii_lowercase()).is_none() {
+                    continue; // unknown: named by `unknown_env`
+                }
                 self.set_threshold(&t.to_ascii_lowercase(), v, rules)
                     .map_err(|e| match e {
                         ConfigError::Invalid { reason, .. } => ConfigError::Invalid {
@@ -642,12 +711,8 @@ impl Config {
                 "KERNO_DOMAINS" => {
                     self.probes.domains = parse_domains(v).map_err(|r| invalid(k, r))?
                 }
-                _ => {
-                    return Err(ConfigError::UnknownEnv {
-                        name: k.clone(),
-                        known: format!("{}, KERNO_THRESHOLD_<KEY>", ENV_VARS.join(", ")),
-                    });
-                }
+                // Read elsewhere (listed in ENV_VARS), or unknown: named by `unknown_env`.
+                _ => {}
             }
         }
         self.validate()
@@ -723,6 +788,46 @@ impl Config {
         self.ai.validate()?;
         self.export.otlp.validate()
     }
+}
+
+/// Parse a config document with serde-saphyr (safe Rust, bounded: a document with a billion
+/// aliases or a deep nesting is refused by its budget, not followed). The message is one
+/// line naming the key and the line and column.
+fn parse_yaml(text: &str) -> Result<Config, String> {
+    serde_saphyr::from_str::<Config>(text).map_err(|e| {
+        // The first line is `error: line L column C: message`; the source snippet after it
+        // is for a terminal, not for a one-line error.
+        let full = e.to_string();
+        let first = full.lines().next().unwrap_or("").trim();
+        let msg = first.strip_prefix("error: ").unwrap_or(first);
+        // A bad value's message (`unknown unit ...`, `invalid u32`) names the line, not
+        // the key: name the key set on that line too.
+        let key = msg
+            .strip_prefix("line ")
+            .and_then(|r| r.split_once(' '))
+            .and_then(|(n, _)| n.parse::<usize>().ok())
+            .and_then(|n| text.lines().nth(n.wrapping_sub(1)))
+            .and_then(|l| l.trim_start().trim_start_matches("- ").split_once(':'))
+            .map(|(k, _)| k.trim().trim_matches('"').to_string())
+            .filter(|k| !k.is_empty() && !msg.contains(&format!("`{k}`")));
+        match key {
+            Some(k) => format!("{k}: {msg}"),
+            None => msg.to_string(),
+        }
+    })
+}
+
+/// `line N: ` for the first line of `text` that sets `key` (as `key:` at the start of a
+/// line), for the errors found after parsing (an unknown threshold key).
+fn key_line(text: &str, key: &str) -> String {
+    let pat = format!("{key}:");
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.starts_with(&pat) || t.starts_with(&format!("\"{key}\":"))
+        })
+        .map(|i| format!("line {}: ", i + 1))
+        .unwrap_or_default()
 }
 
 /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
@@ -943,20 +1048,96 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/k.yaml"), "{err}");
         let mut c = Config::default();
         let err = c
-            .apply_env(&env(&[("KERNO_THRESHOLD_BOGUS", "1")]), &rules())
-            .unwrap_err();
-        assert!(err.to_string().contains("KERNO_THRESHOLD_BOGUS"), "{err}");
-        let err = c
             .apply_env(&env(&[("KERNO_THRESHOLD_RUNQ_P99_MS", "fast")]), &rules())
             .unwrap_err();
         assert!(
             err.to_string().contains("KERNO_THRESHOLD_RUNQ_P99_MS"),
             "{err}"
         );
-        let err = c
-            .apply_env(&env(&[("KERNO_DURATON", "1s")]), &rules())
+    }
+
+    #[test]
+    fn unknown_env_is_ignored_and_named() {
+        let e = env(&[
+            ("KERNO_DURATON", "1s"),
+            ("KERNO_FOO", "1"),
+            ("KERNO_THRESHOLD_BOGUS", "1"),
+            ("KERNO_THRESHOLD_RUNQ_P99_M", "9"),
+            ("KERNO_DURATION", "7s"),
+            ("KERNO_THRESHOLD_RUNQ_P99_MS", "8"),
+            ("KERNO_AI_API_KEY", "sk-x"),
+            ("PATH", "/bin"),
+        ]);
+        let mut c = Config::default();
+        c.apply_env(&e, &rules()).unwrap();
+        assert_eq!(c.duration, Duration::from_secs(7), "known ones still apply");
+        assert_eq!(c.thresholds.number(&RUNQ_P99), 8.0);
+        let unknown = unknown_env(&e, &rules());
+        assert_eq!(
+            unknown,
+            vec![
+                ("KERNO_DURATON".into(), Some("KERNO_DURATION".into())),
+                ("KERNO_FOO".into(), None),
+                ("KERNO_THRESHOLD_BOGUS".into(), None),
+                (
+                    "KERNO_THRESHOLD_RUNQ_P99_M".into(),
+                    Some("KERNO_THRESHOLD_RUNQ_P99_MS".into())
+                ),
+            ]
+        );
+        // A known variable with a bad value is still an error naming it.
+        let err = Config::default()
+            .apply_env(&env(&[("KERNO_DURATION", "soon")]), &rules())
             .unwrap_err();
-        assert!(err.to_string().contains("KERNO_DURATON"), "{err}");
+        assert!(err.to_string().contains("KERNO_DURATION"), "{err}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn yaml_errors_name_key_and_line() {
+        for (text, key, line) in [
+            ("duraton: 10s\n", "duraton", "line 1"),
+            ("agent:\n  window: 5m\n  listn: x\n", "listn", "line 3"),
+            (
+                "output: json\nthresholds:\n  nope_ms: 3\n",
+                "nope_ms",
+                "line 3",
+            ),
+            ("ai:\n  max_tokens: -3\n", "u32", "line 2"),
+            ("duration: [1\n", "bracket", "line 1"),
+            ("duration: 99999999999999999999\n", "too long", "line 1"),
+        ] {
+            let err = Config::from_yaml(text, "x.yaml", &rules())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("x.yaml") && err.contains(key) && err.contains(line),
+                "{text:?}: {err}"
+            );
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused_quickly() {
+        // "Billion laughs": nine levels of nine aliases each.
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let deep = format!(
+            "thresholds: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        for doc in [bomb, deep] {
+            let t = std::time::Instant::now();
+            assert!(Config::from_yaml(&doc, "x.yaml", &rules()).is_err());
+            assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        }
     }
 
     #[test]
@@ -1049,7 +1230,7 @@ mod tests {
         );
         assert!(
             !format!("{c:?}").contains("sk-never-stored")
-                && !serde_yaml::to_string(&c)
+                && !serde_json::to_string(&c)
                     .unwrap()
                     .contains("sk-never-stored"),
             "the key is never part of the configuration"

@@ -44,14 +44,6 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
-    /// An environment variable with Kerno's prefix that Kerno does not know.
-    #[error("unknown environment variable {name} (known: {known})")]
-    UnknownEnv {
-        /// The variable.
-        name: String,
-        /// The ones Kerno reads.
-        known: String,
-    },
 }
 
 /// Errors from the engine and snapshots.

@@ -53,7 +53,7 @@ impl From<HistogramRepr> for Histogram {
         buckets.sort_unstable();
         buckets.dedup_by(|b, a| {
             if a.0 == b.0 {
-                a.1 += b.1;
+                a.1 = a.1.saturating_add(b.1);
                 true
             } else {
                 false
@@ -93,7 +93,7 @@ impl Histogram {
         }
         let b = hist::bucket(value_ns) as u32;
         match self.buckets.binary_search_by_key(&b, |(i, _)| *i) {
-            Ok(pos) => self.buckets[pos].1 += n,
+            Ok(pos) => self.buckets[pos].1 = self.buckets[pos].1.saturating_add(n),
             Err(pos) => self.buckets.insert(pos, (b, n)),
         }
     }
@@ -102,7 +102,7 @@ impl Histogram {
     pub fn merge(&mut self, other: &Histogram) {
         for (i, c) in &other.buckets {
             match self.buckets.binary_search_by_key(i, |(j, _)| *j) {
-                Ok(pos) => self.buckets[pos].1 += c,
+                Ok(pos) => self.buckets[pos].1 = self.buckets[pos].1.saturating_add(*c),
                 Err(pos) => self.buckets.insert(pos, (*i, *c)),
             }
         }
@@ -144,9 +144,12 @@ impl Histogram {
         Histogram { buckets }
     }
 
-    /// Number of samples.
+    /// Number of samples. Counts saturate at `u64::MAX` (a corrupted or hand-edited
+    /// snapshot can hold any count; it must not overflow).
     pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|(_, c)| c).sum()
+        self.buckets
+            .iter()
+            .fold(0u64, |n, (_, c)| n.saturating_add(*c))
     }
 
     /// True when there are no samples.
@@ -179,7 +182,7 @@ impl Histogram {
         let rank = ((q / 100.0) * total as f64).ceil().max(1.0);
         let mut seen = 0u64;
         for (i, c) in &self.buckets {
-            if (seen + c) as f64 >= rank {
+            if seen.saturating_add(*c) as f64 >= rank {
                 let (lo, hi) = hist::bounds(*i as usize);
                 // Assume the bucket's samples are spread evenly over [lo, hi).
                 let within = (rank - seen as f64 - 0.5) / *c as f64;
@@ -187,7 +190,7 @@ impl Histogram {
                 let v = lo as f64 + within.clamp(0.0, 1.0) * (hi - 1 - lo) as f64;
                 return Some(v.round() as u64);
             }
-            seen += c;
+            seen = seen.saturating_add(*c);
         }
         self.max()
     }
@@ -239,13 +242,13 @@ impl Histogram {
     /// two is, from 16 up); a kernel bucket that straddles a bound counts in the coarser
     /// bucket above it.
     pub fn regroup(&self, upper_bounds_ns: &[u64]) -> Vec<u64> {
-        let mut out = vec![0; upper_bounds_ns.len() + 1];
+        let mut out = vec![0u64; upper_bounds_ns.len() + 1];
         for (_, hi, c) in self.ranges() {
             let i = upper_bounds_ns
                 .iter()
                 .position(|b| hi <= *b)
                 .unwrap_or(upper_bounds_ns.len());
-            out[i] += c;
+            out[i] = out[i].saturating_add(c);
         }
         out
     }

@@ -222,7 +222,11 @@ pub fn domain_statuses(s: &Signals) -> Vec<DomainStatus> {
                     )
                 }),
                 Domain::Disk => s.disk.as_ref().map(|x| {
-                    let reqs: u64 = x.devices.iter().flat_map(|d| &d.ops).map(|o| o.count).sum();
+                    let reqs: u64 = x
+                        .devices
+                        .iter()
+                        .flat_map(|d| &d.ops)
+                        .fold(0u64, |n, o| n.saturating_add(o.count));
                     let worst = x
                         .devices
                         .iter()

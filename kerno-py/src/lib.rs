@@ -167,6 +167,22 @@ fn ai_config(
         return Ok(None);
     };
     let env: Vec<(String, String)> = std::env::vars().collect();
+    // Unknown KERNO_* variables are ignored, as the CLI does, with a Python warning.
+    for (name, near) in kerno_core::config::unknown_env(&env, registry) {
+        let hint = near
+            .map(|n| format!(" (did you mean {n}?)"))
+            .unwrap_or_default();
+        let msg = std::ffi::CString::new(format!(
+            "ignoring unknown environment variable {name}{hint}"
+        ))
+        .unwrap_or_default();
+        PyErr::warn(
+            ai.py(),
+            &ai.py().get_type::<pyo3::exceptions::PyUserWarning>(),
+            &msg,
+            1,
+        )?;
+    }
     let base = kerno_core::Config::load(None, &env, registry)
         .map_err(config_err)?
         .ai;

@@ -132,7 +132,14 @@ pub fn trace_syscalls(
                 "duration must be a positive number of seconds, got {d}"
             )));
         }
-        Some(d) => Some(Instant::now() + Duration::from_secs_f64(d)),
+        // Checked: `duration=1e300` is a ValueError, not a panic in from_secs_f64 or in
+        // Instant + Duration.
+        Some(d) => Some(
+            Duration::try_from_secs_f64(d)
+                .ok()
+                .and_then(|d| Instant::now().checked_add(d))
+                .ok_or_else(|| PyValueError::new_err(format!("duration {d} s is too long")))?,
+        ),
         None => None,
     };
     let filter = SyscallFilter {

@@ -105,7 +105,10 @@ impl Rule for TcpRetransmits {
             thousands(tcp.retrans_segs),
             thousands(tcp.segments_out)
         );
-        let flow_total: u64 = tcp.top_flows.iter().map(|f| f.retransmits).sum();
+        let flow_total: u64 = tcp
+            .top_flows
+            .iter()
+            .fold(0u64, |n, f| n.saturating_add(f.retransmits));
         let probe_total = tcp.retransmits.max(flow_total);
         let top = tcp.top_flows.first();
         let concentrated = top.filter(|fl| fl.retransmits * 2 > probe_total);

@@ -203,6 +203,37 @@ mod tests {
         assert!(parse_response(b"garbage").is_err());
     }
 
+    /// What comes back on the socket (a stale socket's new owner, a half-written reply):
+    /// an error or a body, never a panic (docs/reliability.md).
+    #[test]
+    fn fuzz_responses() {
+        let corpus: Vec<Vec<u8>> = [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..],
+            b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"schema\":1}",
+        ]
+        .iter()
+        .map(|s| s.to_vec())
+        .collect();
+        let f = kerno_fuzz::run(
+            "agent-response",
+            &corpus,
+            &[
+                "\r\n",
+                "ffffffffffffffff",
+                "content-length: ",
+                "chunked",
+                ";ext",
+                "0\r\n\r\n",
+            ],
+            kerno_fuzz::Budget::from_env(100_000, 5.0),
+            |b| {
+                let _ = parse_response(b);
+            },
+        );
+        kerno_fuzz::assert_no_panics(&f);
+    }
+
     /// Answer each connection on a fresh socket with the next of `answers`; the socket.
     fn fake_agent(name: &str, answers: Vec<String>) -> std::path::PathBuf {
         let path = std::env::temp_dir().join(format!("kerno-{name}-{}.sock", std::process::id()));

@@ -532,4 +532,35 @@ mod tests {
         assert!(window_param(Some("window=10m")).is_err());
         assert!(window_param(Some("window=soon")).is_err());
     }
+
+    /// The query strings the socket's `/signals`, `/doctor` and `/levels` read: any text
+    /// is an answer (a window or a 400), never a panic (docs/reliability.md).
+    #[test]
+    fn fuzz_query_parameters() {
+        let corpus: Vec<Vec<u8>> = [
+            "window=30s",
+            "window=5000ms&ai=1",
+            "x=1&window=2m",
+            "ai=true",
+            "window=99999999999999999999",
+            "",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        let f = kerno_fuzz::run(
+            "agent-query",
+            &corpus,
+            &["&", "=", "window=", "ai=", "%", "%00", "+", "#"],
+            kerno_fuzz::Budget::from_env(100_000, 5.0),
+            |b| {
+                let q = String::from_utf8_lossy(b);
+                if let Ok(d) = window_param(Some(&q)) {
+                    assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(300));
+                }
+                let _ = ai_param(Some(&q));
+            },
+        );
+        kerno_fuzz::assert_no_panics(&f);
+    }
 }

@@ -76,7 +76,7 @@ fn read_kmsg(since: Duration, now_unix_ms: u64) -> Result<Vec<Entry>, String> {
             _ => e.to_string(),
         })?;
     let now_us = monotonic_us();
-    let from_us = now_us.saturating_sub(since.as_micros() as u64);
+    let from_us = now_us.saturating_sub(u64::try_from(since.as_micros()).unwrap_or(u64::MAX));
     let mut entries = Vec::new();
     // A record is at most 8 KiB (CONSOLE_EXT_LOG_MAX); each read returns one.
     let mut buf = vec![0u8; 16 * 1024];

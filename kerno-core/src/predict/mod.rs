@@ -382,7 +382,10 @@ pub fn forecast(signals: &Signals, opts: &PredictOptions) -> Forecast {
             *f.not_predicted.entry("steady".into()).or_insert(0) += unlisted;
         }
     }
-    let end = signals.window.start_unix_ms + signals.window.duration_ms;
+    let end = signals
+        .window
+        .start_unix_ms
+        .saturating_add(signals.window.duration_ms);
     for p in &mut f.predictions {
         p.at_unix_ms = end + (p.eta_secs * 1000.0) as u64;
     }

@@ -945,7 +945,7 @@ pub fn html(r: &Report) -> String {
         o,
         "</table><p class=\"muted\">{} · {}</p></div>",
         esc(&r.generator),
-        super::utc(r.window.start_unix_ms + r.window.duration_ms)
+        super::utc(r.window.start_unix_ms.saturating_add(r.window.duration_ms))
     );
     o
 }
