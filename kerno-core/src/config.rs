@@ -644,8 +644,8 @@ impl Config {
             match k.as_str() {
                 // The key is read when a call is made, never kept in the configuration.
                 // KERNO_AGENTS is the cluster doctor's target list, read by the command.
-                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_FAIL_SAMPLER" | "KERNO_AI_API_KEY"
-                | "KERNO_AGENTS" => {}
+                "KERNO_CONFIG" | "KERNO_FAIL_PROBES" | "KERNO_FAIL_SAMPLER"
+                | "KERNO_AI_API_KEY" | "KERNO_AGENTS" => {}
                 "KERNO_SERVE_DOCTOR" => {
                     self.agent.serve_doctor = parse_bool(v).map_err(|r| invalid(k, r))?
                 }

@@ -27,8 +27,8 @@
 mod client;
 mod history;
 pub mod metrics;
-mod remote;
 pub mod otlp;
+mod remote;
 mod server;
 mod state;
 mod totals;
@@ -42,8 +42,8 @@ use std::{
 
 pub use client::{ClientError, fetch_levels, fetch_readiness, fetch_signals, get};
 use kerno_core::{CoreError, Engine, KernelOptions, Rule, Thresholds};
-pub use remote::{ClusterOptions, DEFAULT_PORT, ask_cluster, resolve_agents};
 pub use otlp::OtlpOptions;
+pub use remote::{ClusterOptions, DEFAULT_PORT, ask_cluster, resolve_agents};
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
 
