@@ -175,6 +175,10 @@ fn is_chdir(r: &LogRecord) -> bool {
     has(r, "kerno.finding.rule", "syscall-errors") && format!("{r:?}").contains("chdir")
 }
 
+fn series(text: &str, key: &str) -> f64 {
+    prom_series(text).get(key).copied().unwrap_or(f64::NAN)
+}
+
 #[test]
 fn root_otlp_pushes_what_metrics_serves_findings_as_logs_and_survives_a_bad_receiver() {
     let rx = Receiver::start();
