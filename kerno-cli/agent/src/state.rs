@@ -228,6 +228,9 @@ pub(crate) fn sampler(shared: Arc<Shared>) {
                 update(&shared, &mut accounted, &newest);
                 last_update = Some(now);
             }
+            // Every tick: a finding's short window is a few seconds, so waiting for the
+            // next update would add up to `update_every` to the time to detection.
+            update_findings(&shared);
         }));
         if step.is_err() {
             tracing::error!("the sampling step panicked; the agent keeps going");
@@ -336,8 +339,7 @@ fn tick(shared: &Shared, last_log: &mut Vec<Option<Instant>>) -> Vec<Option<Arc<
     samples
 }
 
-/// Add the interval since the last update to the totals, and evaluate the rules over the
-/// findings window for the gauges.
+/// Add the interval since the last update to the totals, and compact the kept samples.
 fn update(
     shared: &Shared,
     accounted: &mut Vec<Option<Arc<Sample>>>,
@@ -372,11 +374,21 @@ fn update(
             }
         }
     }
-    if let Some(signals) = shared.window_signals(shared.findings_window) {
-        let report = shared.evaluate(&signals);
-        *lock(&shared.recent) = Some(Arc::new(recent(&signals, &report)));
-    }
     compact(shared);
+}
+
+/// Evaluate every rule over its short window and the findings window
+/// ([`kerno_core::evaluate_windows`]) for the gauges.
+fn update_findings(shared: &Shared) {
+    let report = kerno_core::evaluate_windows(
+        &shared.rules,
+        &shared.thresholds,
+        shared.findings_window,
+        |w| shared.window_signals(w),
+    );
+    if let Some(report) = report {
+        *lock(&shared.recent) = Some(Arc::new(recent(&report.signals, &report)));
+    }
 }
 
 /// Drop from the kept samples what no window ending now can need (entries of processes
@@ -475,6 +487,7 @@ mod tests {
         for _ in 0..6 {
             let newest = tick(&shared, &mut last_log);
             update(&shared, &mut accounted, &newest);
+            update_findings(&shared);
         }
         let st = lock(&shared.status);
         assert_eq!((st.collectors[0].samples, st.collectors[0].errors), (4, 2));
