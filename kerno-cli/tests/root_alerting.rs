@@ -193,8 +193,8 @@ fn perl_fd_leak() -> Guard {
             .args([
                 "-c",
                 // 60 descriptors a second, kept forever: a leak (with room for minutes).
-                "ulimit -n \"$(ulimit -Hn)\"; exec perl -e 'my @keep; while (1) { open(my $f, \"<\", \"/dev/null\") \
-                 and push @keep, $f; select(undef, undef, undef, 1/60) }'",
+                "ulimit -n \"$(ulimit -Hn)\"; exec perl -e 'my @keep; while (1) { if (open(my $f, \"<\", \"/dev/null\")) \
+                 { push @keep, $f } select(undef, undef, undef, 1/60) }'",
             ])
             .stdout(Stdio::null())
             .spawn()
