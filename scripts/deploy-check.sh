@@ -104,6 +104,11 @@ if "$PY" scripts/crd-check.py "$TMP/crd-typo.yaml" "$TMP/rules-typo.yaml" > /dev
 fi
 promtool check rules "$TMP/rules.yaml" > "$TMP/promtool.txt" 2>&1 || { cat "$TMP/promtool.txt"; die "promtool check rules"; }
 say "promtool check rules: $(grep -o '[0-9]* rules found' "$TMP/promtool.txt")"
+# ...and the plain Prometheus rules (deploy/prometheus): valid, and their unit tests fire
+# each alert on a recorded series and keep it silent on a healthy one.
+promtool check rules deploy/prometheus/kerno-rules.yaml > "$TMP/promtool.txt" 2>&1 || { cat "$TMP/promtool.txt"; die "promtool check rules deploy/prometheus/kerno-rules.yaml"; }
+(cd deploy/prometheus && promtool test rules kerno-rules.test.yaml) > "$TMP/promtool-test.txt" 2>&1 || { cat "$TMP/promtool-test.txt"; die "promtool test rules deploy/prometheus/kerno-rules.test.yaml"; }
+say "deploy/prometheus: $(grep -o '[0-9]* rules found' "$TMP/promtool.txt"), promtool test rules: $(grep -c '^  SUCCESS' "$TMP/promtool-test.txt") file passes"
 
 # 4. The raw manifests: fresh, and kustomize renders them.
 fresh "$CHART" || { diff -u "$RENDERED" "$TMP/fresh.yaml" | head -20; die "$RENDERED is STALE: run scripts/deploy-check.sh --write and commit it"; }

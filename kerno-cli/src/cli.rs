@@ -521,6 +521,10 @@ pub struct StartArgs {
     #[arg(short, long, value_name = "DURATION")]
     pub window: Option<String>,
 
+    /// The longest window the findings gauges look back over, 1s to 1h, at most --window: every rule is evaluated over it, and a rule with a short window of its own over that too, so it fires within seconds [default: 30s, $KERNO_FINDINGS_WINDOW, or agent.findings_window]
+    #[arg(long, value_name = "DURATION")]
+    pub findings_window: Option<String>,
+
     #[command(flatten)]
     pub cfg: ConfigArgs,
 

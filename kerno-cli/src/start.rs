@@ -35,6 +35,10 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
         cfg.agent.window =
             parse_duration(w).map_err(|e| Failure::usage(anyhow::anyhow!("--window: {e}")))?;
     }
+    if let Some(w) = &args.findings_window {
+        cfg.agent.findings_window = parse_duration(w)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("--findings-window: {e}")))?;
+    }
     if let Some(domains) = args.domains {
         cfg.probes.domains = domains;
     }
@@ -66,7 +70,7 @@ pub fn run(args: StartArgs, g: &GlobalArgs, rules: RuleSet) -> Result<u8, Failur
         kernel: doctor::kernel_options(&cfg)?,
         rules,
         thresholds: cfg.thresholds.clone(),
-        findings_window: Duration::from_secs(30).min(cfg.agent.window),
+        findings_window: cfg.agent.findings_window.min(cfg.agent.window),
         update_every: Duration::from_secs(5),
         ai: cfg.ai.clone(),
         levels_every: cfg.agent.levels_every,

@@ -387,6 +387,13 @@ pub struct AgentConfig {
     /// How much history the agent keeps, e.g. `5m`.
     #[serde(with = "duration_str")]
     pub window: Duration,
+    /// The longest window the findings gauges (`kerno_findings_firing`) look back over,
+    /// e.g. `30s` (at most `window`): every rule is evaluated over it, and a rule with a
+    /// short window of its own ([`crate::Rule::min_window`]) over that too, so it fires
+    /// within seconds and stays firing while this window still holds the incident. `1s` to
+    /// `1h`.
+    #[serde(with = "duration_str")]
+    pub findings_window: Duration,
     /// The agent's unix socket, where `kerno doctor` asks for windows.
     pub socket: PathBuf,
     /// How often the agent records the levels `kerno predict` projects (memory per cgroup
@@ -433,6 +440,7 @@ impl Default for AgentConfig {
         AgentConfig {
             listen: ":9090".into(),
             window: Duration::from_secs(300),
+            findings_window: Duration::from_secs(30),
             socket: PathBuf::from("/run/kerno/agent.sock"),
             levels_every: Duration::from_secs(15),
             serve_doctor: false,
@@ -453,6 +461,7 @@ pub const ENV_VARS: &[&str] = &[
     "KERNO_DOMAINS",
     "KERNO_LISTEN",
     "KERNO_WINDOW",
+    "KERNO_FINDINGS_WINDOW",
     "KERNO_SOCKET",
     "KERNO_FAIL_PROBES",
     "KERNO_FAIL_SAMPLER",
@@ -699,6 +708,9 @@ impl Config {
                 "KERNO_WINDOW" => {
                     self.agent.window = parse_duration(v).map_err(|r| invalid(k, r))?
                 }
+                "KERNO_FINDINGS_WINDOW" => {
+                    self.agent.findings_window = parse_duration(v).map_err(|r| invalid(k, r))?
+                }
                 "KERNO_OUTPUT" => self.output = v.clone(),
                 "KERNO_LISTEN" => self.agent.listen = v.clone(),
                 "KERNO_SOCKET" => self.agent.socket = PathBuf::from(v),
@@ -754,6 +766,17 @@ impl Config {
                 format!(
                     "{} is out of range: use 5s to 1h (5m or more lets `kerno doctor` ask for any window)",
                     format_duration(self.agent.window)
+                ),
+            ));
+        }
+        if self.agent.findings_window < Duration::from_secs(1)
+            || self.agent.findings_window > Duration::from_secs(3600)
+        {
+            return Err(invalid(
+                "agent.findings_window",
+                format!(
+                    "{} is out of range: use 1s to 1h (at most agent.window)",
+                    format_duration(self.agent.findings_window)
                 ),
             ));
         }
@@ -1023,6 +1046,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.agent.doctor_token_file, Some(PathBuf::from("/t")));
+    }
+
+    #[test]
+    fn findings_window_from_file_and_env_with_its_range() {
+        let c = Config::from_yaml("agent:\n  findings_window: 10s\n", "x.yaml", &rules()).unwrap();
+        assert_eq!(c.agent.findings_window, Duration::from_secs(10));
+        assert_eq!(
+            Config::default().agent.findings_window,
+            Duration::from_secs(30)
+        );
+        let c = Config::load(None, &env(&[("KERNO_FINDINGS_WINDOW", "2m")]), &rules()).unwrap();
+        assert_eq!(c.agent.findings_window, Duration::from_secs(120));
+        for bad in [
+            "agent:\n  findings_window: 0s\n",
+            "agent:\n  findings_window: 2h\n",
+        ] {
+            let err = Config::from_yaml(bad, "x.yaml", &rules()).unwrap_err();
+            assert!(err.to_string().contains("agent.findings_window"), "{err}");
+        }
+        let err =
+            Config::load(None, &env(&[("KERNO_FINDINGS_WINDOW", "soon")]), &rules()).unwrap_err();
+        assert!(err.to_string().contains("KERNO_FINDINGS_WINDOW"), "{err}");
     }
 
     #[test]

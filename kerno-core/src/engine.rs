@@ -525,6 +525,68 @@ pub fn evaluate(signals: &Signals, rules: &[Box<dyn Rule>], thresholds: &Thresho
     Report::new(signals.clone(), findings)
 }
 
+/// The windows the agent evaluates `rule` over, shortest first: its
+/// [`Rule::min_window`] when it declares one, and the findings window (never shorter than
+/// that minimum). A rule without a minimum has the findings window alone.
+pub fn findings_windows(
+    rule: &dyn Rule,
+    thresholds: &Thresholds,
+    findings_window: Duration,
+) -> Vec<Duration> {
+    match rule.min_window(thresholds) {
+        Some(min) if min < findings_window => vec![min, findings_window],
+        Some(min) => vec![min],
+        None => vec![findings_window],
+    }
+}
+
+/// Evaluate every rule over each of its [`findings_windows`] and build one report, as the
+/// agent's `kerno_findings_firing` gauges do.
+///
+/// `window(length)` builds the window of the last `length` (it is asked once per distinct
+/// length); `None` when it cannot. Per rule, the findings of the window with the worst
+/// severity count, the shorter window on a tie: so a rule fires as soon as its short window
+/// supports it, keeps firing while its findings window still holds the incident (an OOM
+/// kill stays reported for the whole findings window), and is never counted twice. The
+/// report's signals are the findings window's; `None` when that window cannot be built.
+pub fn evaluate_windows(
+    rules: &[Box<dyn Rule>],
+    thresholds: &Thresholds,
+    findings_window: Duration,
+    mut window: impl FnMut(Duration) -> Option<Signals>,
+) -> Option<Report> {
+    let mut windows: std::collections::BTreeMap<Duration, Option<Signals>> =
+        std::collections::BTreeMap::new();
+    let base = window(findings_window)?;
+    let mut findings: Vec<Finding> = Vec::new();
+    for r in rules {
+        let mut best: Option<(crate::Severity, Vec<Finding>)> = None;
+        for w in findings_windows(r.as_ref(), thresholds, findings_window) {
+            let signals = if w == findings_window {
+                Some(&base)
+            } else {
+                windows.entry(w).or_insert_with(|| window(w)).as_ref()
+            };
+            let Some(signals) = signals else {
+                continue;
+            };
+            let mut found = r.evaluate(signals, thresholds);
+            let Some(worst) = found.iter().map(|f| f.severity).max() else {
+                continue;
+            };
+            for f in &mut found {
+                f.subject.complete(signals);
+            }
+            if best.as_ref().is_none_or(|(b, _)| worst > *b) {
+                best = Some((worst, found));
+            }
+        }
+        findings.extend(best.map(|(_, f)| f).unwrap_or_default());
+    }
+    rank(&mut findings);
+    Some(Report::new(base, findings))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{
@@ -722,5 +784,152 @@ mod tests {
         });
         assert!(matches!(r, Err(CoreError::Interrupted)));
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Fires with the severity the window's `custom["<id>"]` names (0 info, 1 warning,
+    /// 2 critical, absent: quiet), titled with the window's length.
+    struct ByWindow {
+        id: &'static str,
+        min: Option<Duration>,
+    }
+
+    impl Rule for ByWindow {
+        fn id(&self) -> &str {
+            self.id
+        }
+        fn description(&self) -> &str {
+            "test"
+        }
+        fn min_window(&self, _t: &Thresholds) -> Option<Duration> {
+            self.min
+        }
+        fn evaluate(&self, s: &Signals, _t: &Thresholds) -> Vec<Finding> {
+            let Some(v) = s.custom.get(self.id).and_then(|v| v.as_u64()) else {
+                return Vec::new();
+            };
+            let severity = [
+                crate::Severity::Info,
+                crate::Severity::Warning,
+                crate::Severity::Critical,
+            ][v as usize];
+            vec![Finding {
+                rule: self.id.into(),
+                severity,
+                title: format!("over {} s", s.window_secs()),
+                cause: String::new(),
+                impact: String::new(),
+                evidence: Vec::new(),
+                value: 0.0,
+                threshold: 0.0,
+                unit: String::new(),
+                fix: Vec::new(),
+                eta_secs: None,
+                subject: crate::Subject::host("h"),
+                low_volume: false,
+            }]
+        }
+    }
+
+    #[test]
+    fn a_rule_is_evaluated_over_its_short_window_and_the_findings_window() {
+        let secs = Duration::from_secs;
+        let rules: Vec<Box<dyn Rule>> = vec![
+            // Critical over 5 s, warning over 30 s: the short window's finding.
+            Box::new(ByWindow {
+                id: "fast",
+                min: Some(secs(5)),
+            }),
+            // Quiet over 5 s (the incident ended), still in the 30 s window: held.
+            Box::new(ByWindow {
+                id: "held",
+                min: Some(secs(5)),
+            }),
+            // Warning in both: counted once, from the shorter window.
+            Box::new(ByWindow {
+                id: "both",
+                min: Some(secs(8)),
+            }),
+            // No minimum: the findings window only.
+            Box::new(ByWindow {
+                id: "long",
+                min: None,
+            }),
+            // A minimum longer than the findings window: that minimum only.
+            Box::new(ByWindow {
+                id: "longer",
+                min: Some(secs(60)),
+            }),
+        ];
+        let t = Thresholds::default();
+        assert_eq!(
+            findings_windows(rules[0].as_ref(), &t, secs(30)),
+            [secs(5), secs(30)]
+        );
+        assert_eq!(
+            findings_windows(rules[3].as_ref(), &t, secs(30)),
+            [secs(30)]
+        );
+        assert_eq!(
+            findings_windows(rules[4].as_ref(), &t, secs(30)),
+            [secs(60)]
+        );
+        let mut asked = Vec::new();
+        let report = evaluate_windows(&rules, &t, secs(30), |w| {
+            asked.push(w.as_secs());
+            let mut s = Signals {
+                window: crate::Window {
+                    duration_ms: w.as_millis() as u64,
+                    ..Default::default()
+                },
+                ..Signals::default()
+            };
+            let c = &mut s.custom;
+            match w.as_secs() {
+                5 => {
+                    c.insert("fast".into(), 2.into());
+                }
+                8 => {
+                    c.insert("both".into(), 1.into());
+                }
+                30 => {
+                    for k in ["held", "both", "long"] {
+                        c.insert(k.into(), 1.into());
+                    }
+                    c.insert("fast".into(), 1.into());
+                    c.insert("longer".into(), 2.into());
+                }
+                60 => {
+                    c.insert("longer".into(), 0.into());
+                }
+                _ => {}
+            }
+            Some(s)
+        })
+        .unwrap();
+        asked.sort_unstable();
+        assert_eq!(asked, [5, 8, 30, 60], "each length built once");
+        let got: Vec<(String, crate::Severity, String)> = report
+            .findings
+            .iter()
+            .map(|f| (f.rule.clone(), f.severity, f.title.clone()))
+            .collect();
+        use crate::Severity::*;
+        let want = [
+            ("fast", Critical, "over 5 s"),
+            ("both", Warning, "over 8 s"),
+            ("held", Warning, "over 30 s"),
+            ("long", Warning, "over 30 s"),
+            ("longer", Info, "over 60 s"),
+        ];
+        for w in want {
+            assert!(
+                got.iter().any(|g| (g.0.as_str(), g.1, g.2.as_str()) == w),
+                "{w:?} not in {got:?}"
+            );
+        }
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        assert_eq!(report.signals.window.duration_ms, 30_000);
+        // Without the findings window there is no report.
+        assert!(evaluate_windows(&rules, &t, secs(30), |_| None).is_none());
     }
 }

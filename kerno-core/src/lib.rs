@@ -62,7 +62,9 @@ pub use attribution::{Attribution, Scope, Workload};
 pub use collector::{Collector, Sample};
 pub use config::Config;
 pub use domain::Domain;
-pub use engine::{Engine, KernelOptions, check_privileges, evaluate};
+pub use engine::{
+    Engine, KernelOptions, check_privileges, evaluate, evaluate_windows, findings_windows,
+};
 pub use error::{CollectorError, ConfigError, CoreError};
 pub use finding::{Finding, Severity, Subject, human_bytes, human_ns, human_secs, rank, thousands};
 pub use histogram::Histogram;

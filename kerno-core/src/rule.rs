@@ -1,5 +1,7 @@
 //! The `Rule` trait.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Finding, Signals, ThresholdSpec, Thresholds};
@@ -73,4 +75,16 @@ pub trait Rule: Send + Sync {
     }
     /// The findings for this window (empty when all is well).
     fn evaluate(&self, signals: &Signals, thresholds: &Thresholds) -> Vec<Finding>;
+    /// The shortest window that supports this rule's verdict at `thresholds`, or `None`
+    /// (the default) when only a full findings window does.
+    ///
+    /// The agent (`kerno start`) evaluates a rule that declares one over this window as
+    /// well as over its findings window ([`crate::findings_windows`]), so an incident fires
+    /// seconds after it starts instead of once it fills most of the long window: a rate or a
+    /// percentile needs a few seconds of samples, a "sustained" check needs enough sample
+    /// intervals that a burst cannot pass for it. A trend or an ETA fitted over a few
+    /// points is noise: such rules keep `None`.
+    fn min_window(&self, _thresholds: &Thresholds) -> Option<Duration> {
+        None
+    }
 }

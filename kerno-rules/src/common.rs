@@ -6,6 +6,13 @@ use kerno_core::{
     human_ns, thousands, trend::Trend,
 };
 
+/// The short window of a rule over a rate, a percentile, a pressure average or an event
+/// count ([`kerno_core::Rule::min_window`]): a few seconds hold enough samples for each at
+/// the default thresholds, and it is the doctor window the benign corpus
+/// (`tests/root_benign.rs`) holds every rule silent over, so evaluating it in the agent adds
+/// no noise that corpus has not been checked against.
+pub(crate) const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(6);
+
 /// Nanoseconds to milliseconds.
 pub(crate) fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6

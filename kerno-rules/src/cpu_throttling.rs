@@ -177,6 +177,10 @@ impl Rule for CpuThrottling {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "a CPU-limited cgroup throttled in more than cpu_throttled_pct of its CFS periods (critical above cpu_throttled_critical_pct)"
     }

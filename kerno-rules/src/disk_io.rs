@@ -437,6 +437,10 @@ impl Rule for DiskIo {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "fsync/fdatasync or device flush p99 above disk_sync_p99_ms, or device write p99 above disk_write_p99_ms (critical above disk_critical_p99_ms)"
     }

@@ -43,6 +43,11 @@ pub const FD_CRITICAL_ETA_SECS: ThresholdSpec = ThresholdSpec::number(
     f64::MAX,
     "critical when the soft limit is this close",
 );
+/// The rule's short window ([`Rule::min_window`]): eight sample intervals, so at the default
+/// `fd_sustained_ratio` a burst must grow for six seconds on end to pass for a leak (the
+/// benign corpus holds the rule silent over six), while a leak fires about six seconds
+/// after it starts rather than once it fills most of the agent's findings window.
+pub const SUSTAINED_WINDOW: std::time::Duration = std::time::Duration::from_secs(8);
 /// The thresholds this rule reads.
 pub const THRESHOLDS: &[ThresholdSpec] =
     &[FD_GROWTH_PER_SEC, FD_SUSTAINED_RATIO, FD_CRITICAL_ETA_SECS];
@@ -294,6 +299,10 @@ impl FdLeak {
 impl Rule for FdLeak {
     fn id(&self) -> &str {
         ID
+    }
+
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(SUSTAINED_WINDOW)
     }
 
     fn description(&self) -> &str {

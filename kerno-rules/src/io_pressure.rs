@@ -149,6 +149,10 @@ impl Rule for IoPressure {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "PSI io full above io_full_pct of the window, host or cgroup (critical above io_full_critical_pct)"
     }

@@ -134,6 +134,10 @@ impl Rule for ListenOverflow {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "connection attempts dropped at a full TCP listen queue (ListenDrops) above listen_drops in a network namespace (critical above listen_drops_critical_rate)"
     }

@@ -165,6 +165,10 @@ impl Rule for MemoryReclaimStall {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "PSI memory full above memory_full_pct of the window, host or cgroup (critical above memory_full_critical_pct), or a cgroup throttled at its memory.high"
     }

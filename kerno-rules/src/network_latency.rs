@@ -40,6 +40,10 @@ impl Rule for NetworkLatency {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "TCP connect latency p99 above connect_p99_ms (warning)"
     }

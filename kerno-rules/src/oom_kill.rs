@@ -197,6 +197,10 @@ impl Rule for OomKills {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "any OOM kill in the window (one finding per victim; the kernel's counter when the probe saw none)"
     }

@@ -62,6 +62,10 @@ impl Rule for SchedContention {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "run-queue delay p99 above runq_p99_ms (critical above runq_critical_p99_ms)"
     }

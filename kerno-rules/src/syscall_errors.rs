@@ -482,6 +482,10 @@ impl Rule for SyscallErrors {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "a syscall failing with non-benign errnos above syscall_error_pct of calls (critical above syscall_error_critical_pct)"
     }

@@ -205,6 +205,10 @@ impl Rule for SyscallLatency {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "a non-waiting syscall's p99 above syscall_p99_ms (critical above syscall_critical_p99_ms)"
     }

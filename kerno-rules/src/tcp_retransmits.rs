@@ -68,6 +68,10 @@ impl Rule for TcpRetransmits {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "TCP retransmitted / sent segments above tcp_retransmit_pct (critical)"
     }

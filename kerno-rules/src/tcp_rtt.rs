@@ -71,6 +71,10 @@ impl Rule for TcpRtt {
         ID
     }
 
+    fn min_window(&self, _t: &Thresholds) -> Option<std::time::Duration> {
+        Some(crate::common::RATE_WINDOW)
+    }
+
     fn description(&self) -> &str {
         "TCP smoothed RTT p99 above tcp_rtt_p99_ms (warning); a tail that comes from loopback flows is not the network"
     }

@@ -81,6 +81,8 @@ struct Case {
     started: Instant,
     engine: Engine,
     problems: Vec<String>,
+    /// The agent's verdict on the case's windows ([`kerno_core::evaluate_windows`]).
+    agent: Option<kerno_core::Report>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -100,6 +102,7 @@ impl Case {
             started,
             engine,
             problems: Vec::new(),
+            agent: None,
             _serial: serial,
         }
     }
@@ -126,19 +129,76 @@ impl Case {
         }
     }
 
-    /// One doctor window.
+    /// One doctor window of [`WINDOW`], and the agent's windows over the same samples.
+    ///
+    /// Samples are taken once a second, as the agent's sampler takes them, for the longest
+    /// short window a built-in rule declares at the default thresholds
+    /// ([`kerno_core::Rule::min_window`], fd-leak's 8 s); the doctor window is the last
+    /// [`WINDOW`] of them, and the agent's verdict ([`kerno_core::evaluate_windows`] with
+    /// that longest window as its findings window) is checked in [`Case::finish`] too, so the
+    /// agent's alert windows are held to this corpus as well.
     fn window(&mut self) -> Signals {
         let t = Instant::now();
-        let s = self
-            .engine
-            .collect(WINDOW, None, &mut |_, _| {})
-            .expect("collect a window");
+        let rules = kerno_rules::builtin();
+        let defaults = Thresholds::default();
+        let longest = rules
+            .iter()
+            .filter_map(|r| r.min_window(&defaults))
+            .max()
+            .unwrap_or(WINDOW)
+            .max(WINDOW);
+        let mut ticks: Vec<(Instant, u64, Vec<Option<kerno_core::Sample>>)> = Vec::new();
+        for i in 0..=longest.as_secs() {
+            let at = t + Duration::from_secs(i);
+            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let samples = self
+                .engine
+                .try_sample_all()
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect::<Vec<_>>();
+            for e in samples.iter().filter_map(|r| r.as_ref().err()) {
+                self.problems.push(format!("a collector failed: {e}"));
+            }
+            ticks.push((
+                Instant::now(),
+                kerno_core::unix_ms_now(),
+                samples.into_iter().map(Result::ok).collect(),
+            ));
+        }
+        let engine = &self.engine;
+        let last = ticks.len() - 1;
+        let window_of = |secs: u64| {
+            let first = last.saturating_sub(secs as usize);
+            let n = ticks[last].2.len();
+            let series: Vec<Vec<&kerno_core::Sample>> = (0..n)
+                .map(|c| {
+                    ticks[first..=last]
+                        .iter()
+                        .filter_map(|t| t.2[c].as_ref())
+                        .collect()
+                })
+                .collect();
+            engine.signals_from(
+                &series,
+                ticks[first].1,
+                ticks[last].0.duration_since(ticks[first].0),
+            )
+        };
+        let doctor = window_of(WINDOW.as_secs());
+        self.agent = kerno_core::evaluate_windows(&rules, &defaults, longest, |w| {
+            Some(window_of(w.as_secs()))
+        });
         eprintln!(
-            "[{}] window of {:.1} s collected",
+            "[{}] windows of {} s (doctor) and up to {} s (the agent's) collected in {:.1} s",
             self.name,
+            WINDOW.as_secs(),
+            longest.as_secs(),
             t.elapsed().as_secs_f64()
         );
-        s
+        doctor
     }
 
     /// Check the window (every domain observed, nothing degraded), evaluate the built-in
@@ -168,6 +228,26 @@ impl Case {
                 let _ = write!(msg, "\n  {}", describe(f, ours, signals));
             }
             self.problems.push(msg);
+        }
+        if let Some(agent) = self.agent.take() {
+            let loud: Vec<&Finding> = agent
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Warning)
+                .collect();
+            if !loud.is_empty() {
+                let mut msg = format!(
+                    "{} WARN/CRIT finding(s) over the agent's windows at the default thresholds on a benign workload:",
+                    loud.len()
+                );
+                for f in &loud {
+                    let _ = write!(msg, "\n  {}", describe(f, ours, signals));
+                }
+                self.problems.push(msg);
+            }
+        } else {
+            self.problems
+                .push("the agent's windows were not evaluated".into());
         }
         let mut info = String::new();
         for f in &quiet {

@@ -272,12 +272,20 @@ pub(crate) fn sampler(shared: Arc<Shared>) {
             // Every `update_every` from the first tick (where the counters start), and once
             // more a tick after it, to publish a first interval at once (readiness waits for
             // it). That extra one keeps the schedule and does not compact.
+            let mut added = false;
             if last_update.is_none_or(|t| now.duration_since(t) >= shared.update_every) {
-                update(&shared, &mut accounted, &newest, true);
+                added = update(&shared, &mut accounted, &newest, true);
                 last_update = Some(now);
             } else if !published_early {
-                update(&shared, &mut accounted, &newest, false);
+                added = update(&shared, &mut accounted, &newest, false);
                 published_early = true;
+            }
+            // Every tick: a finding's short window is a few seconds, so waiting for the
+            // next update would add up to `update_every` to the time to detection.
+            update_findings(&shared);
+            // Ready once /metrics has an interval of totals and the findings gauges.
+            if added && lock(&shared.recent).is_some() {
+                lock(&shared.status).published = true;
             }
         }));
         #[cfg(debug_assertions)]
@@ -421,14 +429,15 @@ pub(crate) fn tick(
     samples
 }
 
-/// Add the interval since the last update to the totals, and evaluate the rules over the
-/// findings window for the gauges.
+/// Add the interval since the last update to the totals, and compact the kept samples
+/// when `compact_history`. True when an interval was added (the first call only starts the
+/// counters).
 pub(crate) fn update(
     shared: &Shared,
     accounted: &mut Vec<Option<Arc<Sample>>>,
     newest: &[Option<Arc<Sample>>],
     compact_history: bool,
-) {
+) -> bool {
     let mut added = false;
     if accounted.len() != newest.len() {
         // The first tick is where the counters start.
@@ -460,15 +469,23 @@ pub(crate) fn update(
             }
         }
     }
-    if let Some(signals) = shared.window_signals(shared.findings_window) {
-        let report = shared.evaluate(&signals);
-        *lock(&shared.recent) = Some(Arc::new(recent(&signals, &report)));
-        if added {
-            lock(&shared.status).published = true;
-        }
-    }
     if compact_history {
         compact(shared);
+    }
+    added
+}
+
+/// Evaluate every rule over its short window and the findings window
+/// ([`kerno_core::evaluate_windows`]) for the gauges.
+fn update_findings(shared: &Shared) {
+    let report = kerno_core::evaluate_windows(
+        &shared.rules,
+        &shared.thresholds,
+        shared.findings_window,
+        |w| shared.window_signals(w),
+    );
+    if let Some(report) = report {
+        *lock(&shared.recent) = Some(Arc::new(recent(&report.signals, &report)));
     }
 }
 
@@ -569,6 +586,7 @@ mod tests {
         for _ in 0..6 {
             let newest = tick(&shared, &mut last_log);
             update(&shared, &mut accounted, &newest, true);
+            update_findings(&shared);
         }
         let st = lock(&shared.status);
         assert_eq!((st.collectors[0].samples, st.collectors[0].errors), (4, 2));
