@@ -281,11 +281,10 @@ pub(crate) fn sampler(shared: Arc<Shared>) {
                 published_early = true;
             }
             // Every tick: a finding's short window is a few seconds, so waiting for the
-            // next update would add up to `update_every` to the time to detection.
-            update_findings(&shared);
-            // Ready once /metrics has an interval of totals and the findings gauges.
-            if added && lock(&shared.recent).is_some() {
-                lock(&shared.status).published = true;
+            // next update would add up to `update_every` to the time to detection (an update
+            // that added an interval has just evaluated them).
+            if !added {
+                update_findings(&shared);
             }
         }));
         #[cfg(debug_assertions)]
@@ -429,9 +428,9 @@ pub(crate) fn tick(
     samples
 }
 
-/// Add the interval since the last update to the totals, and compact the kept samples
-/// when `compact_history`. True when an interval was added (the first call only starts the
-/// counters).
+/// Add the interval since the last update to the totals, evaluate the findings gauges
+/// with them, and compact the kept samples when `compact_history`. True when an interval
+/// was added (the first call only starts the counters).
 pub(crate) fn update(
     shared: &Shared,
     accounted: &mut Vec<Option<Arc<Sample>>>,
@@ -467,6 +466,14 @@ pub(crate) fn update(
             if b.is_some() {
                 *a = b.clone();
             }
+        }
+    }
+    if added {
+        // The gauges with the new totals; ready once /metrics has an interval of totals and
+        // the findings gauges.
+        update_findings(shared);
+        if lock(&shared.recent).is_some() {
+            lock(&shared.status).published = true;
         }
     }
     if compact_history {
@@ -586,7 +593,6 @@ mod tests {
         for _ in 0..6 {
             let newest = tick(&shared, &mut last_log);
             update(&shared, &mut accounted, &newest, true);
-            update_findings(&shared);
         }
         let st = lock(&shared.status);
         assert_eq!((st.collectors[0].samples, st.collectors[0].errors), (4, 2));
