@@ -17,7 +17,7 @@ RENDERED=deploy/k8s/kerno.yaml
 NS=kerno-system
 KUBE_VERSIONS=(1.28.0 1.29.0 1.30.0 1.31.0 1.32.0 1.33.0)
 # Every toggle of the chart on at once.
-ALL_ON=(--set serviceMonitor.enabled=true --set prometheusRule.enabled=true
+ALL_ON=(--set serviceMonitor.enabled=true --set prometheusRule.enabled=true --set grafanaDashboard.enabled=true
         --set hostNetwork=true --set seccompProfile.type=RuntimeDefault --set clusterDoctor.enabled=true
         --set priorityClassName= --set hostPaths.podLogs=false
         --set 'hostPaths.runtimeBundles={/run/containerd/io.containerd.runtime.v2.task,/run/containers/storage/overlay-containers}'
@@ -65,6 +65,19 @@ for bad in "agent.port=0" "seccompProfile.type=Unconfined" "resources.limits=nul
 done
 grep -q 'kind: ServiceMonitor' "$TMP/all.yaml" && grep -q 'kind: PrometheusRule' "$TMP/all.yaml" \
     || die "the toggles did not render the ServiceMonitor and PrometheusRule"
+# The dashboard ConfigMap: the sidecar's label, and the very dashboard deploy/grafana holds.
+cmp -s "$CHART/dashboards/kerno-node.json" deploy/grafana/kerno-node.json \
+    || die "$CHART/dashboards/kerno-node.json differs from deploy/grafana/kerno-node.json (copy it over)"
+"$PY" - "$TMP/all.yaml" deploy/grafana/kerno-node.json <<'PY' || die "grafanaDashboard.enabled did not render the dashboard ConfigMap"
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "ConfigMap"
+        and d["metadata"]["name"].endswith("-dashboard")]
+assert len(docs) == 1, docs
+cm = docs[0]
+assert cm["metadata"]["labels"].get("grafana_dashboard") == "1", cm["metadata"]["labels"]
+assert json.loads(cm["data"]["kerno-node.json"]) == json.load(open(sys.argv[2]))
+PY
+grep -q 'grafana_dashboard' "$TMP/default.yaml" && die "the dashboard ConfigMap is on by default"
 # The cluster doctor: its Secret, the flags, the token mounted where the flag says; off by default.
 grep -q -- '--serve-doctor' "$TMP/all.yaml" && grep -q 'name: kerno-doctor-token' "$TMP/all.yaml" \
     && grep -q 'publishNotReadyAddresses: true' "$TMP/all.yaml" \
