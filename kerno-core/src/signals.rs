@@ -153,7 +153,10 @@ impl Signals {
         if let Some(d) = &self.disk {
             out.push((
                 Domain::Disk,
-                d.devices.iter().flat_map(|d| &d.ops).map(|o| o.count).sum(),
+                d.devices
+                    .iter()
+                    .flat_map(|d| &d.ops)
+                    .fold(0u64, |t, o| t.saturating_add(o.count)),
             ));
         }
         if let Some(t) = &self.tcp {
@@ -250,7 +253,7 @@ macro_rules! lost_counters {
         impl std::ops::AddAssign<&Lost> for Lost {
             /// Add another window's losses (a daemon's totals since start).
             fn add_assign(&mut self, other: &Lost) {
-                $( self.$field += other.$field; )*
+                $( self.$field = self.$field.saturating_add(other.$field); )*
             }
         }
 
@@ -337,9 +340,12 @@ lost_counters! {
 }
 
 impl Lost {
-    /// Everything lost in the window, all collectors and reasons (0: nothing was).
+    /// Everything lost in the window, all collectors and reasons (0: nothing was);
+    /// saturating, as a corrupted saved window may hold counts near `u64::MAX`.
     pub fn total(&self) -> u64 {
-        self.entries().iter().map(|e| e.count).sum()
+        self.entries()
+            .iter()
+            .fold(0u64, |t, e| t.saturating_add(e.count))
     }
 }
 
@@ -416,7 +422,7 @@ impl SyscallSignals {
             .iter()
             .filter(|s| kerno_probes::syscalls::class_of(s.nr) & class != 0)
             .map(|s| s.count.saturating_sub(s.errors))
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Descriptors created (successful open, socket, pipe, dup, accept, ... calls), every
