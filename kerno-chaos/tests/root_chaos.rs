@@ -835,7 +835,11 @@ fn root_chaos_io_throttle_keeps_its_reader_waiting_for_io() {
     let rate = (rb(&io1) - rb(&io0)) as f64 / 3.0 / 1024.0;
     let full = (f1 - f0) as f64 / 3e6 * 100.0;
     eprintln!("io-throttle medium: read {rate:.0} KiB/s, io full {full:.1}% in its cgroup");
-    assert!(full > 50.0, "io full {full}%");
+    // Measured 49.9-51.9% at medium on the CI kind of machine (2 CPUs, 6.18; the same run to
+    // run): the bound was 50, at the measured value itself, and failed half the time. What
+    // the test checks is that the reader waits on I/O for a large share of the window, well
+    // above the io-pressure rule's critical 30% (whose threshold is not changed).
+    assert!(full > 40.0, "io full {full}%");
     assert!(
         rate < 1.5 * 1024.0,
         "read {rate} KiB/s, over its 1 MiB/s limit"
