@@ -87,7 +87,7 @@ if [ "$BUILD" = 1 ] && [ -z "${KERNO_BIN:-}" ]; then
     (cd "$ROOT" && cargo build --release -p kerno-cli -p kerno-benches --bin kerno --bin kerno-floor --quiet)
 fi
 [ -x "$KERNO" ] || die "$KERNO not found (cargo build --release -p kerno-cli)"
-if [[ " ${MODES[*]} " == *" floor "* ]] && [ ! -x "$FLOOR" ]; then
+if [[ " ${MODES[*]} " == *" floor"* ]] && [ ! -x "$FLOOR" ]; then
     die "$FLOOR not found (cargo build --release -p kerno-benches --bin kerno-floor)"
 fi
 cc -O2 -Wall -o "$WORK/getppid_storm" "$ROOT/benches/workloads/getppid_storm.c"
@@ -129,21 +129,14 @@ tracepoint:block:block_rq_complete /@issue[args->dev, args->sector]/ {
 }
 BEGIN { printf("READY\n"); }
 EOF
-# Each path alone (--per-path): the scheduler and block parts of the script above, and the
-# floor of each: empty programs on the tracepoints Kerno attaches for that domain (classic
-# tracepoints, as Kerno's sched and disk programs are, so an empty bpftrace program is the
-# same floor an empty aya program would be).
+# Each path alone (--per-path): the scheduler and block parts of the script above. The
+# floor of each is `kerno-floor sched` / `kerno-floor disk`: empty programs from Kerno's
+# object on the tracepoints Kerno attaches for that domain, attached as Kerno attaches them
+# (tp_btf). bpftrace's scripts use the classic tracepoints, whose record the kernel builds
+# for every event before the program runs.
 awk '/^tracepoint:sched/,/^}/' "$WORK/kerno-equivalent.bt" > "$WORK/sched.bt"
 awk '/^tracepoint:block/,/^}/' "$WORK/kerno-equivalent.bt" > "$WORK/disk.bt"
 echo 'BEGIN { printf("READY\n"); }' | tee -a "$WORK/sched.bt" >> "$WORK/disk.bt"
-cat > "$WORK/floor-sched.bt" <<'EOF'
-tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new, tracepoint:sched:sched_switch { }
-BEGIN { printf("READY\n"); }
-EOF
-cat > "$WORK/floor-disk.bt" <<'EOF'
-tracepoint:block:block_rq_issue, tracepoint:block:block_rq_complete { }
-BEGIN { printf("READY\n"); }
-EOF
 # The floor: the same tracepoints with empty programs (what attaching anything costs).
 cat > "$WORK/empty.bt" <<'EOF'
 tracepoint:raw_syscalls:sys_enter, tracepoint:raw_syscalls:sys_exit,
@@ -176,7 +169,10 @@ start_agent() { # mode
         kerno-sched|kerno-disk)
             KERNO_DOMAINS=${mode#kerno-} taskset -c "$AGENT_CPU" "${KERNO_CMD[@]}" > "$WORK/agent.log" 2>&1 &
             ;;
-        bpftrace-sched|bpftrace-disk|floor-sched|floor-disk)
+        floor-sched|floor-disk)
+            taskset -c "$AGENT_CPU" "$FLOOR" "${mode#floor-}" > "$WORK/agent.log" 2>&1 &
+            ;;
+        bpftrace-sched|bpftrace-disk)
             taskset -c "$AGENT_CPU" bpftrace -B line "$WORK/${mode#bpftrace-}.bt" > "$WORK/agent.log" 2>&1 &
             ;;
         *) die "unknown mode $mode" ;;
@@ -194,8 +190,10 @@ start_agent() { # mode
             kerno) want="sys_enter sys_exit sched_switch block_rq_issue block_rq_comple" ;;
             kerno-syscalls) want="sys_enter sys_exit" ;;
             floor) want="floor_sys_enter floor_sys_exit" ;;
-            kerno-sched|bpftrace-sched|floor-sched) want="sched_wakeup sched_switch" ;;
-            kerno-disk|bpftrace-disk|floor-disk) want="block_rq_issue block_rq_comple" ;;
+            kerno-sched|bpftrace-sched) want="sched_wakeup sched_switch" ;;
+            kerno-disk|bpftrace-disk) want="block_rq_issue block_rq_comple" ;;
+            floor-sched) want="floor_sched_wak floor_sched_swi" ;;
+            floor-disk) want="floor_block_rq_" ;;
             bpftrace*) want="sys_enter sys_exit sched_switch block_rq_issue block_rq_comple" ;;
         esac
         local ok=1 w

@@ -12,6 +12,9 @@ pub enum ProbeError {
     /// The kernel does not expose BTF at `/sys/kernel/btf/vmlinux`.
     #[error("kernel BTF is not available at /sys/kernel/btf/vmlinux: {0}")]
     Btf(#[source] aya::BtfError),
+    /// The kernel's BTF could not be read, or lacks a struct member a program reads.
+    #[error("kernel BTF: {0}")]
+    BtfLayout(String),
     /// tracefs is not mounted and could not be mounted.
     #[error("tracefs is not available: {0}")]
     Tracefs(String),

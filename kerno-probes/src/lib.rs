@@ -13,6 +13,7 @@
 
 mod batch;
 mod error;
+mod kbtf;
 mod loader;
 mod readers;
 pub mod streams;

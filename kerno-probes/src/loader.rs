@@ -15,6 +15,7 @@ use kerno_probes_common::{Config, TpOffsets};
 
 use crate::{
     EBPF_OBJECT, ProbeError,
+    kbtf::KernelBtf,
     readers::{
         DiskReader, LostCounters, OomReader, SchedReader, SyscallReader, TcpReader, take_lost_map,
     },
@@ -84,6 +85,12 @@ impl Domain {
             .collect()
     }
 
+    /// Whether this domain's programs load kernel struct members through the pointers
+    /// their BTF-typed tracepoints pass (offsets from the kernel's BTF, `fill_btf_offsets`).
+    fn btf_members(self) -> bool {
+        matches!(self, Domain::Sched | Domain::Disk)
+    }
+
     /// The programs of this domain, with their attach points.
     fn programs(self) -> &'static [Attach] {
         match self {
@@ -92,13 +99,13 @@ impl Domain {
                 Attach::Btf("sys_exit", "sys_exit"),
             ],
             Domain::Sched => &[
-                Attach::Tp("sched_wakeup", "sched", "sched_wakeup"),
-                Attach::Tp("sched_wakeup_new", "sched", "sched_wakeup_new"),
-                Attach::Tp("sched_switch", "sched", "sched_switch"),
+                Attach::Btf("sched_wakeup", "sched_wakeup"),
+                Attach::Btf("sched_wakeup_new", "sched_wakeup_new"),
+                Attach::Btf("sched_switch", "sched_switch"),
             ],
             Domain::Disk => &[
-                Attach::Tp("block_rq_issue", "block", "block_rq_issue"),
-                Attach::Tp("block_rq_complete", "block", "block_rq_complete"),
+                Attach::Btf("block_rq_issue", "block_rq_issue"),
+                Attach::Btf("block_rq_complete", "block_rq_complete"),
             ],
             Domain::Tcp => &[
                 Attach::Tp("tcp_retransmit_skb", "tcp", "tcp_retransmit_skb"),
@@ -147,6 +154,7 @@ pub fn check_tracepoints(
     tracefs: Option<&Path>,
 ) -> Vec<(Tracepoint, Result<(), String>)> {
     let mut btf: Option<Result<Btf, String>> = None;
+    let mut kbtf: Option<Result<KernelBtf, ProbeError>> = None;
     let mut out: Vec<(Tracepoint, Result<(), String>)> = Vec::new();
     for &domain in domains {
         let first = out.len();
@@ -179,6 +187,16 @@ pub fn check_tracepoints(
         // Every format is there: the fields the programs read, as the loader checks them.
         let mine = &mut out[first..];
         let mut scratch = TpOffsets::NONE;
+        if domain.btf_members()
+            && mine.iter().all(|(_, r)| r.is_ok())
+            && let Err(e) = kbtf
+                .get_or_insert_with(KernelBtf::from_sys_fs)
+                .as_ref()
+                .map_err(|e| e.to_string())
+                .and_then(|k| fill_btf_offsets(k, domain, &mut scratch).map_err(|e| e.to_string()))
+        {
+            mine[0].1 = Err(e);
+        }
         if let Some(root) = tracefs
             && mine.iter().any(|(t, _)| t.category.is_some())
             && mine.iter().all(|(_, r)| r.is_ok())
@@ -351,10 +369,31 @@ struct Prepared {
 fn prepare_offsets(domains: &[Domain]) -> Prepared {
     let mut offsets = TpOffsets::NONE;
     let mut unavailable = Vec::new();
+    let with_members: Vec<Domain> = domains
+        .iter()
+        .copied()
+        .filter(|d| d.btf_members())
+        .collect();
+    if !with_members.is_empty() {
+        match KernelBtf::from_sys_fs() {
+            Ok(k) => {
+                for d in with_members {
+                    if let Err(e) = fill_btf_offsets(&k, d, &mut offsets) {
+                        unavailable.push((d, e.to_string()));
+                    }
+                }
+            }
+            Err(e) => {
+                for d in with_members {
+                    unavailable.push((d, e.to_string()));
+                }
+            }
+        }
+    }
     let classic: Vec<Domain> = domains
         .iter()
         .copied()
-        .filter(|d| *d != Domain::Syscalls)
+        .filter(|d| d.programs().iter().any(|a| matches!(a, Attach::Tp(..))))
         .collect();
     if classic.is_empty() {
         return Prepared {
@@ -385,59 +424,31 @@ fn prepare_offsets(domains: &[Domain]) -> Prepared {
     }
 }
 
-/// The field offsets of the scheduler tracepoints both the aggregating and the stream
-/// programs read (`sched_wakeup` and `sched_wakeup_new` must agree on `pid`).
-pub(crate) struct SchedOffsets {
-    pub wakeup_pid: u32,
-    pub prev_pid: u32,
-    pub prev_state: u32,
-    pub next_pid: u32,
-    pub next_comm: u32,
-}
-
-pub(crate) fn sched_offsets(root: &Path) -> Result<SchedOffsets, ProbeError> {
-    let w = Format::read(root, "sched", "sched_wakeup")?;
-    let wn = Format::read(root, "sched", "sched_wakeup_new")?;
-    let s = Format::read(root, "sched", "sched_switch")?;
-    let wakeup_pid = w.require("pid")?;
-    if wn.require("pid")? != wakeup_pid {
-        return Err(ProbeError::MissingField {
-            tracepoint: "sched/sched_wakeup_new".into(),
-            field: "pid (at the same offset as sched_wakeup's)".into(),
-        });
+/// The offsets of the kernel struct members the BTF-typed programs of `d` load through the
+/// pointers their tracepoints pass, from the kernel's BTF.
+fn fill_btf_offsets(k: &KernelBtf, d: Domain, o: &mut TpOffsets) -> Result<(), ProbeError> {
+    match d {
+        Domain::Sched => {
+            o.task_pid = k.member_offset("task_struct", "pid")?;
+            o.task_comm = k.member_offset("task_struct", "comm")?;
+        }
+        Domain::Disk => {
+            o.rq_cmd_flags = k.member_offset("request", "cmd_flags")?;
+            o.rq_data_len = k.member_offset("request", "__data_len")?;
+            o.rq_q = k.member_offset("request", "q")?;
+            o.q_disk = k.member_offset("request_queue", "disk")?;
+            o.disk_major = k.member_offset("gendisk", "major")?;
+            o.disk_first_minor = k.member_offset("gendisk", "first_minor")?;
+        }
+        Domain::Syscalls | Domain::Tcp | Domain::Oom => {}
     }
-    Ok(SchedOffsets {
-        wakeup_pid,
-        prev_pid: s.require("prev_pid")?,
-        prev_state: s.require("prev_state")?,
-        next_pid: s.require("next_pid")?,
-        next_comm: s.require("next_comm")?,
-    })
+    Ok(())
 }
 
 pub(crate) fn fill_offsets(root: &Path, d: Domain, o: &mut TpOffsets) -> Result<(), ProbeError> {
     match d {
-        Domain::Syscalls => {}
-        Domain::Sched => {
-            let f = sched_offsets(root)?;
-            o.wakeup_pid = f.wakeup_pid;
-            o.switch_prev_pid = f.prev_pid;
-            o.switch_prev_state = f.prev_state;
-            o.switch_next_pid = f.next_pid;
-            o.switch_next_comm = f.next_comm;
-        }
-        Domain::Disk => {
-            let i = Format::read(root, "block", "block_rq_issue")?;
-            let c = Format::read(root, "block", "block_rq_complete")?;
-            o.issue_dev = i.require("dev")?;
-            o.issue_sector = i.require("sector")?;
-            o.issue_bytes = i.require("bytes")?;
-            o.issue_rwbs = i.require("rwbs")?;
-            o.complete_dev = c.require("dev")?;
-            o.complete_sector = c.require("sector")?;
-            o.complete_error = c.require("error")?;
-            o.complete_rwbs = c.require("rwbs")?;
-        }
+        // BTF-typed: their offsets come from `fill_btf_offsets`.
+        Domain::Syscalls | Domain::Sched | Domain::Disk => {}
         Domain::Tcp => {
             let r = Format::read(root, "tcp", "tcp_retransmit_skb")?;
             let p = Format::read(root, "tcp", "tcp_probe")?;
@@ -569,7 +580,10 @@ impl Probes {
             .load(EBPF_OBJECT)
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
-        let btf = if domains.contains(&Domain::Syscalls) {
+        let btf = if domains
+            .iter()
+            .any(|d| d.programs().iter().any(|a| matches!(a, Attach::Btf(..))))
+        {
             Some(Btf::from_sys_fs().map_err(ProbeError::Btf))
         } else {
             None
@@ -744,9 +758,8 @@ mod check_tests {
         s
     }
 
-    /// A tracefs root holding the sched tracepoints' formats, `switch` the fields of
-    /// sched_switch; without sched_wakeup_new when `wakeup_new` is false.
-    fn root(switch: &[(&str, u32)], wakeup_new: bool) -> std::path::PathBuf {
+    /// A tracefs root holding oom/mark_victim's format with `fields`, or none.
+    fn root(fields: Option<&[(&str, u32)]>) -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let r = std::env::temp_dir().join(format!(
@@ -754,50 +767,31 @@ mod check_tests {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         ));
-        let put = |name: &str, text: String| {
-            let d = r.join("events/sched").join(name);
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("format"), text).unwrap();
-        };
-        put("sched_wakeup", format(&[("pid", 8)]));
-        if wakeup_new {
-            put("sched_wakeup_new", format(&[("pid", 8)]));
+        let d = r.join("events/oom/mark_victim");
+        std::fs::create_dir_all(&d).unwrap();
+        if let Some(f) = fields {
+            std::fs::write(d.join("format"), format(f)).unwrap();
         }
-        put("sched_switch", format(switch));
         r
     }
 
-    const SWITCH: [(&str, u32); 4] = [
-        ("prev_pid", 24),
-        ("prev_state", 32),
-        ("next_pid", 56),
-        ("next_comm", 40),
-    ];
-
     #[test]
     fn the_loaders_fields_are_checked_per_tracepoint() {
-        let good = root(&SWITCH, true);
-        let r = check_tracepoints(&[Domain::Sched], Some(&good));
-        assert_eq!(r.len(), 3);
+        let good = root(Some(&[("pid", 8), ("comm", 12)]));
+        let r = check_tracepoints(&[Domain::Oom], Some(&good));
+        assert_eq!(r.len(), 1);
         assert!(r.iter().all(|(_, r)| r.is_ok()), "{r:?}");
         std::fs::remove_dir_all(&good).unwrap();
 
-        let no_state = root(&[SWITCH[0], SWITCH[2], SWITCH[3]], true);
-        let r = check_tracepoints(&[Domain::Sched], Some(&no_state));
-        let bad: Vec<_> = r.iter().filter(|(_, r)| r.is_err()).collect();
-        assert_eq!(bad.len(), 1, "{r:?}");
-        assert_eq!(bad[0].0.to_string(), "sched:sched_switch");
-        assert!(
-            bad[0].1.as_ref().unwrap_err().contains("prev_state"),
-            "{r:?}"
-        );
-        std::fs::remove_dir_all(&no_state).unwrap();
+        let no_pid = root(Some(&[("comm", 12)]));
+        let r = check_tracepoints(&[Domain::Oom], Some(&no_pid));
+        assert_eq!(r[0].0.to_string(), "oom:mark_victim");
+        assert!(r[0].1.as_ref().unwrap_err().contains("pid"), "{r:?}");
+        std::fs::remove_dir_all(&no_pid).unwrap();
 
-        let missing = root(&SWITCH, false);
-        let r = check_tracepoints(&[Domain::Sched], Some(&missing));
-        let bad: Vec<_> = r.iter().filter(|(_, r)| r.is_err()).collect();
-        assert_eq!(bad.len(), 1, "{r:?}");
-        assert_eq!(bad[0].0.name, "sched_wakeup_new");
+        let missing = root(None);
+        let r = check_tracepoints(&[Domain::Oom], Some(&missing));
+        assert!(r[0].1.is_err(), "{r:?}");
         std::fs::remove_dir_all(&missing).unwrap();
 
         let r = check_tracepoints(&[Domain::Oom], None);

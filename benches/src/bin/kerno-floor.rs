@@ -1,10 +1,13 @@
-//! `kerno-floor`: attaches two empty programs from Kerno's own eBPF object to
-//! `raw_syscalls` `sys_enter`/`sys_exit` (tp_btf, like Kerno's syscall programs), prints
-//! `READY`, and holds them until SIGINT or SIGTERM.
+//! `kerno-floor [syscalls|sched|disk]...`: attaches empty programs from Kerno's own eBPF
+//! object to the tracepoints of those paths, the way Kerno attaches its own (tp_btf):
+//! `sys_enter`/`sys_exit` (the default), `sched_wakeup`/`sched_wakeup_new`/`sched_switch`,
+//! `block_rq_issue`/`block_rq_complete`. Prints `READY` and holds them until SIGINT or
+//! SIGTERM.
 //!
-//! `benches/overhead.sh` runs it as the `floor` mode: what a syscall pays for being watched
-//! at all (the slow syscall path and two program calls) before any program does any work.
-//! Kerno's per-syscall cost minus this is what Kerno's programs add. Needs root.
+//! `benches/overhead.sh` runs it as the `floor`, `floor-sched` and `floor-disk` modes: what
+//! an event pays for being watched at all (the tracepoint's call into BPF) before any
+//! program does any work. Kerno's cost per event minus this is what Kerno's programs add.
+//! Needs root.
 
 use std::process::ExitCode;
 
@@ -36,8 +39,25 @@ fn run() -> Result<(), String> {
     let mut ebpf = Ebpf::load(kerno_probes::EBPF_OBJECT)
         .map_err(|e| format!("loading Kerno's eBPF object (needs root): {e}"))?;
     let btf = Btf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {e}"))?;
-    attach(&mut ebpf, &btf, "floor_sys_enter", "sys_enter")?;
-    attach(&mut ebpf, &btf, "floor_sys_exit", "sys_exit")?;
+    let mut paths: Vec<String> = std::env::args().skip(1).collect();
+    if paths.is_empty() {
+        paths.push("syscalls".into());
+    }
+    for path in &paths {
+        let tracepoints: &[&str] = match path.as_str() {
+            "syscalls" => &["sys_enter", "sys_exit"],
+            "sched" => &["sched_wakeup", "sched_wakeup_new", "sched_switch"],
+            "disk" => &["block_rq_issue", "block_rq_complete"],
+            other => {
+                return Err(format!(
+                    "unknown path {other:?} (expected syscalls, sched or disk)"
+                ));
+            }
+        };
+        for tp in tracepoints {
+            attach(&mut ebpf, &btf, &format!("floor_{tp}"), tp)?;
+        }
+    }
     println!("READY");
     let mut sig = 0;
     // SAFETY: waits on the set blocked above.

@@ -16,26 +16,28 @@ pub mod blk_op {
     pub const OTHER: u32 = 4;
 }
 
-/// Key of an in-flight block request.
+/// Slots for block requests in flight, indexed by a hash of the request's address.
+pub const BLK_SLOTS: u32 = 8192;
+
+/// A block request in flight (issued, not completed): one slot of `BLK_SLOTS`.
+///
+/// The slot carries the request's address, so a completion whose slot another request took
+/// in the meantime is detected (and counted as an unmatched completion), never mixed up.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BlkStartKey {
+#[derive(Clone, Copy, Debug)]
+pub struct BlkSlot {
+    /// The `struct request` address; 0 when the slot is free.
+    pub rq: u64,
+    /// Issue timestamp, ns.
+    pub ts: u64,
+    /// Bytes in the request.
+    pub bytes: u32,
     /// Device number, kernel encoding (major << 20 | minor).
     pub dev: u32,
     /// Operation ([`blk_op`]).
     pub op: u32,
-    /// Start sector.
-    pub sector: u64,
-}
-
-/// Value of an in-flight block request.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct BlkStartVal {
-    /// Issue timestamp, ns.
-    pub ts: u64,
-    /// Bytes in the request.
-    pub bytes: u64,
+    /// Unused; always 0.
+    pub pad: u32,
 }
 
 /// Key of the per-device, per-operation block statistics.
@@ -63,4 +65,4 @@ pub struct BlkStat {
 }
 
 #[cfg(feature = "user")]
-pod!(BlkStartKey, BlkStartVal, BlkStatKey, BlkStat);
+pod!(BlkSlot, BlkStatKey, BlkStat);

@@ -59,13 +59,13 @@ pub mod lost {
     /// The per-process syscall map (`PROC_SYSCALLS`) refused an insert.
     pub const MAP_FULL: u32 = 2;
     /// A block completion had no matching issue (issued before the probes attached, or
-    /// its entry was evicted from the in-flight map).
+    /// its in-flight slot was taken by another request since).
     pub const BLK_UNMATCHED: u32 = 3;
     /// The per-process descriptor map (`FD_PROCS`) refused an insert.
     pub const FD_MAP_FULL: u32 = 4;
     /// The slow run-queue map (`RUNQ_SLOW`) refused an insert.
     pub const SCHED_MAP_FULL: u32 = 5;
-    /// A block map (`BLK_START`, `BLK_STATS`) refused an insert.
+    /// The block statistics map (`BLK_STATS`) refused an insert.
     pub const DISK_MAP_FULL: u32 = 6;
     /// A TCP map (`TCP_FLOWS`, `TCP_CONNECTING`, `TCP_SLOW_RTT`, `TCP_SLOW_CONNECTS`)
     /// refused an insert.
@@ -97,38 +97,29 @@ pub mod lost {
     pub const N: u32 = 24;
 }
 
-/// Byte offsets of classic tracepoint fields, read by user space from each tracepoint's
-/// `format` file and handed to the programs as a read-only global. `u32::MAX` marks a field
-/// this kernel does not have.
+/// Byte offsets the programs read at, handed to them by the loader as a read-only global:
+/// of classic tracepoints' record fields (read from each tracepoint's `format` file) and of
+/// the kernel struct members the BTF-typed programs load through the pointers they are
+/// passed (read from the kernel's BTF). `u32::MAX` marks one this kernel does not have.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TpOffsets {
-    /// sched_wakeup / sched_wakeup_new: `pid`.
-    pub wakeup_pid: u32,
-    /// sched_switch: `prev_pid`.
-    pub switch_prev_pid: u32,
-    /// sched_switch: `prev_state` (a `long`).
-    pub switch_prev_state: u32,
-    /// sched_switch: `next_pid`.
-    pub switch_next_pid: u32,
-    /// sched_switch: `next_comm`.
-    pub switch_next_comm: u32,
-    /// block_rq_issue: `dev`.
-    pub issue_dev: u32,
-    /// block_rq_issue: `sector`.
-    pub issue_sector: u32,
-    /// block_rq_issue: `bytes`.
-    pub issue_bytes: u32,
-    /// block_rq_issue: `rwbs`.
-    pub issue_rwbs: u32,
-    /// block_rq_complete: `dev`.
-    pub complete_dev: u32,
-    /// block_rq_complete: `sector`.
-    pub complete_sector: u32,
-    /// block_rq_complete: `error`.
-    pub complete_error: u32,
-    /// block_rq_complete: `rwbs`.
-    pub complete_rwbs: u32,
+    /// `struct task_struct`: `pid` (the thread id), for the BTF-typed sched programs.
+    pub task_pid: u32,
+    /// `struct task_struct`: `comm`.
+    pub task_comm: u32,
+    /// `struct request`: `cmd_flags` (the operation in its low 8 bits).
+    pub rq_cmd_flags: u32,
+    /// `struct request`: `__data_len` (bytes).
+    pub rq_data_len: u32,
+    /// `struct request`: `q` (its `struct request_queue *`).
+    pub rq_q: u32,
+    /// `struct request_queue`: `disk` (its `struct gendisk *`).
+    pub q_disk: u32,
+    /// `struct gendisk`: `major`.
+    pub disk_major: u32,
+    /// `struct gendisk`: `first_minor`.
+    pub disk_first_minor: u32,
     /// tcp_retransmit_skb: `sport`.
     pub rtx_sport: u32,
     /// tcp_retransmit_skb: `dport`.
@@ -190,19 +181,14 @@ pub struct TpOffsets {
 impl TpOffsets {
     /// All fields absent.
     pub const NONE: TpOffsets = TpOffsets {
-        wakeup_pid: u32::MAX,
-        switch_prev_pid: u32::MAX,
-        switch_prev_state: u32::MAX,
-        switch_next_pid: u32::MAX,
-        switch_next_comm: u32::MAX,
-        issue_dev: u32::MAX,
-        issue_sector: u32::MAX,
-        issue_bytes: u32::MAX,
-        issue_rwbs: u32::MAX,
-        complete_dev: u32::MAX,
-        complete_sector: u32::MAX,
-        complete_error: u32::MAX,
-        complete_rwbs: u32::MAX,
+        task_pid: u32::MAX,
+        task_comm: u32::MAX,
+        rq_cmd_flags: u32::MAX,
+        rq_data_len: u32::MAX,
+        rq_q: u32::MAX,
+        q_disk: u32::MAX,
+        disk_major: u32::MAX,
+        disk_first_minor: u32::MAX,
         rtx_sport: u32::MAX,
         rtx_dport: u32::MAX,
         rtx_family: u32::MAX,

@@ -8,14 +8,17 @@
 //! One module per probe domain, each with its maps and programs: [`syscalls`], [`sched`],
 //! [`disk`], [`tcp`], [`oom`]; the map layouts are in the same-named modules of
 //! `kerno-probes-common`. [`shared`] holds what they share (read-only globals, lost-sample
-//! counters, histogram adds, tracepoint record reads).
+//! counters, histogram adds, tracepoint field reads).
 //!
 //! Portability: no kernel struct offset is compiled in (docs/probes.md says which kernels
-//! each domain needs). Syscalls use tp_btf, whose arguments are typed by the kernel's BTF
-//! (`(regs, id)` and `(regs, ret)`), so no kernel struct is read; `pt_regs` is the x86-64
-//! register-save layout, not a struct that moves between versions. The other programs are
-//! classic tracepoints whose field offsets user space reads from each tracepoint's `format`
-//! file and hands over in the read-only global `OFFSETS`.
+//! each domain needs). Syscalls, the scheduler and block I/O use tp_btf, whose arguments
+//! are typed by the kernel's BTF: the syscall programs read `(regs, id)` and `(regs, ret)`
+//! (`pt_regs` is the x86-64 register-save layout, not a struct that moves between
+//! versions); the scheduler and block programs load the few `task_struct` and `request`
+//! members they need at offsets user space reads from the kernel's BTF. The TCP and OOM
+//! programs are classic tracepoints whose field offsets user space reads from each
+//! tracepoint's `format` file. Both kinds of offset arrive in the read-only global
+//! `OFFSETS`.
 
 // no_std/no_main only for the BPF target, so `cargo clippy --workspace` works on the host.
 #![cfg_attr(target_arch = "bpf", no_std)]

@@ -6,7 +6,7 @@
 //!
 //! Every `unsafe` block in these programs is one of a few patterns. Those that need no
 //! context are wrapped once here, behind a safe function ([`now`], [`cgroup_id`],
-//! [`tp_read`], [`cfg`], [`o`], [`Record`]), with the reason at the wrapper. What stays at
+//! [`tp_read`], [`btf_field`], [`cfg`], [`o`]), with the reason at the wrapper. What stays at
 //! the call sites is the map-value pattern, whose blocks cite it:
 //!
 //! **Map values.** A pointer from a map lookup (`get_ptr_mut`, `get_ptr`, `get`) is
@@ -22,8 +22,7 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    EbpfContext,
-    helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_ns, bpf_probe_read_kernel_buf},
+    helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
     macros::map,
     maps::PerCpuArray,
     programs::TracePointContext,
@@ -96,6 +95,20 @@ pub(crate) fn tp_read<T: Plain>(ctx: &TracePointContext, off: usize) -> Result<T
     unsafe { ctx.read_at(off) }
 }
 
+/// The field of type `T` at byte `off` of a kernel struct that a BTF-typed tracepoint
+/// passed a pointer to (a `task_struct *`, a `struct request *`), or of a struct one of its
+/// pointer fields points to: one plain load. `off` comes from the loader's BTF lookup
+/// (`OFFSETS`), a constant the verifier checks against the kernel's own BTF: the load must
+/// fall inside a member of that type, and a load through a pointer the kernel may not
+/// vouch for (NULL, or freed) is made as a probe read that yields 0 instead of faulting.
+#[inline(always)]
+pub(crate) fn btf_field<T: Plain>(ptr: *const u8, off: usize) -> T {
+    // SAFETY: the verifier types `ptr` from BTF (PTR_TO_BTF_ID) and rewrites this load as
+    // a checked one (BPF_PROBE_MEM) when the pointer may be invalid; `T: Plain` makes any
+    // bytes a valid `T`.
+    unsafe { core::ptr::read_volatile(ptr.wrapping_add(off) as *const T) }
+}
+
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(lost::N, 0);
 
@@ -146,46 +159,4 @@ pub(crate) fn atomic_add(p: *mut u64, v: u64) {
     // SAFETY: `p` is an aligned `u64` of a map value, and every CPU changes it only with
     // atomic adds.
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, v) };
-}
-
-/// Bytes of a classic tracepoint's record copied at once (the fields Kerno reads all sit
-/// in the first 64 bytes of theirs).
-const RECORD_MAX: usize = 96;
-
-/// A tracepoint record's first bytes, copied with one `bpf_probe_read_kernel`: reading
-/// each field with its own (aya's `read_at`) costs a helper call per field. Offsets
-/// come from `OFFSETS`, which the verifier sees as constants (a frozen read-only map),
-/// so every read below is checked at load time like a fixed offset.
-#[repr(C, align(8))]
-pub(crate) struct Record {
-    buf: [u8; RECORD_MAX],
-}
-
-impl Record {
-    /// Copies the record's first `span` bytes (`span` covers every field to be read).
-    #[inline(always)]
-    pub(crate) fn read(ctx: &TracePointContext, span: usize) -> Option<Record> {
-        if span == 0 || span > RECORD_MAX {
-            return None;
-        }
-        let mut r = Record {
-            buf: [0; RECORD_MAX],
-        };
-        // SAFETY: as in `tp_read`: the helper checks the source address and fails rather
-        // than faulting; the destination is `span` bytes of our own buffer.
-        unsafe { bpf_probe_read_kernel_buf(ctx.as_ptr() as *const u8, &mut r.buf[..span]) }.ok()?;
-        Some(r)
-    }
-
-    /// The field of type `T` at byte `off` (`None` when outside or misaligned).
-    #[inline(always)]
-    pub(crate) fn get<T: Plain>(&self, off: usize) -> Option<T> {
-        if off + core::mem::size_of::<T>() > RECORD_MAX || off % core::mem::align_of::<T>() != 0 {
-            return None;
-        }
-        // SAFETY: the bytes `off..off + size_of::<T>()` are inside the buffer and `off` is a
-        // multiple of `T`'s alignment (at most 8, the buffer's); `T: Plain` makes any bytes
-        // a valid `T`.
-        Some(unsafe { core::ptr::read(self.buf.as_ptr().add(off) as *const T) })
-    }
 }
