@@ -16,7 +16,7 @@ use kerno_probes_common::{
     MAX_SYSCALLS, StreamFilter, StreamOffsets, TpOffsets, stream_flag, stream_stat,
 };
 
-use crate::{Domain, ProbeError, loader::fill_offsets, tracefs};
+use crate::{Domain, ProbeError, kbtf::KernelBtf, loader::fill_offsets, tracefs};
 
 /// The compiled stream programs (`scripts/build-ebpf.sh` builds and commits it beside
 /// [`crate::EBPF_OBJECT`]).
@@ -186,6 +186,10 @@ impl StreamProbe {
                 )));
             }
             filter.comm[..b.len()].copy_from_slice(b);
+            // The name and its NUL: what follows the NUL in the kernel's buffer is not part
+            // of the name.
+            let covered = (b.len() + 1).min(16);
+            filter.comm_mask[..covered].fill(0xff);
             filter.flags |= stream_flag::COMM;
         }
         if opts.errors_only {
@@ -218,7 +222,13 @@ impl StreamProbe {
         let mut offsets = TpOffsets::NONE;
         let mut tp = StreamOffsets::NONE;
         match kind {
-            StreamKind::Syscall => {}
+            StreamKind::Syscall => {
+                // The comm filter loads the current task's name where BTF says it is.
+                if opts.comm.is_some() {
+                    tp.task_comm =
+                        KernelBtf::from_sys_fs()?.member_offset("task_struct", "comm")?;
+                }
+            }
             StreamKind::Oom => {
                 let root = tracefs::ensure_mounted()?;
                 fill_offsets(&root, Domain::Oom, &mut offsets)?;

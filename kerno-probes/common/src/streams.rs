@@ -50,6 +50,10 @@ pub struct StreamFilter {
     pub wakeup_bytes: u64,
     /// Only tasks with this command name (NUL-padded), when `flags` has [`stream_flag::COMM`].
     pub comm: [u8; 16],
+    /// `0xff` for each byte of `comm` up to and including its terminating NUL (all 16 for a
+    /// 15-byte name), 0 after: the task's name matches when its bytes under the mask are
+    /// `comm`'s, whatever a shorter name left behind in the rest of the kernel's buffer.
+    pub comm_mask: [u8; 16],
     /// [`stream_flag`] bits.
     pub flags: u32,
     /// Disk: bit `1 << blk_op` per wanted op; 0: any.
@@ -70,6 +74,7 @@ impl StreamFilter {
         min_ns: 0,
         wakeup_bytes: 0,
         comm: [0; 16],
+        comm_mask: [0; 16],
         flags: 0,
         ops: 0,
         dev: 0,
@@ -302,8 +307,9 @@ pub struct StreamOffsets {
     pub cmp_error: u32,
     /// block_rq_complete: `rwbs`.
     pub cmp_rwbs: u32,
-    /// Padding.
-    pub pad: u32,
+    /// `struct task_struct`: `comm`, from the kernel's BTF (the syscall stream's comm
+    /// filter reads the current task's name there).
+    pub task_comm: u32,
 }
 
 impl StreamOffsets {
@@ -347,7 +353,7 @@ impl StreamOffsets {
         cmp_sector: u32::MAX,
         cmp_error: u32::MAX,
         cmp_rwbs: u32::MAX,
-        pad: 0,
+        task_comm: u32::MAX,
     };
 }
 

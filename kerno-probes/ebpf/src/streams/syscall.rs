@@ -10,7 +10,9 @@ use aya_ebpf::{
 };
 use kerno_probes_common::{MAX_SYSCALLS, SyscallEvent, THREAD_SLOTS, stream_flag, stream_stat};
 
-use crate::shared::{ancestor_cgroup_id, cgroup_id, comm_matches, count, emit, filter, now};
+use crate::shared::{
+    ancestor_cgroup_id, cgroup_id, count, current_comm_matches, emit, filter, filter_ref, fv, now,
+};
 
 /// 1 per syscall number to trace, when the filter has [`stream_flag::SYSCALL_SET`].
 #[unsafe(no_mangle)]
@@ -39,37 +41,39 @@ static SYSCALL_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
 #[btf_tracepoint(function = "sys_enter")]
 pub fn stream_sys_enter(ctx: BtfTracePointContext) -> i32 {
-    let f = filter();
+    // Field by field: most calls stop at the first test that fails.
+    let f = filter_ref();
     let id = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((id >> 32) as u32, id as u32);
-    if tgid == f.self_tgid || tid == 0 {
+    if tgid == fv(&f.self_tgid) || tid == 0 {
         return 0;
     }
-    if f.pid != 0 && tgid != f.pid {
+    let pid = fv(&f.pid);
+    if pid != 0 && tgid != pid {
         count(stream_stat::FILTERED);
         return 0;
     }
+    let flags = fv(&f.flags);
     let nr: i64 = ctx.arg(1);
-    if f.flags & stream_flag::SYSCALL_SET != 0
+    if flags & stream_flag::SYSCALL_SET != 0
         && ((nr as u64) >= MAX_SYSCALLS as u64 || !wanted(nr as usize))
     {
         count(stream_stat::FILTERED);
         return 0;
     }
-    if f.flags & stream_flag::COMM != 0 {
-        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        if !comm_matches(&comm, &f.comm) {
-            count(stream_stat::FILTERED);
-            return 0;
-        }
+    if flags & stream_flag::COMM != 0 && !current_comm_matches() {
+        count(stream_stat::FILTERED);
+        return 0;
     }
-    if f.cgroup_id != 0 {
-        let id = if f.cgroup_level != 0 {
-            ancestor_cgroup_id(f.cgroup_level)
+    let cgroup = fv(&f.cgroup_id);
+    if cgroup != 0 {
+        let level = fv(&f.cgroup_level);
+        let id = if level != 0 {
+            ancestor_cgroup_id(level)
         } else {
             cgroup_id()
         };
-        if id != f.cgroup_id {
+        if id != cgroup {
             count(stream_stat::FILTERED);
             return 0;
         }
