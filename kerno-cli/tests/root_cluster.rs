@@ -170,14 +170,13 @@ impl Agent {
                     .then_some(())
             },
         );
-        if ready.is_some() {
-            return;
+        if ready.is_none() {
+            panic!(
+                "agent {} not ready after 60 s:\n{}",
+                self.address,
+                self.log()
+            );
         }
-        panic!(
-            "agent {} not ready after 60 s:\n{}",
-            self.address,
-            self.log()
-        );
     }
 
     fn signal(&self, sig: libc::c_int) {
