@@ -1,8 +1,9 @@
-# Shared by benches/overhead.sh and benches/streams.sh (sourced, not run): logging, the
-# probes other processes have attached, waiting for a quiet machine, and stopping an agent.
+# Shared by benches/overhead.sh and benches/streams.sh (sourced, not run): logging, what the
+# machine needs, the work dir and its cleanup, the probes other processes have attached,
+# waiting for a quiet machine, stopping an agent, and the kernel's per-program run times.
 #
-# The caller sets: LOG_NAME (the log prefix), WORK (its work dir), FORCE (0/1),
-# QUIET_BUSY_PCT, QUIET_WAIT_S, FOREIGN_WAIT_S, and AGENT_PID (the measured process, or "").
+# The caller sets: LOG_NAME (the log prefix), FORCE (0/1), QUIET_BUSY_PCT, QUIET_WAIT_S,
+# FOREIGN_WAIT_S, and AGENT_PID (the measured process, or ""); make_work_dir sets WORK.
 
 log() { printf '[%s %s] %s\n' "$LOG_NAME" "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -104,4 +105,66 @@ blk_dev_of() { # dir
     [ -n "$dev" ] || dev=$(basename "$(df --output=source "$1" | tail -1)")
     grep -q " $dev " /proc/diskstats || die "cannot find the block device of $1 ($dev)"
     echo "$dev"
+}
+
+# Root, the tools, two CPUs (`who` on CPU 0, workloads on CPU 1) and tracefs mounted.
+check_machine() { # who
+    local t
+    [ "$(id -u)" -eq 0 ] || die "run as root (the probes need it)"
+    for t in cc taskset fio bpftool bpftrace jq; do
+        command -v "$t" >/dev/null || die "$t not found (scripts/setup.sh installs it)"
+    done
+    [ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs ($1 on CPU 0, workloads on CPU 1)"
+    mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+}
+
+# WORK: a fresh /var/tmp/NAME.XXXXXX (on the root disk, not a tmpfs /tmp, so fio makes real
+# block I/O). On exit, `stop` (a command) runs, kernel.bpf_stats_enabled is put back as it
+# was, and WORK is removed.
+make_work_dir() { # name stop
+    WORK=$(mktemp -d "/var/tmp/$1.XXXXXX")
+    WORK_STOP=$2
+    STATS_BEFORE=$(cat /proc/sys/kernel/bpf_stats_enabled)
+    trap cleanup EXIT
+    trap 'log "interrupted"; exit 130' INT TERM
+}
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    "$WORK_STOP" || true
+    echo "$STATS_BEFORE" > /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || true
+    rm -rf "$WORK"
+    exit "$rc"
+}
+
+# The fio file the block workloads write into, laid out once before the rounds.
+fio_layout() {
+    log "laying out the fio file and warming up"
+    taskset -c "$WORK_CPU" fio --name=layout --filename="$WORK/fio.dat" --size=256m --rw=write --bs=1m \
+        --create_only=1 >/dev/null
+}
+
+# Per program of `ids` (comma-separated) that ran between two `bpftool -j prog show`
+# snapshots: the leading `fields`, name, runs, ns per run (one decimal), tab-separated.
+program_runs() { # ids before.json after.json fields...
+    local ids=$1 a=$2 b=$3
+    shift 3
+    jq -r -n --argjson ids "[$ids]" --slurpfile a "$a" --slurpfile b "$b" '
+        ($a[0] | map({key: (.id | tostring), value: .}) | from_entries) as $old |
+        $b[0][] | select(.id as $i | $ids | any(. == $i)) |
+        (.run_cnt // 0) as $c1 | ($old[.id | tostring].run_cnt // 0) as $c0 |
+        (.run_time_ns // 0) as $t1 | ($old[.id | tostring].run_time_ns // 0) as $t0 |
+        select($c1 - $c0 > 0) |
+        $ARGS.positional + [.name, ($c1 - $c0), (($t1 - $t0) / ($c1 - $c0) * 10 | round / 10)] | @tsv' \
+        --args "$@"
+}
+
+# The machine, for a summary's first line: CPUs, their model, the kernel.
+machine() {
+    echo "$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r)"
+}
+
+# Seconds wait_quiet spent waiting, over the whole run.
+quiet_waited() {
+    awk '{ s += $1 } END { print s + 0 }' "$WORK/quiet-waits" 2>/dev/null || echo 0
 }

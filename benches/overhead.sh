@@ -53,29 +53,12 @@ LOG_NAME=overhead
 # shellcheck source=benches/lib.sh
 . "$ROOT/benches/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || die "run as root (the probes need it)"
-for t in cc taskset fio bpftool bpftrace jq; do
-    command -v "$t" >/dev/null || die "$t not found (scripts/setup.sh installs it)"
-done
-[ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs (agents on CPU 0, workloads on CPU 1)"
-mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+check_machine agents
 
 # ---- work dir, cleanup -------------------------------------------------------------------
 
-# On the root disk (not a tmpfs /tmp), so fio makes real block I/O.
-WORK=$(mktemp -d /var/tmp/kerno-overhead.XXXXXX)
 AGENT_PID=""
-STATS_BEFORE=$(cat /proc/sys/kernel/bpf_stats_enabled)
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_agent || true
-    echo "$STATS_BEFORE" > /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
+make_work_dir kerno-overhead stop_agent
 
 # ---- build ---------------------------------------------------------------------------------
 
@@ -239,9 +222,7 @@ printf 'round\tmode\tmetric\tvalue\n' > "$RAW"
 log "kerno: $KERNO_HOW; modes: ${MODES[*]}; rounds: $ROUNDS"
 log "per phase: $SYSCALLS getppid calls, $ROUND_TRIPS pipe round trips, fio ${FIO_SECS}s on $BLK_DEV"
 wait_no_foreign_probes
-log "laying out the fio file and warming up"
-taskset -c "$WORK_CPU" fio --name=layout --filename="$WORK/fio.dat" --size=256m --rw=write --bs=1m \
-    --create_only=1 >/dev/null
+fio_layout
 taskset -c "$WORK_CPU" "$WORK/getppid_storm" "$SYSCALLS" >/dev/null
 taskset -c "$WORK_CPU" "$WORK/pipe_pingpong" "$ROUND_TRIPS" >/dev/null
 run_fio 1 >/dev/null
@@ -310,25 +291,18 @@ for mode in "${MODES[@]}"; do
     run_fio "$ATTR_FIO_SECS" >/dev/null
     bpftool -j prog show > "$WORK/stats1.json"
     stop_agent
-    jq -r -n --arg mode "$mode" --argjson ids "[$ids]" \
-        --slurpfile a "$WORK/stats0.json" --slurpfile b "$WORK/stats1.json" '
-        ($a[0] | map({key: (.id | tostring), value: .}) | from_entries) as $old |
-        $b[0][] | select(.id as $i | $ids | any(. == $i)) |
-        (.run_cnt // 0) as $c1 | ($old[.id | tostring].run_cnt // 0) as $c0 |
-        (.run_time_ns // 0) as $t1 | ($old[.id | tostring].run_time_ns // 0) as $t0 |
-        select($c1 - $c0 > 0) |
-        [$mode, .name, ($c1 - $c0), (($t1 - $t0) / ($c1 - $c0) * 10 | round / 10)] | @tsv' >> "$ATTR"
+    program_runs "$ids" "$WORK/stats0.json" "$WORK/stats1.json" "$mode" >> "$ATTR"
 done
 echo "$STATS_BEFORE" > /proc/sys/kernel/bpf_stats_enabled
 
 # ---- summary -------------------------------------------------------------------------------
 
-QUIET_WAITED=$(awk '{ s += $1 } END { print s + 0 }' "$WORK/quiet-waits" 2>/dev/null || echo 0)
+QUIET_WAITED=$(quiet_waited)
 ELAPSED=$(( $(date +%s) - T0 ))
 WAITED_S=$((WAITED_S + QUIET_WAITED))
 SUMMARY="$OUT_DIR/summary.md"
 {
-    echo "Overhead run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r)"
+    echo "Overhead run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(machine)"
     echo "Kerno: $KERNO_HOW. Rounds: $ROUNDS ($(IFS=' '; echo "${MODES[*]}") each round), ${ELAPSED} s, of which ${WAITED_S} s waiting for a quiet machine."
     echo "Per phase: $SYSCALLS getppid calls, $ROUND_TRIPS pipe round trips, fio ${FIO_SECS} s (4 KiB random writes + fsync, psync, on $BLK_DEV)."
     echo "Cells: median over rounds (min-max). Added: median of the per-round difference to no agent (min-max)."

@@ -63,26 +63,10 @@ LOG_NAME=streams
 # shellcheck source=benches/lib.sh
 . "$ROOT/benches/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || die "run as root (the probes need it)"
-for t in cc taskset fio bpftool bpftrace jq; do
-    command -v "$t" >/dev/null || die "$t not found (scripts/setup.sh installs it)"
-done
-[ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs (consumers on CPU 0, workloads on CPU 1)"
-mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+check_machine consumers
 
-WORK=$(mktemp -d /var/tmp/kerno-streams.XXXXXX)   # on the root disk: fio makes real block I/O
 AGENT_PID="" DRAIN_PID=""
-STATS_BEFORE=$(cat /proc/sys/kernel/bpf_stats_enabled)
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_consumer || true
-    echo "$STATS_BEFORE" > /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
+make_work_dir kerno-streams stop_consumer
 
 KERNO=${KERNO_BIN:-$ROOT/target/release/kerno}
 if [ "$BUILD" = 1 ] && [ -z "${KERNO_BIN:-}" ]; then
@@ -261,9 +245,7 @@ RAW="$OUT_DIR/raw.tsv"
 printf 'round\tstream\tmode\tns_per_op\tops\tshown\tlost\tbusy_pct\n' > "$RAW"
 log "streams: ${STREAMS[*]}; rounds: $ROUNDS; consumers on CPU $AGENT_CPU, workloads on CPU $WORK_CPU"
 wait_no_foreign_probes
-log "laying out the fio file and warming up"
-taskset -c "$WORK_CPU" fio --name=layout --filename="$WORK/fio.dat" --size=256m --rw=write --bs=1m \
-    --create_only=1 >/dev/null
+fio_layout
 for s in "${STREAMS[@]}"; do run_workload "$s" >/dev/null; done
 T0=$(date +%s)
 NOISY=()
@@ -320,25 +302,18 @@ for s in "${STREAMS[@]}"; do
         bpftool -j prog show > "$WORK/stats1.json"
         stop_consumer
         printf '%s\t%s\t%s\n' "$s" "$mode" "$ops" >> "$WORK/attr-ops"
-        jq -r -n --arg s "$s" --arg mode "$mode" --argjson ids "[$ids]" \
-            --slurpfile a "$WORK/stats0.json" --slurpfile b "$WORK/stats1.json" '
-            ($a[0] | map({key: (.id | tostring), value: .}) | from_entries) as $old |
-            $b[0][] | select(.id as $i | $ids | any(. == $i)) |
-            (.run_cnt // 0) as $c1 | ($old[.id | tostring].run_cnt // 0) as $c0 |
-            (.run_time_ns // 0) as $t1 | ($old[.id | tostring].run_time_ns // 0) as $t0 |
-            select($c1 - $c0 > 0) |
-            [$s, $mode, .name, ($c1 - $c0), (($t1 - $t0) / ($c1 - $c0) * 10 | round / 10)] | @tsv' >> "$ATTR"
+        program_runs "$ids" "$WORK/stats0.json" "$WORK/stats1.json" "$s" "$mode" >> "$ATTR"
     done
 done
 echo "$STATS_BEFORE" > /proc/sys/kernel/bpf_stats_enabled
 
 # ---- summary -------------------------------------------------------------------------------
 
-QUIET_WAITED=$(awk '{ s += $1 } END { print s + 0 }' "$WORK/quiet-waits" 2>/dev/null || echo 0)
+QUIET_WAITED=$(quiet_waited)
 ELAPSED=$(( $(date +%s) - T0 ))
 SUMMARY="$OUT_DIR/summary.md"
 {
-    echo "Streams run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r)"
+    echo "Streams run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(machine)"
     echo "Rounds: $ROUNDS (each stream with no consumer, Kerno, bpftrace), ${ELAPSED} s, of which $((WAITED_S + QUIET_WAITED)) s waiting for a quiet machine."
     echo "Per phase: $OPENS failing openat calls, $CALLS getppid calls, $ROUND_TRIPS pipe round trips, fio ${FIO_SECS} s (4 KiB O_DIRECT random writes on $BLK_DEV), $CONNS loopback TCP connections."
     echo "Stream programs loaded while no stream ran: $STREAM_PROGS of $STREAM_CHECKS checks."

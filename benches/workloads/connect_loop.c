@@ -8,24 +8,13 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
+#include "workload.h"
 
 int main(int argc, char **argv) {
-    long n = argc > 1 ? atol(argv[1]) : 20000L;
-    if (n <= 0) {
-        fprintf(stderr, "usage: %s CONNECTIONS\n", argv[0]);
-        return 2;
-    }
+    long n = count_arg(argc, argv, 20000L, "CONNECTIONS");
     int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;

@@ -7,24 +7,13 @@
  * is attached to its path. */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
+#include "workload.h"
 
 int main(int argc, char **argv) {
-    long n = argc > 1 ? atol(argv[1]) : 1000000L;
-    if (n <= 0) {
-        fprintf(stderr, "usage: %s CALLS\n", argv[0]);
-        return 2;
-    }
+    long n = count_arg(argc, argv, 1000000L, "CALLS");
     long failed = 0;
     double t0 = now_ns();
     for (long i = 0; i < n; i++)

@@ -4,24 +4,13 @@
  * exit path plus whatever is attached to raw_syscalls:sys_enter/sys_exit. The script runs
  * it pinned to one CPU (taskset) so the number is one CPU's cost. */
 #define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
+#include "workload.h"
 
 int main(int argc, char **argv) {
-    long n = argc > 1 ? atol(argv[1]) : 10000000L;
-    if (n <= 0) {
-        fprintf(stderr, "usage: %s CALLS\n", argv[0]);
-        return 2;
-    }
+    long n = count_arg(argc, argv, 10000000L, "CALLS");
     /* syscall() rather than getppid(): libc must not cache or short-cut the call. */
     long sink = 0;
     double t0 = now_ns();

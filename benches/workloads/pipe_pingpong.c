@@ -7,17 +7,10 @@
  * fire on this path, which is what "cost per context switch" means in docs/performance.md. */
 #define _GNU_SOURCE
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
+#include "workload.h"
 
 static void xfer(int rfd, int wfd, long n, int first_write) {
     char c = 'x';
@@ -29,11 +22,7 @@ static void xfer(int rfd, int wfd, long n, int first_write) {
 }
 
 int main(int argc, char **argv) {
-    long n = argc > 1 ? atol(argv[1]) : 500000L;
-    if (n <= 0) {
-        fprintf(stderr, "usage: %s ROUND_TRIPS\n", argv[0]);
-        return 2;
-    }
+    long n = count_arg(argc, argv, 500000L, "ROUND_TRIPS");
     int to_child[2], to_parent[2];
     if (pipe(to_child) || pipe(to_parent)) {
         perror("pipe");

@@ -4,165 +4,51 @@
 //! Needs root, promtool and prometheus (scripts/setup.sh installs them); scripts/test.sh
 //! runs this binary with --test-threads=1 (one kernel, one test at a time).
 
+mod support;
+
 use std::{
     collections::HashMap,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    io::Write,
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Output, Stdio},
+    process::{Child, Command, Output, Stdio},
     thread::sleep,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
+use support::{Agent, Get, Guard, Http, free_port, metric, temp_dir};
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kerno-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A response: status, headers (lower-case names), body.
-struct Http {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
+/// `GET path` on 127.0.0.1:`port`, with `accept` as the Accept header when given.
 fn http_get(port: u16, path: &str, accept: Option<&str>) -> std::io::Result<Http> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{accept}Connection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v == "chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok(Http {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+    let mut req = Get::new(port, path).read_timeout(Duration::from_secs(20));
+    if let Some(a) = accept {
+        req = req.header("Accept", a);
     }
-    out
+    req.send()
 }
 
-/// A running `kerno start`, killed (and its directory removed) when dropped, so a failing
-/// test leaves nothing behind.
-struct Agent {
-    child: Child,
-    port: u16,
-    socket: PathBuf,
-    dir: PathBuf,
+/// A running `kerno start` (see [`Agent::start`]), whose GETs wait up to 20 s.
+fn start_agent(name: &str, args: &[&str], env: &[(&str, &str)]) -> Agent {
+    let mut agent = Agent::start(name, args, env);
+    agent.read_timeout = Duration::from_secs(20);
+    agent
 }
 
 impl Agent {
-    fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let dir = temp_dir(name);
-        let port = free_port();
-        let socket = dir.join("agent.sock");
-        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kerno"));
-        c.args([
-            "start",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--socket",
-        ])
-        .arg(&socket)
-        .args(args)
-        .env_remove("KERNO_CONFIG")
-        .env_remove("KERNO_FAIL_PROBES")
-        .stdout(Stdio::null())
-        .stderr(log);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let child = c.spawn().expect("spawn kerno start");
-        Agent {
-            child,
-            port,
-            socket,
-            dir,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> Http {
-        http_get(self.port, path, None)
-            .unwrap_or_else(|e| panic!("GET {path}: {e}\nagent log:\n{}", self.log()))
-    }
-
     /// Poll /readyz until 200; the statuses seen, in order (deduplicated).
-    fn wait_ready(&mut self) -> (Vec<u16>, Value) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    fn wait_ready_seen(&mut self) -> (Vec<u16>, Value) {
         let mut seen: Vec<u16> = Vec::new();
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("agent exited with {st}:\n{}", self.log());
+        let ready = self.poll(Duration::from_secs(30), Duration::from_millis(50), |port| {
+            let r = http_get(port, "/readyz", None).ok()?;
+            if seen.last() != Some(&r.status) {
+                seen.push(r.status);
             }
-            if let Ok(r) = http_get(self.port, "/readyz", None) {
-                if seen.last() != Some(&r.status) {
-                    seen.push(r.status);
-                }
-                if r.status == 200 {
-                    return (seen, serde_json::from_str(&r.body).unwrap());
-                }
-            }
-            sleep(Duration::from_millis(50));
+            (r.status == 200).then(|| serde_json::from_str(&r.body).unwrap())
+        });
+        match ready {
+            Some(r) => (seen, r),
+            None => panic!("agent not ready after 30 s ({seen:?}):\n{}", self.log()),
         }
-        panic!("agent not ready after 30 s ({seen:?}):\n{}", self.log());
     }
 
     /// Wait until the agent's history reaches `secs`.
@@ -199,54 +85,6 @@ impl Agent {
         links.sort_unstable();
         links.dedup();
         (progs, links)
-    }
-
-    fn rss_kb(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// SIGTERM, then wait for the exit.
-    fn stop(&mut self) -> ExitStatus {
-        self.stop_with(libc::SIGTERM)
-    }
-
-    /// Send `signal`, then wait for the exit.
-    fn stop_with(&mut self, signal: libc::c_int) -> ExitStatus {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid() as i32, signal) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        panic!("agent did not stop within 20 s:\n{}", self.log());
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Kills a helper process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -294,11 +132,6 @@ fn series_of_type(text: &str, kind: &str) -> HashMap<String, f64> {
         }
     }
     out
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 const REQUIRED: &[&str] = &[
@@ -351,8 +184,8 @@ impl Drop for LimitedCgroup {
 #[test]
 fn root_agent_readiness_scrape_and_clean_stop() {
     let cgroup = LimitedCgroup::new();
-    let mut agent = Agent::start("agent-main", &[], &[]);
-    let (seen, ready) = agent.wait_ready();
+    let mut agent = start_agent("agent-main", &[], &[]);
+    let (seen, ready) = agent.wait_ready_seen();
     assert_eq!(
         seen.first(),
         Some(&503),
@@ -506,8 +339,8 @@ fn bpf_object_gone(kind: &str, id: u32) -> bool {
 
 #[test]
 fn root_agent_names_a_failed_probe_as_degraded() {
-    let mut agent = Agent::start("agent-degraded", &[], &[("KERNO_FAIL_PROBES", "tcp")]);
-    let (seen, ready) = agent.wait_ready();
+    let mut agent = start_agent("agent-degraded", &[], &[("KERNO_FAIL_PROBES", "tcp")]);
+    let (seen, ready) = agent.wait_ready_seen();
     assert_eq!(seen.first(), Some(&503));
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["status"], "degraded", "{ready:#}");
@@ -585,7 +418,7 @@ fn chdir_finding(r: &Value) -> bool {
 #[test]
 fn root_doctor_answers_from_a_running_agent_with_its_own_thresholds() {
     // The agent's thresholds never fire syscall-errors; the doctor's defaults do.
-    let mut agent = Agent::start(
+    let mut agent = start_agent(
         "agent-doctor",
         &[
             "-t",
@@ -712,7 +545,7 @@ fn prom_query(port: u16, q: &str) -> Option<f64> {
 
 #[test]
 fn root_prometheus_scrapes_the_agent_and_sees_a_workload() {
-    let mut agent = Agent::start("agent-prom", &[], &[]);
+    let mut agent = start_agent("agent-prom", &[], &[]);
     agent.wait_ready();
     let dir = temp_dir("prometheus");
     let prom_port = free_port();
@@ -793,7 +626,7 @@ fn root_prometheus_scrapes_the_agent_and_sees_a_workload() {
 #[test]
 fn root_agent_memory_stays_bounded_under_a_process_storm() {
     // A 20 s window, so the storm outlasts it twice and old samples must go.
-    let mut agent = Agent::start("agent-storm", &["--window", "20s"], &[]);
+    let mut agent = start_agent("agent-storm", &["--window", "20s"], &[]);
     agent.wait_ready();
     let storm = |_| {
         Guard(
@@ -855,7 +688,7 @@ fn root_agent_without_privileges_is_one_clear_line() {
 
 #[test]
 fn root_agent_logs_one_json_object_a_line_with_log_format_json() {
-    let mut agent = Agent::start(
+    let mut agent = start_agent(
         "json-logs",
         &["--domains", "syscalls,tcp", "--log-format", "json"],
         &[("KERNO_FAIL_PROBES", "tcp")],
@@ -889,7 +722,7 @@ fn root_agent_logs_one_json_object_a_line_with_log_format_json() {
     );
     find("probes detached");
     // --log-level error keeps the info lines out.
-    let mut quiet = Agent::start(
+    let mut quiet = start_agent(
         "json-logs-error",
         &["--domains", "syscalls", "--log-level", "error"],
         &[],

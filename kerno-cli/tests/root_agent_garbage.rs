@@ -5,85 +5,37 @@
 //! It starts with an unknown `KERNO_*` variable in its environment, which it warns about once.
 //! Needs root (the agent loads its probes); scripts/test.sh runs it with --test-threads=1.
 
+mod support;
+
 use std::{
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     os::unix::net::UnixStream,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
     thread::sleep,
     time::{Duration, Instant},
 };
 
 use kerno_fuzz::{Budget, Rng, mutate};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::Agent;
 
 /// The agent, killed and its directory removed when dropped (even on failure).
-struct Agent {
-    child: Child,
-    port: u16,
-    socket: PathBuf,
-    dir: PathBuf,
+fn start_agent() -> Agent {
+    Agent::start_with(
+        "garbage",
+        &["--domains", "syscalls,fds", "--window", "1m"],
+        |c| {
+            // A leftover variable in a DaemonSet's environment: a warning, not a dead agent.
+            c.env("KERNO_LEFTOVER_FROM_AN_OLD_CHART", "1");
+        },
+    )
 }
 
 impl Agent {
-    fn start() -> Agent {
-        let dir = std::env::temp_dir().join(format!("kerno-garbage-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let socket = dir.join("agent.sock");
-        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kerno"))
-            .args([
-                "start",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--socket",
-            ])
-            .arg(&socket)
-            .args(["--domains", "syscalls,fds", "--window", "1m"])
-            .env_remove("KERNO_CONFIG")
-            .env_remove("KERNO_FAIL_PROBES")
-            // A leftover variable in a DaemonSet's environment: a warning, not a dead agent.
-            .env("KERNO_LEFTOVER_FROM_AN_OLD_CHART", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn kerno start");
-        Agent {
-            child,
-            port,
-            socket,
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
-    }
-
     fn alive(&mut self) {
         if let Some(st) = self.child.try_wait().unwrap() {
             panic!("the agent died ({st}):\n{}", self.log());
         }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -125,7 +77,7 @@ fn get(path: &str) -> Vec<u8> {
 
 #[test]
 fn root_agent_survives_garbage_requests() {
-    let mut agent = Agent::start();
+    let mut agent = start_agent();
     let deadline = Instant::now() + Duration::from_secs(40);
     while tcp(agent.port, &get("/readyz"), Duration::from_secs(2)) != Some(200) {
         agent.alive();

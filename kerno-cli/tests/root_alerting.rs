@@ -14,133 +14,57 @@
 //! Needs root, perl and Debian's prometheus/promtool (scripts/setup.sh installs them);
 //! scripts/test.sh runs it with --test-threads=1 (one kernel, one test at a time).
 
+mod support;
+
 use std::{
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread::sleep,
     time::{Duration, Instant},
 };
 
 use kerno_chaos::{ChaosOptions, Intensity};
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("kerno-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{Agent, Get, Guard, TempDir, free_port};
 
 /// A GET on loopback: (status, body). Bodies here are never chunked: `Connection: close`
 /// with HTTP/1.0.
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
+    Get::new(port, path)
+        .http10()
+        .send()
+        .map(|r| (r.status, r.body))
 }
 
-/// Kills a process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A running `kerno start` with default settings on a loopback port; killed when dropped.
-struct Agent {
-    child: Guard,
-    port: u16,
-    dir: TempDir,
+/// A running `kerno start` with default settings on a loopback port (killed when dropped),
+/// once its history reaches `history_secs`.
+fn start_agent(name: &str, history_secs: f64) -> Agent {
+    let mut a = Agent::start_with(name, &[], |c| {
+        c.env_remove("KERNO_FINDINGS_WINDOW");
+    });
+    a.wait_history(history_secs);
+    a
 }
 
 impl Agent {
-    fn start(name: &str, history_secs: f64) -> Agent {
-        let dir = TempDir::new(name);
-        let port = free_port();
-        let log = std::fs::File::create(dir.0.join("agent.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kerno"))
-            .args([
-                "start",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--socket",
-            ])
-            .arg(dir.0.join("agent.sock"))
-            .env_remove("KERNO_CONFIG")
-            .env_remove("KERNO_FAIL_PROBES")
-            .env_remove("KERNO_FINDINGS_WINDOW")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn kerno start");
-        let mut a = Agent {
-            child: Guard(child),
-            port,
-            dir,
-        };
-        a.wait_ready(history_secs);
-        a
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("agent.log")).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self, history_secs: f64) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.0.try_wait().unwrap() {
-                panic!("agent exited with {st}:\n{}", self.log());
-            }
-            if let Ok((200, body)) = http_get(self.port, "/readyz") {
+    fn wait_history(&mut self, history_secs: f64) {
+        self.poll(
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            |port| {
+                let Ok((200, body)) = http_get(port, "/readyz") else {
+                    return None;
+                };
                 let r: Value = serde_json::from_str(&body).unwrap();
-                if r["history_secs"].as_f64().unwrap_or(0.0) >= history_secs {
-                    return;
-                }
-            }
-            sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "agent not ready with {history_secs} s of history:\n{}",
-            self.log()
-        );
+                (r["history_secs"].as_f64().unwrap_or(0.0) >= history_secs).then_some(())
+            },
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "agent not ready with {history_secs} s of history:\n{}",
+                self.log()
+            )
+        });
     }
 
     /// The findings of `rule` at warning or critical, from a scrape.
@@ -205,7 +129,7 @@ fn perl_fd_leak() -> Guard {
 #[test]
 fn root_time_to_detection_at_default_thresholds() {
     // The short windows full, so the times are not those of a young agent.
-    let agent = Agent::start("ttd", 10.0);
+    let agent = start_agent("ttd", 10.0);
     let mut times: Vec<(String, Duration)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     let mut record = |what: &str, rule: &str, t: Option<Duration>| {
@@ -440,7 +364,7 @@ fn perl_errors() -> Guard {
 #[test]
 fn root_grafana_panels_and_alert_rules_against_a_real_prometheus() {
     let started = Instant::now();
-    let mut agent = Agent::start("grafana", 2.0);
+    let mut agent = start_agent("grafana", 2.0);
     let dir = TempDir::new("grafana-prometheus");
     let prom_port = free_port();
     let rules = repo().join("deploy/prometheus/kerno-rules.yaml");
@@ -588,12 +512,8 @@ fn root_grafana_panels_and_alert_rules_against_a_real_prometheus() {
             .any(|a| a["labels"]["node"] == node.as_str()),
         "no KernoCriticalFinding for {node}: {body}"
     );
-    assert!(
-        agent.child.0.try_wait().unwrap().is_none(),
-        "{}",
-        agent.log()
-    );
-    agent.child.0.kill().ok();
+    assert!(agent.child.try_wait().unwrap().is_none(), "{}", agent.log());
+    agent.child.kill().ok();
     eprintln!(
         "{} panels, {} expressions checked; {:.1} s in all",
         PANELS.len(),

@@ -6,16 +6,17 @@
 //! answering leaves a partial report in time. Needs root, `ip` and `nsenter`;
 //! scripts/test.sh runs it with --test-threads=1.
 
+mod support;
+
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     path::PathBuf,
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Output},
     thread::sleep,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
+use support::{Get, KERNO, poll_running, read_log, start_args, temp_dir};
 
 const TOKEN: &str = "kerno-cluster-test-token-0123456789";
 
@@ -47,9 +48,7 @@ struct Netns {
 impl Netns {
     fn new(n: usize, hostname: &str) -> Netns {
         let id = std::process::id() % 10_000;
-        let dir = std::env::temp_dir().join(format!("kerno-cluster-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("cluster");
         let mut me = Netns {
             names: Vec::new(),
             hosts_marker: format!("# kerno-cluster-test {}", std::process::id()),
@@ -128,11 +127,10 @@ impl Agent {
     fn start(net: &Netns, i: usize, node: &str, domains: &str, token_file: &str) -> Agent {
         let log = net.dir.join(format!("{node}.log"));
         let socket = net.dir.join(format!("{node}.sock"));
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", net.names[i]))
-            .arg(env!("CARGO_BIN_EXE_kerno"))
-            .args(["start", "--listen", "0.0.0.0:9090", "--socket"])
-            .arg(&socket)
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", net.names[i]))
+            .arg(KERNO);
+        let child = start_args(&mut c, "0.0.0.0:9090", &socket)
             .args([
                 "--node-name",
                 node,
@@ -142,11 +140,8 @@ impl Agent {
                 "--doctor-token-file",
                 token_file,
             ])
-            .env_remove("KERNO_CONFIG")
-            .env_remove("KERNO_FAIL_PROBES")
             .env_remove("NODE_NAME")
             .env_remove("KERNO_NODE_NAME")
-            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn nsenter kerno start");
@@ -158,25 +153,30 @@ impl Agent {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        read_log(&self.log)
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("agent {} exited with {st}:\n{}", self.address, self.log());
-            }
-            if get(&self.address, "/readyz", None).is_ok_and(|(s, _)| s == 200) {
-                return;
-            }
-            sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "agent {} not ready after 60 s:\n{}",
-            self.address,
-            self.log()
+        let address = &self.address;
+        let ready = poll_running(
+            &mut self.child,
+            &format!("agent {address}"),
+            || read_log(&self.log),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || {
+                get(address, "/readyz", None)
+                    .is_ok_and(|(s, _)| s == 200)
+                    .then_some(())
+            },
         );
+        if ready.is_none() {
+            panic!(
+                "agent {} not ready after 60 s:\n{}",
+                self.address,
+                self.log()
+            );
+        }
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -195,28 +195,14 @@ impl Drop for Agent {
 
 /// `GET path` on `addr`:9090, with `token` as bearer when given: status and body.
 fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(
-        &format!("{addr}:9090").parse().unwrap(),
-        Duration::from_secs(2),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
+    let mut req = Get::new(9090, path)
+        .host(addr)
+        .connect_timeout(Duration::from_secs(2))
+        .read_timeout(Duration::from_secs(20));
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    req.send().map(|r| (r.status, r.body))
 }
 
 fn cluster(args: &[&str]) -> (Output, Duration) {

@@ -8,10 +8,11 @@
 //! (scripts/setup.sh); scripts/test.sh runs it with --test-threads=1 (one kernel). Figures in
 //! docs/reliability.md, "Faults and health".
 
+mod support;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::{Read, Write},
-    net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream},
+    net::{Ipv4Addr, Ipv6Addr, TcpStream},
     os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
@@ -21,6 +22,10 @@ use std::{
 };
 
 use serde_json::Value;
+use support::{
+    Get, Guard, Http, KERNO, TempDir, free_port, kill_if_running, poll_running, read_log,
+    signal_and_wait, start_args,
+};
 
 const DOMAINS: [&str; 10] = [
     "syscalls",
@@ -38,77 +43,16 @@ const DOMAINS: [&str; 10] = [
 /// The probe domains (`/readyz`'s `domains`).
 const PROBE_DOMAINS: [&str; 5] = ["syscalls", "sched", "disk", "tcp", "oom"];
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A fresh directory `kerno-faults-{name}-{pid}`, removed when dropped.
+fn faults_dir(name: &str) -> TempDir {
+    TempDir::new(&format!("faults-{name}"))
 }
 
-/// A fresh directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("kerno-faults-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Http {
-    status: u16,
-    body: String,
-}
-
-fn http_get(addr: (&str, u16), path: &str) -> std::io::Result<Http> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        addr.0
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok(Http { status, body })
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+/// `GET path` on 127.0.0.1:`port`, waiting up to 20 s for the answer.
+fn http_get(port: u16, path: &str) -> std::io::Result<Http> {
+    Get::new(port, path)
+        .read_timeout(Duration::from_secs(20))
+        .send()
 }
 
 /// A running `kerno start` (started through `sh -c 'umask ...; exec kerno ...'`, so the
@@ -127,19 +71,9 @@ impl Agent {
             STARTED.fetch_add(1, Ordering::SeqCst)
         ));
         let mut c = Command::new("sh");
-        c.args(["-c", "umask 000; exec \"$@\"", "sh"])
-            .arg(env!("CARGO_BIN_EXE_kerno"))
-            .args([
-                "start",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--socket",
-            ])
-            .arg(socket)
-            .env_remove("KERNO_CONFIG")
-            .env_remove("KERNO_FAIL_PROBES")
+        c.args(["-c", "umask 000; exec \"$@\"", "sh"]).arg(KERNO);
+        start_args(&mut c, &format!("127.0.0.1:{port}"), socket)
             .env_remove("KERNO_FAIL_SAMPLER")
-            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {
             c.env(k, v);
@@ -156,62 +90,41 @@ impl Agent {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        read_log(&self.log)
     }
 
     fn get(&self, path: &str) -> Http {
-        http_get(("127.0.0.1", self.port), path)
+        http_get(self.port, path)
             .unwrap_or_else(|e| panic!("GET {path}: {e}\nagent log:\n{}", self.log()))
     }
 
     /// Poll /readyz every 20 ms until 200; its body, and /metrics fetched right after it.
     fn wait_ready(&mut self) -> (Value, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("agent exited with {st}:\n{}", self.log());
-            }
-            if let Ok(r) = http_get(("127.0.0.1", self.port), "/readyz")
-                && r.status == 200
-            {
-                let metrics = self.get("/metrics").body;
-                return (serde_json::from_str(&r.body).unwrap(), metrics);
-            }
-            sleep(Duration::from_millis(20));
-        }
-        panic!("agent not ready after 30 s:\n{}", self.log());
+        let port = self.port;
+        let ready = poll_running(
+            &mut self.child,
+            "agent",
+            || read_log(&self.log),
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || http_get(port, "/readyz").ok().filter(|r| r.status == 200),
+        );
+        let Some(r) = ready else {
+            panic!("agent not ready after 30 s:\n{}", self.log());
+        };
+        let metrics = self.get("/metrics").body;
+        (serde_json::from_str(&r.body).unwrap(), metrics)
     }
 
     fn signal(&mut self, signal: libc::c_int) -> ExitStatus {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid() as i32, signal) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        panic!("agent did not stop within 20 s:\n{}", self.log());
+        signal_and_wait(&mut self.child, signal, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("agent did not stop within 20 s:\n{}", self.log()))
     }
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Kills a helper process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        kill_if_running(&mut self.child);
     }
 }
 
@@ -277,7 +190,7 @@ fn expected_down(domain: &str) -> BTreeSet<String> {
 
 #[test]
 fn root_faults_each_domain_failing_degrades_only_that_domain() {
-    let dir = TempDir::new("domains");
+    let dir = faults_dir("domains");
     // Conntrack is observed once the module is loaded (as on any node running a firewall or
     // kube-proxy); then every domain is observed when nothing fails.
     let _ = Command::new("modprobe").arg("nf_conntrack").status();
@@ -475,7 +388,7 @@ fn listeners(port: u16) -> Vec<String> {
 
 #[test]
 fn root_faults_sigkill_leaves_no_bpf_object_and_the_next_agent_starts_on_the_same_socket() {
-    let dir = TempDir::new("sigkill");
+    let dir = faults_dir("sigkill");
     // A directory the agent creates, under a umask of 000.
     let socket = dir.0.join("run").join("kerno").join("agent.sock");
     let port = free_port();
@@ -590,7 +503,7 @@ const FAMILIES: &[(&str, &str)] = &[
 
 #[test]
 fn root_faults_readyz_waits_for_metrics_and_healthz_fails_when_sampling_stalls() {
-    let dir = TempDir::new("health");
+    let dir = faults_dir("health");
     // Block I/O all along, so the disk has series in the first interval.
     let io = PathBuf::from(format!("/var/tmp/kerno-faults-io-{}", std::process::id()));
     let _io = Guard(
@@ -746,7 +659,7 @@ fn traced_kerno(netns_pid: u32, log: &Path, args: &[&str], env: &[(&str, &str)])
 
 #[test]
 fn root_faults_no_outbound_connection_without_ai_otlp_or_cluster() {
-    let dir = TempDir::new("netns");
+    let dir = faults_dir("netns");
     let socket = dir.0.join("agent.sock");
     let agent_log = dir.0.join("agent.strace");
     let port = free_port();

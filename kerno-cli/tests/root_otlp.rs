@@ -8,136 +8,18 @@
 
 #[path = "../agent/tests/support/otlp_receiver.rs"]
 mod receiver;
+mod support;
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Command,
     thread::sleep,
     time::{Duration, Instant},
 };
 
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use receiver::*;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET over a plain socket: (status, body). Connection: close, so the body ends at EOF.
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, r)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || r.len() < n {
-                break;
-            }
-            out.push_str(&r[..n]);
-            rest = r[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    Ok((status, body))
-}
-
-/// A running `kerno start`, killed (and its directory removed) when dropped.
-struct Agent {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Agent {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let dir = std::env::temp_dir().join(format!("kerno-otlp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kerno"));
-        c.args([
-            "start",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--socket",
-        ])
-        .arg(dir.join("agent.sock"))
-        .args(args)
-        .env_remove("KERNO_CONFIG")
-        .env_remove("KERNO_FAIL_PROBES")
-        .stdout(Stdio::null())
-        .stderr(log);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        Agent {
-            child: c.spawn().expect("spawn kerno start"),
-            port,
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.port, path)
-            .unwrap_or_else(|e| panic!("GET {path}: {e}\nagent log:\n{}", self.log()))
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("agent exited with {st}:\n{}", self.log());
-            }
-            if http_get(self.port, "/readyz").is_ok_and(|(s, _)| s == 200) {
-                return;
-            }
-            sleep(Duration::from_millis(50));
-        }
-        panic!("agent not ready after 30 s:\n{}", self.log());
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::Agent;
 
 /// Series that change between two updates of the totals (every 5 s) without a new
 /// reading: per-tick collector counts, the history's length, and the exporter's own
@@ -185,6 +67,7 @@ fn root_otlp_pushes_what_metrics_serves_findings_as_logs_and_survives_a_bad_rece
     let endpoint = rx.endpoint();
     // A 10 s window: the findings window is then 10 s, so the incident stops firing soon.
     let mut agent = Agent::start(
+        "otlp",
         &[
             "--window",
             "10s",
@@ -213,7 +96,9 @@ fn root_otlp_pushes_what_metrics_serves_findings_as_logs_and_survives_a_bad_rece
             "no push within 5 s:\n{}",
             agent.log()
         );
-        let (status, text) = agent.get("/metrics");
+        let support::Http {
+            status, body: text, ..
+        } = agent.get("/metrics");
         assert_eq!(status, 200);
         let push = rx.metrics().last().unwrap().clone();
         let (o, p) = (
@@ -337,7 +222,7 @@ fn root_otlp_pushes_what_metrics_serves_findings_as_logs_and_survives_a_bad_rece
             .map(|(_, v)| v)
             .sum::<f64>()
     };
-    let (_, before) = agent.get("/metrics");
+    let before = agent.get("/metrics").body;
     let (f0, s0) = (failures(&before), samples(&before));
     assert_eq!(f0, 0.0, "no failures while the receiver was fine");
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -345,7 +230,9 @@ fn root_otlp_pushes_what_metrics_serves_findings_as_logs_and_survives_a_bad_rece
     let mut now_text = before.clone();
     while Instant::now() < deadline && failures(&now_text) < f0 + 2.0 {
         let t = Instant::now();
-        let (status, text) = agent.get("/metrics");
+        let support::Http {
+            status, body: text, ..
+        } = agent.get("/metrics");
         slowest = slowest.max(t.elapsed());
         assert_eq!(status, 200);
         now_text = text;
@@ -370,13 +257,15 @@ fn root_otlp_pushes_what_metrics_serves_findings_as_logs_and_survives_a_bad_rece
     let f1 = failures(&now_text);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && failures(&now_text) < f1 + 2.0 {
-        let (status, text) = agent.get("/metrics");
+        let support::Http {
+            status, body: text, ..
+        } = agent.get("/metrics");
         assert_eq!(status, 200);
         now_text = text;
         sleep(Duration::from_millis(250));
     }
     assert!(failures(&now_text) >= f1 + 2.0, "{}", agent.log());
-    assert_eq!(agent.get("/readyz").0, 200);
+    assert_eq!(agent.get("/readyz").status, 200);
     // One warning for the whole failing streak (rate-limited), not one per push.
     let warned = agent.log().matches("OTLP export of metrics failed").count();
     assert_eq!(warned, 1, "{}", agent.log());

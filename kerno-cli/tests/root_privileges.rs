@@ -9,18 +9,18 @@
 //! they need. Needs root and setpriv (util-linux); scripts/test.sh runs this binary with
 //! --test-threads=1 (one kernel, one test at a time).
 
+mod support;
+
 use std::{
     ffi::CString,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
     os::unix::fs::chown,
-    path::PathBuf,
     process::{Command, Output, Stdio},
     thread::sleep,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::Value;
+use support::{Guard, TempDir, free_port, http_get, poll_running, read_log, signal_and_wait};
 
 /// The four capabilities, as setpriv names them.
 const FOUR: &str = "-all,+bpf,+perfmon,+dac_read_search,+sys_ptrace";
@@ -159,59 +159,11 @@ fn leak_of(r: &Value, pid: i32) -> Option<Value> {
         .cloned()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|b| b.1).unwrap_or("");
-    Ok((status, body.to_string()))
-}
-
 /// A temporary directory `uid` owns, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str, uid: u32) -> Dir {
-        let d = std::env::temp_dir().join(format!("kerno-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        chown(&d, Some(uid), Some(uid)).unwrap();
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running agent, killed on drop.
-struct Agent(std::process::Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn owned_dir(name: &str, uid: u32) -> TempDir {
+    let d = TempDir::new(name);
+    chown(&d.0, Some(uid), Some(uid)).unwrap();
+    d
 }
 
 fn cap_eff(pid: u32) -> u64 {
@@ -250,7 +202,7 @@ fn check_doctor(id: &Identity) {
 }
 
 fn check_agent(id: &Identity) {
-    let dir = Dir::new("privileges-agent", id.uid);
+    let dir = owned_dir("privileges-agent", id.uid);
     let port = free_port();
     let socket = dir.0.join("agent.sock");
     let listen = format!("127.0.0.1:{port}");
@@ -269,24 +221,21 @@ fn check_agent(id: &Identity) {
     .stderr(log)
     .spawn()
     .expect("setpriv (util-linux)");
-    let mut agent = Agent(child);
-    let log = || std::fs::read_to_string(dir.0.join("agent.log")).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ready = loop {
-        if let Some(st) = agent.0.try_wait().unwrap() {
-            panic!("{}: the agent exited with {st}:\n{}", id.name, log());
-        }
-        if let Ok((200, body)) = http_get(port, "/readyz") {
-            break serde_json::from_str::<Value>(&body).unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: not ready:\n{}",
-            id.name,
-            log()
-        );
-        sleep(Duration::from_millis(100));
-    };
+    let mut agent = Guard(child);
+    let log = || read_log(&dir.0.join("agent.log"));
+    let ready = poll_running(
+        &mut agent.0,
+        &format!("{}: the agent", id.name),
+        log,
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let r = http_get(port, "/readyz").ok().filter(|r| r.status == 200)?;
+            Some(serde_json::from_str::<Value>(&r.body).unwrap())
+        },
+    );
+    assert!(ready.is_some(), "{}: not ready:\n{}", id.name, log());
+    let ready = ready.unwrap();
     let domains = ready["domains"].as_array().unwrap();
     assert!(domains.len() >= 5, "{}: {ready:#}", id.name);
     for d in domains {
@@ -302,19 +251,16 @@ fn check_agent(id: &Identity) {
         );
     }
     // A window with data for every domain family reaches /metrics.
-    let (status, metrics) = http_get(port, "/metrics").unwrap();
-    assert_eq!(status, 200);
-    assert!(metrics.contains("kerno_bpf_programs_loaded"), "{}", id.name);
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let st = loop {
-        if let Some(st) = agent.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "{}: did not stop", id.name);
-        sleep(Duration::from_millis(50));
-    };
+    let metrics = http_get(port, "/metrics").unwrap();
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains("kerno_bpf_programs_loaded"),
+        "{}",
+        id.name
+    );
+    let st = signal_and_wait(&mut agent.0, libc::SIGTERM, Duration::from_secs(20));
+    assert!(st.is_some(), "{}: did not stop", id.name);
+    let st = st.unwrap();
     assert!(st.success(), "{}: {st}\n{}", id.name, log());
     assert!(!socket.exists(), "{}: socket removed", id.name);
 }

@@ -12,12 +12,11 @@
 //! `STORM_PROCS` (default 40,000). `benches/storm.sh` runs the 10-minute version.
 //! Needs root and bpftool; scripts/test.sh runs it with --test-threads=1.
 
+mod support;
+
 use std::{
     collections::HashSet,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -27,130 +26,14 @@ use std::{
 };
 
 use serde_json::Value;
+use support::{Agent, Http, http_get};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The status and body of `GET path`.
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    // Chunked bodies: the metrics are line-based, so chunk-size lines are harmless here
-    // except where they split a line; join the chunks.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, r)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || r.len() < n {
-                break;
-            }
-            out.push_str(&r[..n]);
-            rest = r[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    Ok((status, body))
-}
-
-/// `kerno start`, killed and its directory removed when dropped.
-struct Agent {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Agent {
-    fn start(window: &str) -> Agent {
-        let dir = std::env::temp_dir().join(format!("kerno-storm-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kerno"))
-            .args(["start", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--socket")
-            .arg(dir.join("agent.sock"))
-            .args(["--window", window])
-            .env_remove("KERNO_CONFIG")
-            .env_remove("KERNO_FAIL_PROBES")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn kerno start");
-        Agent { child, port, dir }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("agent exited with {st}:\n{}", self.log());
-            }
-            if matches!(http_get(self.port, "/readyz"), Ok((200, _))) {
-                return;
-            }
-            sleep(Duration::from_millis(50));
-        }
-        panic!("agent not ready after 30 s:\n{}", self.log());
-    }
-
-    fn rss_kb(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: kill(2) on our own child's pid: SIGTERM detaches the probes.
-            unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
-                sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// `kerno start` with a `window`; on drop, SIGTERM first (the probes detached) and up to
+/// 10 s for the exit before the kill.
+fn start_agent(window: &str) -> Agent {
+    let mut agent = Agent::start("storm", &["--window", window], &[]);
+    agent.term_on_drop = Some(Duration::from_secs(10));
+    agent
 }
 
 /// Raises `kernel.pid_max` for the test and restores it when dropped: with the default
@@ -194,9 +77,7 @@ fn env_u64(key: &str, default: u64) -> u64 {
 
 /// One series of `/metrics` text.
 fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no series {series}"))
+    support::metric(text, series).unwrap_or_else(|| panic!("no series {series}"))
 }
 
 fn lost(text: &str, collector: &str, reason: &str) -> u64 {
@@ -332,7 +213,7 @@ fn root_storm_agent_stays_ready_bounded_and_counts_what_it_loses() {
     // the second half must not grow the agent.
     let window = "10s".to_string();
     let _pid_max = PidMax::raise(4_194_304);
-    let mut agent = Agent::start(&window);
+    let mut agent = start_agent(&window);
     agent.wait_ready();
     let port = agent.port;
 
@@ -392,8 +273,10 @@ fn root_storm_agent_stays_ready_bounded_and_counts_what_it_loses() {
             while !stop.load(Ordering::Relaxed) {
                 for path in ["/healthz", "/readyz"] {
                     match http_get(port, path) {
-                        Ok((200, _)) => {}
-                        Ok((s, b)) => bad.lock().unwrap().push(format!("{path}: {s} {b}")),
+                        Ok(Http { status: 200, .. }) => {}
+                        Ok(Http { status, body, .. }) => {
+                            bad.lock().unwrap().push(format!("{path}: {status} {body}"))
+                        }
                         Err(e) => bad.lock().unwrap().push(format!("{path}: {e}")),
                     }
                 }
@@ -462,7 +345,9 @@ fn root_storm_agent_stays_ready_bounded_and_counts_what_it_loses() {
         );
         let live_fds = key_tgids(fd_id, &[]);
         let counters = lost_counters(lost_id);
-        let (status, m) = http_get(port, "/metrics").unwrap();
+        let Http {
+            status, body: m, ..
+        } = http_get(port, "/metrics").unwrap();
         assert_eq!(status, 200);
         // A row an insert refused was never made (it is counted as map_full instead).
         let (full_sys, full_fds) = (

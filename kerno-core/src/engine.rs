@@ -192,25 +192,7 @@ impl Engine {
         if let Some(r) = probes.take_lost() {
             engine.add_collector(Box::new(LostCollector::new(r)));
         }
-        if wanted(Domain::Memory) {
-            engine.add_collector(Box::new(MemoryCollector::new()));
-        }
-        if wanted(Domain::Filesystem) {
-            engine.add_collector(Box::new(FilesystemCollector::new()));
-        }
-        if wanted(Domain::Pids) {
-            engine.add_collector(Box::new(PidsCollector::new()));
-        }
-        if wanted(Domain::Conntrack) {
-            engine.add_collector(Box::new(ConntrackCollector::new()));
-        }
-        // PSI, CPU quotas and listen queues speak of CPU, memory, disk and TCP alike.
-        if [Domain::Sched, Domain::Memory, Domain::Disk, Domain::Tcp]
-            .into_iter()
-            .any(wanted)
-        {
-            engine.add_collector(Box::new(SaturationCollector::new()));
-        }
+        engine.add_procfs_collectors(wanted);
         for c in &mut engine.collectors {
             let failing = opts
                 .fail_on_purpose
@@ -248,25 +230,32 @@ impl Engine {
         if wanted(Domain::Fds) {
             engine.add_collector(Box::new(FdCountCollector::new()));
         }
+        engine.add_procfs_collectors(wanted);
+        engine
+    }
+
+    /// The collectors that read procfs, cgroupfs and PSI (no probe), of the `wanted`
+    /// domains: memory, filesystems, pids, conntrack, and saturation.
+    fn add_procfs_collectors(&mut self, wanted: impl Fn(Domain) -> bool) {
         if wanted(Domain::Memory) {
-            engine.add_collector(Box::new(MemoryCollector::new()));
+            self.add_collector(Box::new(MemoryCollector::new()));
         }
         if wanted(Domain::Filesystem) {
-            engine.add_collector(Box::new(FilesystemCollector::new()));
+            self.add_collector(Box::new(FilesystemCollector::new()));
         }
         if wanted(Domain::Pids) {
-            engine.add_collector(Box::new(PidsCollector::new()));
+            self.add_collector(Box::new(PidsCollector::new()));
         }
         if wanted(Domain::Conntrack) {
-            engine.add_collector(Box::new(ConntrackCollector::new()));
+            self.add_collector(Box::new(ConntrackCollector::new()));
         }
+        // PSI, CPU quotas and listen queues speak of CPU, memory, disk and TCP alike.
         if [Domain::Sched, Domain::Memory, Domain::Disk, Domain::Tcp]
             .into_iter()
-            .any(wanted)
+            .any(&wanted)
         {
-            engine.add_collector(Box::new(SaturationCollector::new()));
+            self.add_collector(Box::new(SaturationCollector::new()));
         }
-        engine
     }
 
     /// Add a collector.
@@ -516,13 +505,19 @@ pub fn check_privileges() -> Result<(), CoreError> {
 pub fn evaluate(signals: &Signals, rules: &[Box<dyn Rule>], thresholds: &Thresholds) -> Report {
     let mut findings: Vec<Finding> = rules
         .iter()
-        .flat_map(|r| r.evaluate(signals, thresholds))
+        .flat_map(|r| findings_of(r.as_ref(), signals, thresholds))
         .collect();
-    for f in &mut findings {
-        f.subject.complete(signals);
-    }
     rank(&mut findings);
     Report::new(signals.clone(), findings)
+}
+
+/// `rule`'s findings over `signals`, each subject completed from them.
+fn findings_of(rule: &dyn Rule, signals: &Signals, thresholds: &Thresholds) -> Vec<Finding> {
+    let mut found = rule.evaluate(signals, thresholds);
+    for f in &mut found {
+        f.subject.complete(signals);
+    }
+    found
 }
 
 /// The windows the agent evaluates `rule` over, shortest first: its
@@ -570,13 +565,10 @@ pub fn evaluate_windows(
             let Some(signals) = signals else {
                 continue;
             };
-            let mut found = r.evaluate(signals, thresholds);
+            let found = findings_of(r.as_ref(), signals, thresholds);
             let Some(worst) = found.iter().map(|f| f.severity).max() else {
                 continue;
             };
-            for f in &mut found {
-                f.subject.complete(signals);
-            }
             if best.as_ref().is_none_or(|(b, _)| worst > *b) {
                 best = Some((worst, found));
             }
