@@ -48,6 +48,19 @@ pub(crate) struct KernelBtf {
     composites: Vec<Composite>,
 }
 
+/// Bytes of kind-specific data after a type record's 12-byte header; `None` for a kind this
+/// parser does not know (so it cannot step over it).
+fn extra_len(kind: u32, vlen: usize) -> Option<usize> {
+    Some(match kind {
+        KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+        KIND_ARRAY => 12,
+        KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+        KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+        k if k == 0 || k > KIND_MAX => return None,
+        _ => 0,
+    })
+}
+
 fn bad(what: &str) -> ProbeError {
     ProbeError::BtfLayout(what.to_string())
 }
@@ -105,16 +118,8 @@ impl KernelBtf {
             let vlen = (info & 0xffff) as usize;
             let kind = (info >> 24) & 0x1f;
             let kind_flag = info >> 31 == 1;
-            let extra = match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_ARRAY => 12,
-                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
-                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
-                k if k > KIND_MAX || k == 0 => {
-                    return Err(bad(&format!("unknown type kind {k}")));
-                }
-                _ => 0,
-            };
+            let extra =
+                extra_len(kind, vlen).ok_or_else(|| bad(&format!("unknown type kind {kind}")))?;
             if kind == KIND_STRUCT || kind == KIND_UNION {
                 composites.push(Composite {
                     name_off,
@@ -176,12 +181,12 @@ impl KernelBtf {
             if name_off != 0 && self.name(name_off) == member {
                 return Some(bits);
             }
-            if name_off == 0 && depth < 4 {
-                if let Some(inner) = self.composite_by_id(ty) {
-                    if let Some(b) = self.find_member(&inner, member, depth + 1) {
-                        return Some(bits + b);
-                    }
-                }
+            if name_off == 0
+                && depth < 4
+                && let Some(inner) = self.composite_by_id(ty)
+                && let Some(b) = self.find_member(&inner, member, depth + 1)
+            {
+                return Some(bits + b);
             }
         }
         None
