@@ -47,7 +47,7 @@ impl fmt::Display for Verdict {
 /// One line of the preflight.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
-    /// What is checked: `kernel`, `btf`, `tracefs`, `tracepoint sched:sched_switch`,
+    /// What is checked: `kernel`, `btf`, `tracefs`, `tracepoint tp_btf/sched_switch`,
     /// `capabilities`, `bpf syscall`, `lockdown`, `cgroup`, `host mounts`, `agent port`,
     /// `memlock`.
     pub name: String,
@@ -1191,7 +1191,7 @@ mod tests {
         let f = Facts::gather(&PreflightOptions::default());
         let want: usize = ProbeDomain::ALL.iter().map(|d| d.tracepoints().len()).sum();
         assert_eq!(f.tracepoints.len(), want);
-        assert!(f.tracepoints.iter().any(|(t, _)| t == "sched:sched_switch"));
+        assert!(f.tracepoints.iter().any(|(t, _)| t == "tp_btf/sched_switch"));
         assert!(f.tracepoints.iter().any(|(t, _)| t == "tp_btf/sys_enter"));
         assert!(parse_release(&f.release).is_some(), "{}", f.release);
     }

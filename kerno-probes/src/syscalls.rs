@@ -108,6 +108,14 @@ pub fn number(name: &str) -> Option<u32> {
 
 /// The class flags ([`kerno_probes_common::class`]) of a syscall number.
 pub fn class_of(nr: u32) -> u8 {
+    match classes().get(nr as usize) {
+        Some(c) => *c,
+        None => compute_class(nr),
+    }
+}
+
+/// The class flags of `nr` from its name (string comparisons: use [`class_of`]).
+fn compute_class(nr: u32) -> u8 {
     let Some(n) = X86_64
         .get(nr as usize)
         .filter(|_| cfg!(target_arch = "x86_64"))
@@ -130,13 +138,22 @@ pub fn class_of(nr: u32) -> u8 {
     c
 }
 
+/// [`class_of`] for every syscall number, computed once (the agent asks for classes of
+/// every row it reads, every second; the names compare as strings).
+fn classes() -> &'static [u8; MAX_SYSCALLS] {
+    static TABLE: std::sync::OnceLock<[u8; MAX_SYSCALLS]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0u8; MAX_SYSCALLS];
+        for (nr, slot) in t.iter_mut().enumerate() {
+            *slot = compute_class(nr as u32);
+        }
+        t
+    })
+}
+
 /// The class table handed to the programs.
 pub fn class_table() -> [u8; MAX_SYSCALLS] {
-    let mut t = [0u8; MAX_SYSCALLS];
-    for (nr, slot) in t.iter_mut().enumerate() {
-        *slot = class_of(nr as u32);
-    }
-    t
+    *classes()
 }
 
 /// The symbolic name of an errno value (`E<n>` when unknown).

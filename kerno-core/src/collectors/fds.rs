@@ -1,10 +1,10 @@
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use kerno_probes::{SyscallReader, common::FdVal};
 
 use super::{
     Evictions,
-    layered::{Layered, LayeredBuilder},
+    layered::{FastMap, Layered, LayeredBuilder},
 };
 use crate::{Collector, CollectorError, FdProcess, FdSignals, Sample, Series, Signals, procfs};
 
@@ -40,7 +40,7 @@ impl Collector for FdCollector {
 
     fn sample(&mut self) -> Result<Sample, CollectorError> {
         let inserted = self.reader.fd_activity_inserted()?;
-        let fresh: HashMap<u32, FdVal> = self.reader.fd_activity()?.into_iter().collect();
+        let fresh: FastMap<u32, FdVal> = self.reader.fd_activity()?.into_iter().collect();
         let evicted = self.evictions.update(inserted, fresh.len());
         Ok(Sample::now(FdSample(self.fds.next(fresh), evicted)))
     }

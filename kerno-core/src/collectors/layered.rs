@@ -16,6 +16,11 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+/// The hash map of readings: keyed by pids, cgroup ids, syscall numbers and buckets, rebuilt
+/// and compared every second, so hashed with foldhash rather than SipHash (a third of the
+/// agent's CPU in a process storm went to SipHash).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A full copy every this many readings.
 pub(crate) const KEYFRAME_EVERY: u32 = 100;
 
@@ -42,7 +47,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Layer<K, V> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn apply(&self, map: &mut HashMap<K, V>) {
+    fn apply(&self, map: &mut FastMap<K, V>) {
         let e = self.entries();
         for k in e.removed.iter() {
             map.remove(k);
@@ -60,14 +65,14 @@ pub(crate) struct Layered<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
     /// The whole reading.
-    pub(crate) fn materialize(&self) -> HashMap<K, V> {
+    pub(crate) fn materialize(&self) -> FastMap<K, V> {
         let mut chain = Vec::new();
         let mut layer = Some(&self.top);
         while let Some(l) = layer {
             chain.push(l);
             layer = l.parent.as_ref();
         }
-        let mut out = HashMap::new();
+        let mut out = FastMap::default();
         for l in chain.into_iter().rev() {
             l.apply(&mut out);
         }
@@ -77,8 +82,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
     /// Call `f` with each reading of `series` (oldest first, as samples come) in full.
     /// Cheap when consecutive readings are from one chain: only the layers in between are
     /// applied.
-    pub(crate) fn replay(series: &[&Layered<K, V>], mut f: impl FnMut(usize, &HashMap<K, V>)) {
-        let mut state: Option<HashMap<K, V>> = None;
+    pub(crate) fn replay(series: &[&Layered<K, V>], mut f: impl FnMut(usize, &FastMap<K, V>)) {
+        let mut state: Option<FastMap<K, V>> = None;
         for (i, r) in series.iter().enumerate() {
             let next = match (state.take(), i.checked_sub(1).map(|p| series[p])) {
                 (Some(mut map), Some(prev)) => {
@@ -153,7 +158,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
 }
 
 /// The previous reading in full, its layer, and that layer's depth in its chain.
-type Previous<K, V> = (HashMap<K, V>, Arc<Layer<K, V>>, u32);
+type Previous<K, V> = (FastMap<K, V>, Arc<Layer<K, V>>, u32);
 
 /// Builds successive readings of one map, each layered on the one before.
 pub(crate) struct LayeredBuilder<K, V> {
@@ -168,7 +173,7 @@ impl<K: Eq + Hash + Clone, V: Clone> LayeredBuilder<K, V> {
     }
 
     /// The reading of `fresh`, layered on the previous one.
-    pub(crate) fn next(&mut self, fresh: HashMap<K, V>) -> Layered<K, V> {
+    pub(crate) fn next(&mut self, fresh: FastMap<K, V>) -> Layered<K, V> {
         let (layer, depth) = match self.prev.take() {
             Some((old, parent, depth)) if depth < KEYFRAME_EVERY => {
                 let changed: Box<[(K, V)]> = fresh
@@ -209,7 +214,7 @@ mod tests {
         let mut truth = Vec::new();
         for step in 0..(KEYFRAME_EVERY * 2 + 7) {
             // Keys come and go; some values move, most do not.
-            let m: HashMap<u32, u64> = (0..50u32)
+            let m: FastMap<u32, u64> = (0..50u32)
                 .filter(|k| (k + step) % 7 != 0)
                 .map(|k| (k, if k % 5 == 0 { step as u64 } else { k as u64 }))
                 .collect();
@@ -236,7 +241,7 @@ mod tests {
     #[test]
     fn unchanged_entries_are_not_stored_again() {
         let mut b = LayeredBuilder::<u32, u64>::new(|a, b| a == b);
-        let m: HashMap<u32, u64> = (0..1000).map(|k| (k, 1)).collect();
+        let m: FastMap<u32, u64> = (0..1000).map(|k| (k, 1)).collect();
         b.next(m.clone());
         let mut m2 = m.clone();
         m2.insert(3, 2);
@@ -254,7 +259,7 @@ mod tests {
         let mut truth = Vec::new();
         // Short-lived keys come and go (a storm of processes); keys 0..10 live throughout.
         for step in 0..(KEYFRAME_EVERY + 50) {
-            let mut m: HashMap<u32, u64> = (0..10u32).map(|k| (k, (step * k) as u64)).collect();
+            let mut m: FastMap<u32, u64> = (0..10u32).map(|k| (k, (step * k) as u64)).collect();
             for k in 0..20 {
                 m.insert(1000 + step * 20 + k, 1);
             }

@@ -1,8 +1,8 @@
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
 
 use super::{
     ends,
-    layered::{Layered, LayeredBuilder},
+    layered::{FastMap, Layered, LayeredBuilder},
 };
 use crate::{
     CgroupMemory, Collector, CollectorError, MemorySignals, Process, Sample, Series, Signals,
@@ -59,8 +59,8 @@ struct MemorySample {
     cgroups: Layered<String, CgroupReading>,
 }
 
-fn read_cgroups() -> HashMap<String, CgroupReading> {
-    let mut out = HashMap::new();
+fn read_cgroups() -> FastMap<String, CgroupReading> {
+    let mut out = FastMap::default();
     if let Some(root) = procfs::cgroup1_memory_root() {
         procfs::walk_dirs(&root, 10, &mut |dir| {
             let Some(limit) = procfs::read_u64(&dir.join("memory.limit_in_bytes")) else {

@@ -1,8 +1,8 @@
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
 
 use super::{
     ends,
-    layered::{Layered, LayeredBuilder},
+    layered::{FastMap, Layered, LayeredBuilder},
 };
 use crate::{
     CgroupPids, Collector, CollectorError, PidSignals, Process, Sample, Series, Signals, procfs,
@@ -49,7 +49,7 @@ struct PidsSample {
     cgroups: Layered<String, CgroupReading>,
 }
 
-fn read_dir_into(root: &Path, version: u8, out: &mut HashMap<String, CgroupReading>) {
+fn read_dir_into(root: &Path, version: u8, out: &mut FastMap<String, CgroupReading>) {
     procfs::walk_dirs(root, 10, &mut |dir| {
         // `max` (no limit) reads as None; the root cgroup has no pids.max at all.
         let Some(limit) = procfs::read_u64(&dir.join("pids.max")) else {
@@ -67,8 +67,8 @@ fn read_dir_into(root: &Path, version: u8, out: &mut HashMap<String, CgroupReadi
     });
 }
 
-fn read_cgroups() -> HashMap<String, CgroupReading> {
-    let mut out = HashMap::new();
+fn read_cgroups() -> FastMap<String, CgroupReading> {
+    let mut out = FastMap::default();
     if let Some(root) = procfs::cgroup1_root("pids", "cgroup.procs") {
         read_dir_into(&root, 1, &mut out);
     }

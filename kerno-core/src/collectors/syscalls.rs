@@ -11,7 +11,7 @@ use kerno_probes::{
 
 use super::{
     Evictions, ends,
-    layered::{Layered, LayeredBuilder},
+    layered::{FastMap, Layered, LayeredBuilder},
     p99_series, rate_series,
 };
 use crate::{
@@ -46,7 +46,7 @@ struct SyscallSample {
 
 impl SyscallSample {
     /// Calls and errors, and the latency histograms, by syscall number.
-    fn read(&self) -> (HashMap<u32, (u64, u64)>, HashMap<u32, Histogram>) {
+    fn read(&self) -> (FastMap<u32, (u64, u64)>, HashMap<u32, Histogram>) {
         let mut dense: HashMap<u32, Vec<u64>> = HashMap::new();
         for ((nr, b), c) in self.buckets.materialize() {
             dense
@@ -114,8 +114,8 @@ impl Collector for SyscallCollector {
 
     fn sample(&mut self) -> Result<Sample, CollectorError> {
         let SyscallTotals { count, errors } = self.reader.totals()?;
-        let mut totals = HashMap::new();
-        let mut buckets = HashMap::new();
+        let mut totals = FastMap::default();
+        let mut buckets = FastMap::default();
         for (nr, (&count, &errors)) in count.iter().zip(&errors).enumerate() {
             if count == 0 {
                 continue;
