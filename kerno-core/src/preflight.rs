@@ -1191,7 +1191,11 @@ mod tests {
         let f = Facts::gather(&PreflightOptions::default());
         let want: usize = ProbeDomain::ALL.iter().map(|d| d.tracepoints().len()).sum();
         assert_eq!(f.tracepoints.len(), want);
-        assert!(f.tracepoints.iter().any(|(t, _)| t == "tp_btf/sched_switch"));
+        assert!(
+            f.tracepoints
+                .iter()
+                .any(|(t, _)| t == "tp_btf/sched_switch")
+        );
         assert!(f.tracepoints.iter().any(|(t, _)| t == "tp_btf/sys_enter"));
         assert!(parse_release(&f.release).is_some(), "{}", f.release);
     }
