@@ -130,7 +130,7 @@ pub struct Tracepoint {
     pub domain: Domain,
     /// The program's name in the object.
     pub program: &'static str,
-    /// A classic tracepoint's category (`sched`); `None` for a BTF-typed one (`tp_btf`).
+    /// A classic tracepoint's category (`tcp`); `None` for a BTF-typed one (`tp_btf`).
     pub category: Option<&'static str>,
     /// The tracepoint's name.
     pub name: &'static str,
@@ -148,7 +148,8 @@ impl fmt::Display for Tracepoint {
 /// Check, loading and attaching nothing, that this kernel offers the tracepoints of
 /// `domains` as their programs need them: a classic tracepoint's `format` file under the
 /// tracefs root `tracefs` (`None`: not mounted), with every field the loader reads (the
-/// loader's own check), a BTF-typed one its `btf_trace_<name>` type in the kernel's BTF.
+/// loader's own check), a BTF-typed one its `btf_trace_<name>` type in the kernel's BTF and,
+/// for the scheduler and block domains, every struct member their programs load.
 pub fn check_tracepoints(
     domains: &[Domain],
     tracefs: Option<&Path>,
@@ -184,7 +185,8 @@ pub fn check_tracepoints(
             };
             out.push((tp, r));
         }
-        // Every format is there: the fields the programs read, as the loader checks them.
+        // Every format and type is there: the fields and members the programs read, as the
+        // loader checks them.
         let mine = &mut out[first..];
         let mut scratch = TpOffsets::NONE;
         if domain.btf_members()
