@@ -387,8 +387,9 @@ fn root_a_plain_user_doctor_reports_procfs_and_names_what_it_cannot_observe() {
 
 #[test]
 fn root_without_cap_dac_read_search_a_non_root_uid_cannot_read_tracefs() {
-    // nobody with the four but CAP_DAC_READ_SEARCH: the syscall probe (tp_btf, no tracefs)
-    // attaches; the tracepoint domains say what they miss.
+    // nobody with the four but CAP_DAC_READ_SEARCH: the syscall and scheduler probes
+    // (tp_btf, offsets from BTF, no tracefs) attach; the classic tracepoint domains (tcp)
+    // say what they miss.
     let three = "-all,+bpf,+perfmon,+sys_ptrace";
     let ids = vec![
         format!("--reuid={NOBODY}"),
@@ -408,7 +409,7 @@ fn root_without_cap_dac_read_search_a_non_root_uid_cannot_read_tracefs() {
             "json",
             "--standalone",
             "--domains",
-            "syscalls,sched",
+            "syscalls,sched,tcp",
         ],
     );
     assert_eq!(
@@ -420,7 +421,7 @@ fn root_without_cap_dac_read_search_a_non_root_uid_cannot_read_tracefs() {
     let r = report(&o);
     let degraded = r["degraded"].as_array().unwrap();
     assert_eq!(degraded.len(), 1, "{degraded:?}");
-    assert_eq!(degraded[0]["domain"], "sched");
+    assert_eq!(degraded[0]["domain"], "tcp");
     assert!(
         degraded[0]["reason"]
             .as_str()

@@ -482,6 +482,10 @@ pub(crate) fn not_permitted(domain: Domain, missing: &str) -> String {
     let needs = "needs CAP_BPF and CAP_PERFMON";
     match domain {
         Domain::Syscalls => format!("not permitted: the syscall probe {needs} (missing {missing})"),
+        // tp_btf with offsets from BTF: no tracefs to read.
+        Domain::Sched | Domain::Disk => {
+            format!("not permitted: the {domain} probe {needs} (missing {missing})")
+        }
         Domain::Fds => format!(
             "not permitted: descriptor opens and closes come from the syscall probe, which {needs} (missing {missing}); open descriptors are counted in /proc/<pid>/fd instead (other users' processes need CAP_DAC_READ_SEARCH)"
         ),
@@ -660,7 +664,9 @@ mod tests {
             );
         }
         assert!(e.degraded()[1].reason.contains("/proc/<pid>/fd"));
-        assert!(e.degraded()[2].reason.contains("CAP_DAC_READ_SEARCH"));
+        // sched (tp_btf, offsets from BTF) reads no tracefs; tcp (classic) does.
+        assert!(!e.degraded()[2].reason.contains("CAP_DAC_READ_SEARCH"));
+        assert!(e.degraded()[4].reason.contains("CAP_DAC_READ_SEARCH"));
         assert_eq!(
             e.collector_names(),
             [
