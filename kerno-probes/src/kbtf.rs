@@ -41,11 +41,12 @@ struct Composite {
     members: usize,
 }
 
-/// The structs and unions of one BTF blob, with its strings.
+/// One BTF blob's type section, where each of its records starts, and its strings.
 pub(crate) struct KernelBtf {
     types: Vec<u8>,
     strings: Vec<u8>,
-    composites: Vec<Composite>,
+    /// Byte position of each type record in `types`; type id `n` is `records[n - 1]`.
+    records: Vec<usize>,
 }
 
 /// Bytes of kind-specific data after a type record's 12-byte header; `None` for a kind this
@@ -109,25 +110,16 @@ impl KernelBtf {
         let strings = section(str_off, str_len)
             .ok_or_else(|| bad("string section outside the blob"))?
             .to_vec();
-        let mut composites = Vec::new();
+        let mut records = Vec::new();
         let mut at = 0usize;
         while at < types.len() {
-            let (Some(name_off), Some(info)) = (u32_at(&types, at), u32_at(&types, at + 4)) else {
+            let Some(info) = u32_at(&types, at + 4) else {
                 return Err(bad("truncated type record"));
             };
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
+            let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
             let extra =
                 extra_len(kind, vlen).ok_or_else(|| bad(&format!("unknown type kind {kind}")))?;
-            if kind == KIND_STRUCT || kind == KIND_UNION {
-                composites.push(Composite {
-                    name_off,
-                    kind_flag,
-                    vlen,
-                    members: at + 12,
-                });
-            }
+            records.push(at);
             at = at + 12 + extra;
         }
         if at != types.len() {
@@ -136,7 +128,20 @@ impl KernelBtf {
         Ok(KernelBtf {
             types,
             strings,
-            composites,
+            records,
+        })
+    }
+
+    /// The struct or union whose record starts at `at`, if it is one.
+    fn composite_at(&self, at: usize) -> Option<Composite> {
+        let name_off = u32_at(&self.types, at)?;
+        let info = u32_at(&self.types, at + 4)?;
+        let kind = (info >> 24) & 0x1f;
+        (kind == KIND_STRUCT || kind == KIND_UNION).then_some(Composite {
+            name_off,
+            kind_flag: info >> 31 == 1,
+            vlen: (info & 0xffff) as usize,
+            members: at + 12,
         })
     }
 
@@ -155,11 +160,13 @@ impl KernelBtf {
                 "struct {name} has no byte-aligned member {member}"
             ))
         };
-        for c in &self.composites {
-            if self.name(c.name_off) != name.as_bytes() {
-                continue;
-            }
-            if let Some(bits) = self.find_member(c, member.as_bytes(), 0) {
+        let named = self
+            .records
+            .iter()
+            .filter_map(|&at| self.composite_at(at))
+            .filter(|c| self.name(c.name_off) == name.as_bytes());
+        for c in named {
+            if let Some(bits) = self.find_member(&c, member.as_bytes(), 0) {
                 if bits % 8 != 0 {
                     return Err(missing());
                 }
@@ -194,33 +201,8 @@ impl KernelBtf {
 
     /// The struct or union with type id `id`, if it is one (ids count records from 1).
     fn composite_by_id(&self, id: u32) -> Option<Composite> {
-        // Anonymous members are rare; walking the section again for them is cheap enough
-        // for a lookup made once per load.
-        let mut at = 0usize;
-        let mut n = 1u32;
-        while at < self.types.len() {
-            let info = u32_at(&self.types, at + 4)?;
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            if n == id {
-                return self
-                    .composites
-                    .iter()
-                    .find(|c| c.members == at + 12)
-                    .copied()
-                    .filter(|_| kind == KIND_STRUCT || kind == KIND_UNION);
-            }
-            at += 12
-                + match kind {
-                    KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                    KIND_ARRAY => 12,
-                    KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
-                    KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
-                    _ => 0,
-                };
-            n += 1;
-        }
-        None
+        let at = *self.records.get((id as usize).checked_sub(1)?)?;
+        self.composite_at(at)
     }
 }
 

@@ -371,12 +371,21 @@ fn fill_stream_offsets(
     use tracefs::Format;
     match kind {
         StreamKind::Sched => {
-            let f = sched_offsets(root)?;
-            o.wakeup_pid = f.wakeup_pid;
-            o.switch_prev_pid = f.prev_pid;
-            o.switch_prev_state = f.prev_state;
-            o.switch_next_pid = f.next_pid;
-            o.switch_next_comm = f.next_comm;
+            let w = Format::read(root, "sched", "sched_wakeup")?;
+            let wn = Format::read(root, "sched", "sched_wakeup_new")?;
+            let s = Format::read(root, "sched", "sched_switch")?;
+            // One program reads `pid` for both wakeups.
+            o.wakeup_pid = w.require("pid")?;
+            if wn.require("pid")? != o.wakeup_pid {
+                return Err(ProbeError::MissingField {
+                    tracepoint: "sched/sched_wakeup_new".into(),
+                    field: "pid (at the same offset as sched_wakeup's)".into(),
+                });
+            }
+            o.switch_prev_pid = s.require("prev_pid")?;
+            o.switch_prev_state = s.require("prev_state")?;
+            o.switch_next_pid = s.require("next_pid")?;
+            o.switch_next_comm = s.require("next_comm")?;
         }
         StreamKind::Tcp => {
             let r = Format::read(root, "tcp", "tcp_retransmit_skb")?;
@@ -434,35 +443,4 @@ pub fn decode<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
     // SAFETY: at least `size_of::<T>()` bytes are readable, the read is unaligned, and
     // `T: Pod` makes any bytes a valid `T`.
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
-}
-
-/// The field offsets of the classic scheduler tracepoints the stream programs read
-/// (`sched_wakeup` and `sched_wakeup_new` must agree on `pid`).
-struct SchedOffsets {
-    pub wakeup_pid: u32,
-    pub prev_pid: u32,
-    pub prev_state: u32,
-    pub next_pid: u32,
-    pub next_comm: u32,
-}
-
-fn sched_offsets(root: &std::path::Path) -> Result<SchedOffsets, ProbeError> {
-    use tracefs::Format;
-    let w = Format::read(root, "sched", "sched_wakeup")?;
-    let wn = Format::read(root, "sched", "sched_wakeup_new")?;
-    let s = Format::read(root, "sched", "sched_switch")?;
-    let wakeup_pid = w.require("pid")?;
-    if wn.require("pid")? != wakeup_pid {
-        return Err(ProbeError::MissingField {
-            tracepoint: "sched/sched_wakeup_new".into(),
-            field: "pid (at the same offset as sched_wakeup's)".into(),
-        });
-    }
-    Ok(SchedOffsets {
-        wakeup_pid,
-        prev_pid: s.require("prev_pid")?,
-        prev_state: s.require("prev_state")?,
-        next_pid: s.require("next_pid")?,
-        next_comm: s.require("next_comm")?,
-    })
 }
