@@ -61,7 +61,7 @@ storm() {  # N copies of a shell command, in the background
 }
 calm() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; PIDS=(); sleep 2; }
 
-echo "kerno $("$BIN" --version | awk '{print $2}'), kernel $(uname -r), $(nproc) CPUs, phases of $PHASE s"
+echo "kerno $("$BIN" --version | head -1 | awk '{print $2}'), kernel $(uname -r), $(nproc) CPUs, phases of $PHASE s"
 echo
 echo "| phase | length | agent CPU (one core) | RSS mean | RSS max | syscalls/s seen |"
 echo "|---|---|---|---|---|---|"

@@ -130,8 +130,12 @@ pub fn process(pid: u32, comm_hint: &str) -> Process {
     let comm = comm(pid)
         .or_else(|| (!comm_hint.is_empty()).then(|| comm_hint.to_string()))
         .unwrap_or_else(|| "?".into());
-    let cgroup = cgroup_of(pid);
-    let attribution = attribute_pid(pid);
+    // One read of /proc/<pid>/cgroup for both the path and the attribution.
+    let text = fs::read_to_string(host_path(format!("/proc/{pid}/cgroup"))).ok();
+    let cgroup = text.as_deref().and_then(parse_proc_cgroup);
+    let attribution = text
+        .map(|t| attribution::with_resolver(|r| r.attribute_proc_cgroup(&t)))
+        .unwrap_or_default();
     Process {
         pid,
         comm,

@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     pub status: Mutex<Status>,
     pub totals: Mutex<Arc<Totals>>,
     pub recent: Mutex<Option<Arc<Recent>>>,
+    /// The findings window as last built at an update, for the ticks in between (see
+    /// [`update_findings`]).
+    pub findings_base: Mutex<Option<Signals>>,
     pub stop: AtomicBool,
     /// When the sampling loop last completed a step (or the engine was installed):
     /// `/healthz` fails when it is older than [`STUCK_AFTER`].
@@ -114,6 +117,7 @@ impl Shared {
             }),
             totals: Mutex::new(Arc::new(Totals::default())),
             recent: Mutex::new(None),
+            findings_base: Mutex::new(None),
             stop: AtomicBool::new(false),
             heartbeat: Mutex::new(Instant::now()),
             ai: AiConfig::default(),
@@ -284,7 +288,7 @@ pub(crate) fn sampler(shared: Arc<Shared>) {
             // next update would add up to `update_every` to the time to detection (an update
             // that added an interval has just evaluated them).
             if !added {
-                update_findings(&shared);
+                update_findings(&shared, false);
             }
         }));
         #[cfg(debug_assertions)]
@@ -471,7 +475,7 @@ pub(crate) fn update(
     if added {
         // The gauges with the new totals; ready once /metrics has an interval of totals and
         // the findings gauges.
-        update_findings(shared);
+        update_findings(shared, true);
         if lock(&shared.recent).is_some() {
             lock(&shared.status).published = true;
         }
@@ -484,13 +488,33 @@ pub(crate) fn update(
 
 /// Evaluate every rule over its short window and the findings window
 /// ([`kerno_core::evaluate_windows`]) for the gauges.
-fn update_findings(shared: &Shared) {
-    let report = kerno_core::evaluate_windows(
-        &shared.rules,
-        &shared.thresholds,
-        shared.findings_window,
-        |w| shared.window_signals(w),
-    );
+///
+/// The short windows are built anew at every tick: they are what detects an incident within
+/// seconds. The findings window (30 s by default, longer than every short window) keeps a
+/// finding firing after its short window has let go, and is where the level rules (a table
+/// or a disk filling, minutes away) look; it is built anew at each update (`refresh`, every
+/// 5 s) and reused in between, so those gauges move every 5 s. It was most of the agent's
+/// work in a storm of short-lived processes, whose per-process rows move in every one of
+/// its seconds. When a rule's short window is not shorter than it, it is built every tick.
+fn update_findings(shared: &Shared, refresh: bool) {
+    let fw = shared.findings_window;
+    let reusable = !refresh
+        && shared
+            .rules
+            .iter()
+            .all(|r| r.min_window(&shared.thresholds).is_none_or(|m| m < fw));
+    let mut base = lock(&shared.findings_base);
+    let report = kerno_core::evaluate_windows(&shared.rules, &shared.thresholds, fw, |w| {
+        if w == fw {
+            if reusable && let Some(b) = base.as_ref() {
+                return Some(b.clone());
+            }
+            let fresh = shared.window_signals(w);
+            base.clone_from(&fresh);
+            return fresh;
+        }
+        shared.window_signals(w)
+    });
     if let Some(report) = report {
         *lock(&shared.recent) = Some(Arc::new(recent(&report.signals, &report)));
     }

@@ -51,19 +51,21 @@ impl Collector for FdCollector {
             return Ok(());
         };
         signals.lost.fds_evicted += last.1.saturating_sub(first.1);
-        let (first_map, last_map) = (first.0.materialize(), last.0.materialize());
-        let mut procs: Vec<(u32, u64, u64)> = last_map
-            .iter()
-            .filter(|(pid, _)| **pid != signals.collector_pid)
-            .map(|(pid, v)| {
-                let (o, c) = first_map
-                    .get(pid)
-                    .map(|f| (f.opens, f.closes))
-                    .unwrap_or((0, 0));
-                (*pid, v.opens.saturating_sub(o), v.closes.saturating_sub(c))
-            })
-            .filter(|(_, o, c)| o > c)
-            .collect();
+        // The processes whose counts moved in the window, with their counts at its start.
+        let me = signals.collector_pid;
+        // (pid, opens, closes in the window, counts at its start, comm).
+        type Moved = (u32, u64, u64, Option<FdVal>, [u8; 16]);
+        let mut procs: Vec<Moved> = Vec::new();
+        Layered::changes(&first.0, &last.0, |pid, before, after| {
+            let (o, c) = before.map(|f| (f.opens, f.closes)).unwrap_or((0, 0));
+            let (opens, closes) = (
+                after.opens.saturating_sub(o),
+                after.closes.saturating_sub(c),
+            );
+            if *pid != me && opens > closes {
+                procs.push((*pid, opens, closes, before.copied(), after.comm));
+            }
+        });
         procs.sort_by(|a, b| {
             (b.1 as i64 - b.2 as i64)
                 .cmp(&(a.1 as i64 - a.2 as i64))
@@ -71,17 +73,19 @@ impl Collector for FdCollector {
         });
         procs.truncate(TOP);
         // Each top process's (opens, closes) at every sample, oldest first.
-        let mut readings: Vec<Vec<(u64, u64)>> =
-            vec![Vec::with_capacity(series.len()); procs.len()];
         let layered: Vec<&Layered<u32, FdVal>> = series.iter().map(|s| &s.0).collect();
-        Layered::replay(&layered, |_, map| {
-            for ((pid, _, _), r) in procs.iter().zip(readings.iter_mut()) {
-                r.push(map.get(pid).map(|v| (v.opens, v.closes)).unwrap_or((0, 0)));
-            }
-        });
+        let keys: Vec<(u32, Option<FdVal>)> = procs.iter().map(|p| (p.0, p.3)).collect();
+        let readings: Vec<Vec<(u64, u64)>> = Layered::track(&layered, &keys)
+            .into_iter()
+            .map(|at| {
+                at.into_iter()
+                    .map(|v| v.map(|v| (v.opens, v.closes)).unwrap_or((0, 0)))
+                    .collect()
+            })
+            .collect();
         let mut out = FdSignals::default();
         let t0 = samples[0].unix_ms;
-        for ((pid, opens, closes), at) in procs.into_iter().zip(readings) {
+        for ((pid, opens, closes, _, comm), at) in procs.into_iter().zip(readings) {
             let (o0, c0) = at.first().copied().unwrap_or((0, 0));
             let net_series = Series::from_points(at.iter().zip(samples).map(|((o, c), s)| {
                 (
@@ -96,10 +100,7 @@ impl Collector for FdCollector {
                     (o1.saturating_sub(o0)) as i64 - (c1.saturating_sub(c0)) as i64
                 })
                 .collect();
-            let comm = last_map
-                .get(&pid)
-                .map(|v| procfs::comm_str(&v.comm))
-                .unwrap_or_default();
+            let comm = procfs::comm_str(&comm);
             out.processes.push(FdProcess {
                 process: procfs::process(pid, &comm),
                 opens,

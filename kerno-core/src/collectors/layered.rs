@@ -3,17 +3,22 @@
 //!
 //! A daemon keeps a sample every second for minutes. A full copy of a 16k-entry LRU map in
 //! each would cost hundreds of megabytes, yet from one second to the next only the entries of
-//! processes that did something change. So each reading stores the entries that changed and
-//! the keys that disappeared since the previous reading (in exact-size slices, no hash-table
-//! slack), plus a link to it; every [`KEYFRAME_EVERY`] readings a full copy starts a new
-//! chain, which bounds what an old chain keeps alive and what rebuilding a reading costs.
-//! Memory for a daemon's window is then about `window / KEYFRAME_EVERY + 1` full maps plus
-//! what actually changed.
+//! processes that did something change. So each reading stores the entries that changed
+//! (with the value they had before) and the entries that disappeared since the previous
+//! reading, in exact-size slices with no hash-table slack, plus a link to it; every
+//! [`KEYFRAME_EVERY`] readings a full copy starts a new chain, which bounds what an old chain
+//! keeps alive and what rebuilding a reading costs. Memory for a daemon's window is then
+//! about `window / KEYFRAME_EVERY + 1` full maps plus what actually changed.
+//!
+//! A window's signals need, per key, the values at its two ends, and only for the keys that
+//! moved in between: [`Layered::changes`] reads them from the layers inside the window alone
+//! (the value before each key's first change is stored with it), so a window costs what
+//! changed in it, not a rebuild of two whole maps from their keyframe.
 
 use std::{
     collections::{HashMap, HashSet},
     hash::Hash,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, Weak},
 };
 
 /// The hash map of readings: keyed by pids, cgroup ids, syscall numbers and buckets, rebuilt
@@ -24,36 +29,118 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// A full copy every this many readings.
 pub(crate) const KEYFRAME_EVERY: u32 = 100;
 
+/// The values the previous reading had for what a layer changed or removed: what a window
+/// starting there needs. Kept for the newest [`PAST_KEPT`] readings only (compaction drops
+/// older ones), so it costs memory for a minute of changes, not for the whole history.
+struct Past<V> {
+    /// Per entry of `changed`: where its value at the previous reading is in `values`
+    /// ([`ABSENT`]: it was not there, as for every new process in a storm, which then costs
+    /// 4 bytes, not a value).
+    changed: Box<[u32]>,
+    values: Box<[V]>,
+    /// Per entry of `removed`: its last value.
+    removed: Box<[V]>,
+}
+
+/// A key new at its layer: no value before.
+const ABSENT: u32 = u32::MAX;
+
+impl<V> Past<V> {
+    /// The value before the `i`th change.
+    fn before(&self, i: usize) -> Option<&V> {
+        match self.changed[i] {
+            ABSENT => None,
+            at => self.values.get(at as usize),
+        }
+    }
+
+    /// Keep the changes (and their values) whose `keep` is true.
+    fn retain_changed(&mut self, keep: &[bool])
+    where
+        V: Clone,
+    {
+        let mut values = Vec::new();
+        let mut changed = Vec::new();
+        for (i, k) in keep.iter().enumerate() {
+            if !*k {
+                continue;
+            }
+            changed.push(match self.before(i) {
+                Some(v) => {
+                    values.push(v.clone());
+                    (values.len() - 1) as u32
+                }
+                None => ABSENT,
+            });
+        }
+        self.changed = changed.into_boxed_slice();
+        self.values = values.into_boxed_slice();
+    }
+}
+
+/// How many of the newest readings keep their [`Past`]: windows up to this many seconds
+/// (the findings window, a doctor run's, the short windows of the rules) cost only what
+/// changed in them; longer ones rebuild their two ends.
+pub(crate) const PAST_KEPT: u64 = 64;
+
 struct Entries<K, V> {
+    /// A keyframe's whole reading; empty for the other layers.
+    full: Box<[(K, V)]>,
+    /// What changed since the previous reading.
     changed: Box<[(K, V)]>,
+    /// What the previous reading had and this one does not.
     removed: Box<[K]>,
+    past: Option<Past<V>>,
 }
 
 struct Layer<K, V> {
     /// Behind a lock only so [`Layered::compact`] can drop entries from shared layers.
     entries: Mutex<Entries<K, V>>,
+    /// The layer this one applies on; `None` for a keyframe.
     parent: Option<Arc<Layer<K, V>>>,
+    /// A keyframe's previous reading, whose changes it also records: weak, so a keyframe
+    /// does not keep the chain before it alive.
+    previous: Option<Weak<Layer<K, V>>>,
+    /// The reading's number, from its builder.
+    seq: u64,
+    /// The whole reading, while it is its builder's newest (the builder keeps it to compare
+    /// the next one with; shared, not copied).
+    newest: Mutex<Option<Arc<FastMap<K, V>>>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Layer<K, V> {
-    fn new(changed: Box<[(K, V)]>, removed: Box<[K]>, parent: Option<Arc<Layer<K, V>>>) -> Self {
-        Layer {
-            entries: Mutex::new(Entries { changed, removed }),
-            parent,
-        }
-    }
-
     fn entries(&self) -> MutexGuard<'_, Entries<K, V>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn newest(&self) -> Option<Arc<FastMap<K, V>>> {
+        self.newest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Bring `map` from the previous reading to this one.
     fn apply(&self, map: &mut FastMap<K, V>) {
         let e = self.entries();
+        if self.parent.is_none() {
+            map.clear();
+            map.extend(e.full.iter().cloned());
+            return;
+        }
         for k in e.removed.iter() {
             map.remove(k);
         }
         for (k, v) in e.changed.iter() {
             map.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// The layer of the reading before this one, while it is alive.
+    fn back(&self) -> Option<Arc<Layer<K, V>>> {
+        match &self.parent {
+            Some(p) => Some(p.clone()),
+            None => self.previous.as_ref().and_then(Weak::upgrade),
         }
     }
 }
@@ -63,9 +150,18 @@ pub(crate) struct Layered<K, V> {
     top: Arc<Layer<K, V>>,
 }
 
+/// Where a key first moved inside a window: (layer, entry) in `changed` or in `removed`.
+enum FirstMove {
+    Changed(usize, usize),
+    Removed(usize, usize),
+}
+
 impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
     /// The whole reading.
     pub(crate) fn materialize(&self) -> FastMap<K, V> {
+        if let Some(m) = self.top.newest() {
+            return FastMap::clone(&m);
+        }
         let mut chain = Vec::new();
         let mut layer = Some(&self.top);
         while let Some(l) = layer {
@@ -79,44 +175,150 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
         out
     }
 
-    /// Call `f` with each reading of `series` (oldest first, as samples come) in full.
-    /// Cheap when consecutive readings are from one chain: only the layers in between are
-    /// applied.
-    pub(crate) fn replay(series: &[&Layered<K, V>], mut f: impl FnMut(usize, &FastMap<K, V>)) {
-        let mut state: Option<FastMap<K, V>> = None;
-        for (i, r) in series.iter().enumerate() {
-            let next = match (state.take(), i.checked_sub(1).map(|p| series[p])) {
-                (Some(mut map), Some(prev)) => {
-                    // The layers from `r` back to `prev`, if `prev` is on `r`'s chain.
-                    let mut between = Vec::new();
-                    let mut layer = Some(&r.top);
-                    let mut found = false;
-                    while let Some(l) = layer {
-                        if Arc::ptr_eq(l, &prev.top) {
-                            found = true;
-                            break;
-                        }
-                        between.push(l);
-                        layer = l.parent.as_ref();
-                    }
-                    if found {
-                        for l in between.into_iter().rev() {
-                            l.apply(&mut map);
-                        }
-                        map
-                    } else {
-                        r.materialize()
-                    }
+    /// The layers after `from` up to `to`, oldest first; `None` when `from` is not a reading
+    /// before `to` of the same builder (or a layer between them is gone).
+    fn between(from: &Layered<K, V>, to: &Layered<K, V>) -> Option<Vec<Arc<Layer<K, V>>>> {
+        let mut layers = Vec::new();
+        let mut cur = to.top.clone();
+        while !Arc::ptr_eq(&cur, &from.top) {
+            if cur.seq <= from.top.seq {
+                return None;
+            }
+            let back = cur.back()?;
+            layers.push(cur);
+            cur = back;
+        }
+        layers.reverse();
+        Some(layers)
+    }
+
+    /// Call `f(key, at_first, at_last)` for the keys of `last` whose value moved since
+    /// `first` (an older reading of the same builder), with their values at both (`None`:
+    /// not in the map at `first`): what a window's deltas need. A key that left and came back
+    /// in between counts as moved. Costs the entries that changed between the two readings,
+    /// not the size of the map, and copies no value.
+    pub(crate) fn changes(
+        first: &Layered<K, V>,
+        last: &Layered<K, V>,
+        mut f: impl FnMut(&K, Option<&V>, &V),
+    ) {
+        let layers = Self::between(first, last).unwrap_or_default();
+        let guards: Vec<MutexGuard<'_, Entries<K, V>>> =
+            layers.iter().map(|l| l.entries()).collect();
+        let now = last.top.newest();
+        let (Some(now), false) = (now, guards.iter().any(|e| e.past.is_none())) else {
+            // Not one builder's readings in order, older than the values kept, or not the
+            // newest: every key of `last`, from the two readings whole.
+            drop(guards);
+            let before = first.materialize();
+            for (k, v) in &last.materialize() {
+                f(k, before.get(k), v);
+            }
+            return;
+        };
+        if Arc::ptr_eq(&first.top, &last.top) {
+            return;
+        }
+        // Per key still there at `last`, where it first moved (a key that came and went in
+        // between costs nothing).
+        let mut first_move: FastMap<&K, FirstMove> = FastMap::default();
+        for (l, e) in guards.iter().enumerate() {
+            for (i, k) in e.removed.iter().enumerate() {
+                if now.contains_key(k) {
+                    first_move.entry(k).or_insert(FirstMove::Removed(l, i));
                 }
-                _ => r.materialize(),
+            }
+            for (i, (k, _)) in e.changed.iter().enumerate() {
+                if now.contains_key(k) {
+                    first_move.entry(k).or_insert(FirstMove::Changed(l, i));
+                }
+            }
+        }
+        for (k, at) in first_move {
+            let before = match at {
+                FirstMove::Changed(l, i) => guards[l].past.as_ref().and_then(|p| p.before(i)),
+                FirstMove::Removed(l, i) => guards[l].past.as_ref().map(|p| &p.removed[i]),
             };
-            f(i, &next);
-            state = Some(next);
+            if let Some(after) = now.get(k) {
+                f(k, before, after);
+            }
         }
     }
-}
 
-impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
+    /// The values of `keys` at each reading of `series` (oldest first, one builder's), given
+    /// their values at the first reading: `out[key][reading]`. Costs the entries that
+    /// changed over the series.
+    pub(crate) fn track(series: &[&Layered<K, V>], keys: &[(K, Option<V>)]) -> Vec<Vec<Option<V>>> {
+        let mut out: Vec<Vec<Option<V>>> = keys
+            .iter()
+            .map(|(_, v)| {
+                let mut at = Vec::with_capacity(series.len());
+                at.extend(series.first().map(|_| v.clone()));
+                at
+            })
+            .collect();
+        let (Some(first), Some(last)) = (series.first(), series.last()) else {
+            return out;
+        };
+        let index: FastMap<&K, usize> = keys.iter().enumerate().map(|(i, (k, _))| (k, i)).collect();
+        let mut now: Vec<Option<V>> = keys.iter().map(|(_, v)| v.clone()).collect();
+        // Not one builder's readings in order: each is looked up whole, below.
+        let layers = Self::between(first, last).unwrap_or_default();
+        let mut next = 1;
+        for l in &layers {
+            {
+                let e = l.entries();
+                for k in e.removed.iter() {
+                    if let Some(i) = index.get(k) {
+                        now[*i] = None;
+                    }
+                }
+                for (k, v) in e.changed.iter() {
+                    if let Some(i) = index.get(k) {
+                        now[*i] = Some(v.clone());
+                    }
+                }
+            }
+            while next < series.len() && series[next].top.seq == l.seq {
+                for (at, v) in out.iter_mut().zip(&now) {
+                    at.push(v.clone());
+                }
+                next += 1;
+            }
+        }
+        // Readings the layers did not reach (not one builder's): looked up whole.
+        for r in &series[next..] {
+            let m = r.materialize();
+            for ((k, _), at) in keys.iter().zip(out.iter_mut()) {
+                at.push(m.get(k).cloned());
+            }
+        }
+        out
+    }
+
+    /// Call `f` with each reading of `series` (oldest first, as samples come) in full.
+    /// Cheap when the readings are one builder's: only the layers in between are applied.
+    pub(crate) fn replay(series: &[&Layered<K, V>], mut f: impl FnMut(usize, &FastMap<K, V>)) {
+        let (Some(first), Some(last)) = (series.first(), series.last()) else {
+            return;
+        };
+        let mut map = first.materialize();
+        f(0, &map);
+        let mut next = 1;
+        if let Some(layers) = Self::between(first, last) {
+            for l in &layers {
+                l.apply(&mut map);
+                while next < series.len() && series[next].top.seq == l.seq {
+                    f(next, &map);
+                    next += 1;
+                }
+            }
+        }
+        for (i, r) in series.iter().enumerate().skip(next) {
+            f(i, &r.materialize());
+        }
+    }
+
     /// Drop, from `readings` (oldest first) and every layer they share, the entries of keys
     /// the newest reading no longer has: no window ending at the newest can need them (a
     /// process that exited and was evicted from the kernel map has no delta to compute).
@@ -125,79 +327,165 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
         let Some(newest) = readings.last() else {
             return;
         };
-        let live: HashSet<K> = newest.materialize().into_keys().collect();
+        let live: HashSet<K> = match newest.top.newest() {
+            Some(m) => m.keys().cloned().collect(),
+            None => newest.materialize().into_keys().collect(),
+        };
         let mut seen: HashSet<*const Layer<K, V>> = HashSet::new();
         for r in readings {
-            let mut layer = Some(&r.top);
+            let mut layer = Some(r.top.clone());
             while let Some(l) = layer {
-                if !seen.insert(Arc::as_ptr(l)) {
+                if !seen.insert(Arc::as_ptr(&l)) {
                     break;
                 }
                 let mut e = l.entries();
-                if e.changed.iter().any(|(k, _)| !live.contains(k)) {
-                    e.changed = e
-                        .changed
+                if l.seq + PAST_KEPT <= newest.top.seq {
+                    e.past = None;
+                }
+                if e.full.iter().any(|(k, _)| !live.contains(k)) {
+                    e.full = e
+                        .full
                         .iter()
                         .filter(|(k, _)| live.contains(k))
                         .cloned()
                         .collect();
                 }
-                if e.removed.iter().any(|k| !live.contains(k)) {
-                    e.removed = e
-                        .removed
-                        .iter()
-                        .filter(|k| live.contains(k))
-                        .cloned()
-                        .collect();
+                let keep: Vec<bool> = e.changed.iter().map(|(k, _)| live.contains(k)).collect();
+                if keep.contains(&false) {
+                    e.changed = retain(&e.changed, &keep);
+                    if let Some(p) = e.past.as_mut() {
+                        p.retain_changed(&keep);
+                    }
+                }
+                let keep: Vec<bool> = e.removed.iter().map(|k| live.contains(k)).collect();
+                if keep.contains(&false) {
+                    e.removed = retain(&e.removed, &keep);
+                    if let Some(p) = e.past.as_mut() {
+                        p.removed = retain(&p.removed, &keep);
+                    }
                 }
                 drop(e);
-                layer = l.parent.as_ref();
+                layer = l.back();
             }
         }
     }
 }
 
+/// The items of `items` whose `keep` is true.
+fn retain<T: Clone>(items: &[T], keep: &[bool]) -> Box<[T]> {
+    items
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(t, _)| t.clone())
+        .collect()
+}
+
 /// The previous reading in full, its layer, and that layer's depth in its chain.
-type Previous<K, V> = (FastMap<K, V>, Arc<Layer<K, V>>, u32);
+type Previous<K, V> = (Arc<FastMap<K, V>>, Arc<Layer<K, V>>, u32);
 
 /// Builds successive readings of one map, each layered on the one before.
 pub(crate) struct LayeredBuilder<K, V> {
     prev: Option<Previous<K, V>>,
     same: fn(&V, &V) -> bool,
+    seq: u64,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> LayeredBuilder<K, V> {
     /// `same(a, b)`: whether two values of one key are the same reading.
     pub(crate) fn new(same: fn(&V, &V) -> bool) -> Self {
-        LayeredBuilder { prev: None, same }
+        LayeredBuilder {
+            prev: None,
+            same,
+            seq: 0,
+        }
     }
 
     /// The reading of `fresh`, layered on the previous one.
     pub(crate) fn next(&mut self, fresh: FastMap<K, V>) -> Layered<K, V> {
+        self.seq += 1;
+        let seq = self.seq;
         let (layer, depth) = match self.prev.take() {
-            Some((old, parent, depth)) if depth < KEYFRAME_EVERY => {
-                let changed: Box<[(K, V)]> = fresh
+            Some((old, parent, depth)) => {
+                *parent.newest.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let (mut changed, mut before, mut values) = (Vec::new(), Vec::new(), Vec::new());
+                for (k, v) in fresh.iter() {
+                    let o = old.get(k);
+                    if o.is_none_or(|o| !(self.same)(o, v)) {
+                        changed.push((k.clone(), v.clone()));
+                        before.push(match o {
+                            Some(o) => {
+                                values.push(o.clone());
+                                (values.len() - 1) as u32
+                            }
+                            None => ABSENT,
+                        });
+                    }
+                }
+                let (removed, gone): (Vec<K>, Vec<V>) = old
                     .iter()
-                    .filter(|(k, v)| old.get(*k).is_none_or(|o| !(self.same)(o, v)))
+                    .filter(|(k, _)| !fresh.contains_key(*k))
                     .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let removed: Box<[K]> = old
-                    .keys()
-                    .filter(|k| !fresh.contains_key(*k))
-                    .cloned()
-                    .collect();
-                let layer = Arc::new(Layer::new(changed, removed, Some(parent)));
-                (layer, depth + 1)
+                    .unzip();
+                let (changed, removed) = (changed.into_boxed_slice(), removed.into_boxed_slice());
+                let past = Some(Past {
+                    changed: before.into_boxed_slice(),
+                    values: values.into_boxed_slice(),
+                    removed: gone.into_boxed_slice(),
+                });
+                if depth < KEYFRAME_EVERY {
+                    let layer = Layer {
+                        entries: Mutex::new(Entries {
+                            full: Box::new([]),
+                            changed,
+                            removed,
+                            past,
+                        }),
+                        parent: Some(parent),
+                        previous: None,
+                        seq,
+                        newest: Mutex::new(None),
+                    };
+                    (layer, depth + 1)
+                } else {
+                    let layer = Layer {
+                        entries: Mutex::new(Entries {
+                            full: fresh.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            changed,
+                            removed,
+                            past,
+                        }),
+                        parent: None,
+                        previous: Some(Arc::downgrade(&parent)),
+                        seq,
+                        newest: Mutex::new(None),
+                    };
+                    (layer, 1)
+                }
             }
-            _ => {
-                let layer = Arc::new(Layer::new(
-                    fresh.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                    Box::new([]),
-                    None,
-                ));
+            None => {
+                let layer = Layer {
+                    entries: Mutex::new(Entries {
+                        full: fresh.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        changed: Box::new([]),
+                        removed: Box::new([]),
+                        past: Some(Past {
+                            changed: Box::new([]),
+                            values: Box::new([]),
+                            removed: Box::new([]),
+                        }),
+                    }),
+                    parent: None,
+                    previous: None,
+                    seq,
+                    newest: Mutex::new(None),
+                };
                 (layer, 1)
             }
         };
+        let fresh = Arc::new(fresh);
+        *layer.newest.lock().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
+        let layer = Arc::new(layer);
         self.prev = Some((fresh, layer.clone(), depth));
         Layered { top: layer }
     }
@@ -247,8 +535,12 @@ mod tests {
         m2.insert(3, 2);
         m2.remove(&4);
         let r = b.next(m2.clone());
-        assert_eq!(&*r.top.entries().changed, &[(3, 2)]);
-        assert_eq!(&*r.top.entries().removed, &[4]);
+        let e = r.top.entries();
+        assert_eq!(&*e.changed, &[(3, 2)]);
+        assert_eq!(&*e.removed, &[4]);
+        let past = e.past.as_ref().unwrap();
+        assert_eq!((past.before(0), &*past.removed), (Some(&1), &[1][..]));
+        drop(e);
         assert_eq!(r.materialize(), m2);
     }
 
@@ -278,7 +570,151 @@ mod tests {
             // ...and nothing else is kept.
             assert!(m.keys().all(|k| newest.contains_key(k)));
         }
-        let kept: usize = readings.iter().map(|r| r.top.entries().changed.len()).sum();
+        let kept: usize = readings
+            .iter()
+            .map(|r| {
+                let e = r.top.entries();
+                e.changed.len() + e.full.len()
+            })
+            .sum();
         assert!(kept < 10 * readings.len() + 40, "{kept} entries kept");
+    }
+
+    /// Keys come and go and values move, across keyframes, as in a storm of processes.
+    type Readings = Vec<Layered<u32, u64>>;
+
+    fn churn(steps: u32) -> (Readings, Vec<FastMap<u32, u64>>) {
+        let mut b = LayeredBuilder::<u32, u64>::new(|a, b| a == b);
+        let (mut readings, mut truth) = (Vec::new(), Vec::new());
+        for step in 0..steps {
+            let m: FastMap<u32, u64> = (0..60u32)
+                .filter(|k| (k + step) % 7 != 0 && (k * 3 + step) % 11 != 0)
+                .map(|k| {
+                    (
+                        k,
+                        if k % 4 == 0 {
+                            (step / 3) as u64
+                        } else {
+                            k as u64
+                        },
+                    )
+                })
+                .collect();
+            readings.push(b.next(m.clone()));
+            truth.push(m);
+        }
+        (readings, truth)
+    }
+
+    /// What `changes` must say: every key of `last` whose value differs from `first`'s (or
+    /// that `first` lacks), plus keys with equal ends that left and came back in between.
+    fn moved_truth(
+        truth: &[FastMap<u32, u64>],
+        i: usize,
+        j: usize,
+    ) -> Vec<(u32, Option<u64>, u64)> {
+        let (first, last) = (&truth[i], &truth[j]);
+        let mut want: Vec<(u32, Option<u64>, u64)> = last
+            .iter()
+            .filter(|(k, v)| {
+                first.get(k) != Some(v)
+                    || truth[i..=j].windows(2).any(|w| w[0].get(k) != w[1].get(k))
+            })
+            .map(|(k, v)| (*k, first.get(k).copied(), *v))
+            .collect();
+        want.sort_unstable();
+        want
+    }
+
+    #[test]
+    fn changes_are_the_window_deltas_across_keyframes() {
+        let n = KEYFRAME_EVERY * 2 + 9;
+        for (i, j) in [
+            (0, 1),
+            (0, 5),
+            (3, 40),
+            (90, 130),
+            (95, 205),
+            (150, n - 1),
+            (7, 7),
+        ] {
+            // Windows end at the newest reading, as the agent's and a doctor run's do.
+            let (readings, truth) = churn(j + 1);
+            let (i, j) = (i as usize, j as usize);
+            let mut got = Vec::new();
+            Layered::changes(&readings[i], &readings[j], |k, b, a| {
+                got.push((*k, b.copied(), *a))
+            });
+            got.sort_unstable();
+            assert_eq!(got, moved_truth(&truth, i, j), "window {i}..{j}");
+        }
+        // A window not ending at the newest, readings of two builders, or out of order:
+        // every key of the later one, from both ends whole.
+        let (readings, truth) = churn(30);
+        let (other, other_truth) = churn(3);
+        for (first, first_truth) in [(&readings[3], &truth[3]), (&other[0], &other_truth[0])] {
+            let mut got = Vec::new();
+            Layered::changes(first, &readings[10], |k, b, a| {
+                got.push((*k, b.copied(), *a))
+            });
+            got.sort_unstable();
+            let mut want: Vec<(u32, Option<u64>, u64)> = truth[10]
+                .iter()
+                .map(|(k, v)| (*k, first_truth.get(k).copied(), *v))
+                .collect();
+            want.sort_unstable();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn tracked_keys_match_every_reading() {
+        let n = KEYFRAME_EVERY + 30;
+        let (readings, truth) = churn(n);
+        for stride in [1, 4] {
+            let picked: Vec<usize> = (60..n as usize).step_by(stride).collect();
+            let series: Vec<&Layered<u32, u64>> = picked.iter().map(|i| &readings[*i]).collect();
+            let keys: Vec<(u32, Option<u64>)> = [0u32, 3, 8, 13, 59, 500]
+                .iter()
+                .map(|k| (*k, truth[picked[0]].get(k).copied()))
+                .collect();
+            let got = Layered::track(&series, &keys);
+            for (ki, (k, _)) in keys.iter().enumerate() {
+                let want: Vec<Option<u64>> =
+                    picked.iter().map(|i| truth[*i].get(k).copied()).collect();
+                assert_eq!(got[ki], want, "key {k}, stride {stride}");
+            }
+        }
+    }
+
+    #[test]
+    fn windows_ending_at_the_newest_stay_exact_after_compaction() {
+        let n = KEYFRAME_EVERY + 40;
+        let (readings, truth) = churn(n);
+        let refs: Vec<&Layered<u32, u64>> = readings.iter().collect();
+        Layered::compact(&refs);
+        let last = n as usize - 1;
+        for i in [0, 50, 99, 100, 120, last] {
+            let mut got = Vec::new();
+            Layered::changes(&readings[i], &readings[last], |k, b, a| {
+                got.push((*k, b.copied(), *a))
+            });
+            got.sort_unstable();
+            if i as u64 + PAST_KEPT > last as u64 {
+                assert_eq!(got, moved_truth(&truth, i, last), "window {i}..{last}");
+            } else {
+                // Older than the kept values: every key of the newest, from both ends whole.
+                let mut want: Vec<(u32, Option<u64>, u64)> = truth[last]
+                    .iter()
+                    .map(|(k, v)| (*k, truth[i].get(k).copied(), *v))
+                    .collect();
+                want.sort_unstable();
+                assert_eq!(got, want, "window {i}..{last}");
+            }
+        }
+        // What compaction dropped: past values of old readings, entries of gone keys.
+        let e = readings[10].top.entries();
+        assert!(e.past.is_none());
+        assert!(e.changed.iter().all(|(k, _)| truth[last].contains_key(k)));
     }
 }

@@ -65,37 +65,37 @@ impl Collector for SchedCollector {
             .filter_map(|s| s.get::<SchedSample>())
             .map(|s| s.hist.clone())
             .collect();
-        // Threads -> processes: the probe sees thread ids.
-        let mut by_pid: HashMap<u32, DelayedProcess> = HashMap::new();
-        let (first_slow, last_slow) = (first.slow.materialize(), last.slow.materialize());
-        for (tid, v) in &last_slow {
-            let (c0, t0) = first_slow
-                .get(tid)
-                .map(|p| (p.count, p.total_ns))
-                .unwrap_or((0, 0));
+        // Threads -> processes: the probe sees thread ids. (count, total, max, comm) per
+        // process; only the top ones are looked up in /proc.
+        let mut by_pid: HashMap<u32, (u64, u64, u64, [u8; 16])> = HashMap::new();
+        let me = signals.collector_pid;
+        Layered::changes(&first.slow, &last.slow, |tid, before, v| {
+            let (c0, t0) = before.map(|p| (p.count, p.total_ns)).unwrap_or((0, 0));
             let count = v.count.saturating_sub(c0);
             if count == 0 {
-                continue;
+                return;
             }
             let pid = procfs::tgid_of(*tid).unwrap_or(*tid);
-            if pid == signals.collector_pid {
-                continue;
+            if pid == me {
+                return;
             }
-            let e = by_pid.entry(pid).or_insert_with(|| DelayedProcess {
-                process: procfs::process(pid, &procfs::comm_str(&v.comm)),
-                ..DelayedProcess::default()
-            });
-            e.count += count;
-            e.total_ns += v.total_ns.saturating_sub(t0);
-            e.max_ns = e.max_ns.max(v.max_ns);
-        }
-        let mut top: Vec<DelayedProcess> = by_pid.into_values().collect();
-        top.sort_by(|a, b| {
-            b.total_ns
-                .cmp(&a.total_ns)
-                .then(a.process.pid.cmp(&b.process.pid))
+            let e = by_pid.entry(pid).or_insert((0, 0, 0, v.comm));
+            e.0 += count;
+            e.1 += v.total_ns.saturating_sub(t0);
+            e.2 = e.2.max(v.max_ns);
         });
+        let mut top: Vec<_> = by_pid.into_iter().collect();
+        top.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(&b.0)));
         top.truncate(TOP);
+        let top: Vec<DelayedProcess> = top
+            .into_iter()
+            .map(|(pid, (count, total_ns, max_ns, comm))| DelayedProcess {
+                process: procfs::process(pid, &procfs::comm_str(&comm)),
+                count,
+                total_ns,
+                max_ns,
+            })
+            .collect();
         signals.sched = Some(SchedSignals {
             runq_delay: last.hist.delta(&first.hist),
             top_delayed: top,

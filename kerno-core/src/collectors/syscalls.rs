@@ -153,17 +153,21 @@ impl Collector for SyscallCollector {
         signals.lost.syscalls_evicted += last.evicted.saturating_sub(first.evicted);
         let empty = Histogram::new();
         let mut out = SyscallSignals::default();
-        let (first_procs, last_procs) = (first.procs.materialize(), last.procs.materialize());
-
-        // Per-process rows in the window, grouped by syscall.
-        let mut by_nr: HashMap<u32, Vec<(ProcSyscallKey, &ProcSyscallVal, u64)>> = HashMap::new();
-        for (k, v) in &last_procs {
-            let before = first_procs.get(k).map(|p| p.count).unwrap_or(0);
-            let n = v.count.saturating_sub(before);
+        // Per-process rows that moved in the window, grouped by syscall: (key, calls, their
+        // latency sum, the longest, comm).
+        type Row = (ProcSyscallKey, u64, u64, u64, [u8; 16]);
+        let mut by_nr: HashMap<u32, Vec<Row>> = HashMap::new();
+        Layered::changes(&first.procs, &last.procs, |k, before, v| {
+            let (c0, l0) = before.map(|p| (p.count, p.lat_sum_ns)).unwrap_or((0, 0));
+            let n = v.count.saturating_sub(c0);
             if n > 0 {
-                by_nr.entry(k.nr as u32).or_default().push((*k, v, n));
+                let lat = v.lat_sum_ns.saturating_sub(l0);
+                by_nr
+                    .entry(k.nr as u32)
+                    .or_default()
+                    .push((*k, n, lat, v.max_ns, v.comm));
             }
-        }
+        });
         let mut processes = HashMap::new();
         let mut resolve = |pid: u32, comm: &[u8; 16]| {
             processes
@@ -195,28 +199,41 @@ impl Collector for SyscallCollector {
             let mut errnos = BTreeMap::new();
             let mut top_errors = Vec::new();
             let mut top_slow = Vec::new();
-            let mut rows = by_nr.remove(&nr).unwrap_or_default();
-            rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.tgid.cmp(&b.0.tgid)));
-            for (k, v, n) in rows {
+            let rows = by_nr.remove(&nr).unwrap_or_default();
+            for (k, n, _, _, _) in &rows {
                 if k.errno != 0 {
                     *errnos
                         .entry(syscalls::errno_name(k.errno as u32))
                         .or_insert(0) += n;
+                }
+            }
+            // The TOP failing and the TOP slow rows, most calls first: picked, then only
+            // those sorted (a storm leaves thousands of rows per syscall).
+            let (mut failed, mut slow): (Vec<Row>, Vec<Row>) =
+                rows.into_iter().partition(|r| r.0.errno != 0);
+            let order = |a: &Row, b: &Row| b.1.cmp(&a.1).then(a.0.tgid.cmp(&b.0.tgid));
+            for rows in [&mut failed, &mut slow] {
+                if rows.len() > TOP {
+                    rows.select_nth_unstable_by(TOP - 1, order);
+                    rows.truncate(TOP);
+                }
+                rows.sort_by(order);
+            }
+            for (k, n, lat_sum, max_ns, comm) in failed.into_iter().chain(slow) {
+                if k.errno != 0 {
                     if top_errors.len() < TOP {
                         top_errors.push(ProcessErrors {
-                            process: resolve(k.tgid, &v.comm),
+                            process: resolve(k.tgid, &comm),
                             errno: syscalls::errno_name(k.errno as u32),
                             count: n,
                         });
                     }
                 } else if top_slow.len() < TOP {
-                    let before = first_procs.get(&k);
-                    let sum = v.lat_sum_ns - before.map(|b| b.lat_sum_ns).unwrap_or(0);
                     top_slow.push(ProcessSlow {
-                        process: resolve(k.tgid, &v.comm),
+                        process: resolve(k.tgid, &comm),
                         count: n,
-                        mean_ns: sum / n,
-                        max_ns: v.max_ns,
+                        mean_ns: lat_sum / n,
+                        max_ns,
                     });
                 }
             }

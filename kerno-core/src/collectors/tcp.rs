@@ -106,20 +106,15 @@ impl Collector for TcpCollector {
         };
         signals.lost.tcp_evicted += last.evicted.saturating_sub(first.evicted);
         let (a, b) = (&first.counters, &last.counters);
-        let (first_flows, last_flows) = (first.flows.materialize(), last.flows.materialize());
-        let (first_rtt, last_rtt) = (first.slow_rtt.materialize(), last.slow_rtt.materialize());
-        let (first_conn, last_conn) = (
-            first.slow_connects.materialize(),
-            last.slow_connects.materialize(),
-        );
-        let mut flows: Vec<(FlowKey, u64)> = last_flows
-            .iter()
-            .map(|(k, v)| {
-                let before = first_flows.get(k).map(|f| f.retransmits).unwrap_or(0);
-                (*k, v.retransmits.saturating_sub(before))
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect();
+        let mut flows: Vec<(FlowKey, u64)> = Vec::new();
+        Layered::changes(&first.flows, &last.flows, |k, before, v| {
+            let n = v
+                .retransmits
+                .saturating_sub(before.map(|f| f.retransmits).unwrap_or(0));
+            if n > 0 {
+                flows.push((*k, n));
+            }
+        });
         flows.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.sport.cmp(&y.0.sport)));
         flows.truncate(TOP);
         let flows: Vec<TcpFlow> = flows
@@ -132,24 +127,21 @@ impl Collector for TcpCollector {
             })
             .collect();
         // Slow-RTT flows in the window, most slow ACKs first.
-        let mut rtt_flows: Vec<TcpRttFlow> = last_rtt
-            .iter()
-            .filter_map(|(k, v)| {
-                let (n0, t0) = first_rtt
-                    .get(k)
-                    .map(|f| (f.samples, f.total_us))
-                    .unwrap_or((0, 0));
-                let n = v.samples.saturating_sub(n0);
-                (n > 0).then(|| TcpRttFlow {
+        let mut rtt_flows: Vec<TcpRttFlow> = Vec::new();
+        Layered::changes(&first.slow_rtt, &last.slow_rtt, |k, before, v| {
+            let (n0, t0) = before.map(|f| (f.samples, f.total_us)).unwrap_or((0, 0));
+            let n = v.samples.saturating_sub(n0);
+            if n > 0 {
+                rtt_flows.push(TcpRttFlow {
                     local: addr(k.family, &k.saddr, k.sport),
                     remote: addr(k.family, &k.daddr, k.dport),
                     samples: n,
                     mean_rtt_ns: v.total_us.saturating_sub(t0) * 1000 / n,
                     max_rtt_ns: v.max_us * 1000,
                     process: None,
-                })
-            })
-            .collect();
+                });
+            }
+        });
         rtt_flows.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.local.cmp(&b.local)));
         rtt_flows.truncate(TOP);
 
@@ -180,25 +172,28 @@ impl Collector for TcpCollector {
             f.process = owner(&f.local, &f.remote);
         }
 
-        let mut slow_connects: Vec<SlowConnect> = last_conn
-            .iter()
-            .filter_map(|(k, v)| {
-                let (c0, t0) = first_conn
-                    .get(k)
-                    .map(|f| (f.count, f.total_ns))
-                    .unwrap_or((0, 0));
-                let n = v.count.saturating_sub(c0);
-                (n > 0).then(|| SlowConnect {
-                    process: procfs::process(k.tgid, &procfs::comm_str(&v.comm)),
-                    remote: addr(k.family, &k.daddr, k.dport),
-                    count: n,
-                    mean_ns: v.total_ns.saturating_sub(t0) / n,
-                    max_ns: v.max_ns,
-                })
+        // (key, count, mean, max, comm); only the top ones are looked up in /proc.
+        let mut connects: Vec<(ConnKey, u64, u64, u64, [u8; 16])> = Vec::new();
+        Layered::changes(&first.slow_connects, &last.slow_connects, |k, before, v| {
+            let (c0, t0) = before.map(|f| (f.count, f.total_ns)).unwrap_or((0, 0));
+            let n = v.count.saturating_sub(c0);
+            if let Some(mean) = v.total_ns.saturating_sub(t0).checked_div(n) {
+                connects.push((*k, n, mean, v.max_ns, v.comm));
+            }
+        });
+        let remote = |k: &ConnKey| addr(k.family, &k.daddr, k.dport);
+        connects.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| remote(&a.0).cmp(&remote(&b.0))));
+        connects.truncate(TOP);
+        let slow_connects: Vec<SlowConnect> = connects
+            .into_iter()
+            .map(|(k, count, mean_ns, max_ns, comm)| SlowConnect {
+                process: procfs::process(k.tgid, &procfs::comm_str(&comm)),
+                remote: remote(&k),
+                count,
+                mean_ns,
+                max_ns,
             })
             .collect();
-        slow_connects.sort_by(|a, b| b.count.cmp(&a.count).then(a.remote.cmp(&b.remote)));
-        slow_connects.truncate(TOP);
 
         signals.tcp = Some(TcpSignals {
             retransmits: b.retransmits.saturating_sub(a.retransmits),
