@@ -30,8 +30,9 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) const KEYFRAME_EVERY: u32 = 100;
 
 /// The values the previous reading had for what a layer changed or removed: what a window
-/// starting there needs. Kept for the newest [`PAST_KEPT`] readings only (compaction drops
-/// older ones), so it costs memory for a minute of changes, not for the whole history.
+/// starting there needs. Kept for the newest [`PAST_KEPT`] readings that are still in the
+/// window kept (compaction drops the others), so it costs memory for at most a minute of
+/// changes, not for the whole chain of layers.
 struct Past<V> {
     /// Per entry of `changed`: where its value at the previous reading is in `values`
     /// ([`ABSENT`]: it was not there, as for every new process in a storm, which then costs
@@ -202,10 +203,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
         last: &Layered<K, V>,
         mut f: impl FnMut(&K, Option<&V>, &V),
     ) {
-        let layers = Self::between(first, last).unwrap_or_default();
+        let layers = Self::between(first, last);
         let guards: Vec<MutexGuard<'_, Entries<K, V>>> =
-            layers.iter().map(|l| l.entries()).collect();
-        let now = last.top.newest();
+            layers.iter().flatten().map(|l| l.entries()).collect();
+        let now = last.top.newest().filter(|_| layers.is_some());
         let (Some(now), false) = (now, guards.iter().any(|e| e.past.is_none())) else {
             // Not one builder's readings in order, older than the values kept, or not the
             // newest: every key of `last`, from the two readings whole.
@@ -331,6 +332,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
             Some(m) => m.keys().cloned().collect(),
             None => newest.materialize().into_keys().collect(),
         };
+        let oldest = readings.first().map_or(0, |r| r.top.seq);
         let mut seen: HashSet<*const Layer<K, V>> = HashSet::new();
         for r in readings {
             let mut layer = Some(r.top.clone());
@@ -339,7 +341,9 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
                     break;
                 }
                 let mut e = l.entries();
-                if l.seq + PAST_KEPT <= newest.top.seq {
+                // No window starts before the oldest reading kept, nor uses the past of its
+                // own first layer.
+                if l.seq <= oldest || l.seq + PAST_KEPT <= newest.top.seq {
                     e.past = None;
                 }
                 if e.full.iter().any(|(k, _)| !live.contains(k)) {
@@ -652,18 +656,22 @@ mod tests {
         // every key of the later one, from both ends whole.
         let (readings, truth) = churn(30);
         let (other, other_truth) = churn(3);
-        for (first, first_truth) in [(&readings[3], &truth[3]), (&other[0], &other_truth[0])] {
+        for (first, first_truth, last) in [
+            (&readings[3], &truth[3], 10),
+            (&other[0], &other_truth[0], 10),
+            (&other[0], &other_truth[0], 29),
+        ] {
             let mut got = Vec::new();
-            Layered::changes(first, &readings[10], |k, b, a| {
+            Layered::changes(first, &readings[last], |k, b, a| {
                 got.push((*k, b.copied(), *a))
             });
             got.sort_unstable();
-            let mut want: Vec<(u32, Option<u64>, u64)> = truth[10]
+            let mut want: Vec<(u32, Option<u64>, u64)> = truth[last]
                 .iter()
                 .map(|(k, v)| (*k, first_truth.get(k).copied(), *v))
                 .collect();
             want.sort_unstable();
-            assert_eq!(got, want);
+            assert_eq!(got, want, "to reading {last}");
         }
     }
 
@@ -716,5 +724,24 @@ mod tests {
         let e = readings[10].top.entries();
         assert!(e.past.is_none());
         assert!(e.changed.iter().all(|(k, _)| truth[last].contains_key(k)));
+    }
+
+    #[test]
+    fn a_short_kept_window_keeps_only_its_own_past() {
+        // As an agent keeping 10 s: only the last ten readings are compacted together.
+        let n = KEYFRAME_EVERY / 2;
+        let (readings, truth) = churn(n);
+        let kept: Vec<&Layered<u32, u64>> = readings[(n as usize - 10)..].iter().collect();
+        Layered::compact(&kept);
+        let (first, last) = (n as usize - 10, n as usize - 1);
+        assert!(readings[first].top.entries().past.is_none());
+        assert!(readings[first + 1].top.entries().past.is_some());
+        assert!(readings[first - 5].top.entries().past.is_none());
+        let mut got = Vec::new();
+        Layered::changes(&readings[first], &readings[last], |k, b, a| {
+            got.push((*k, b.copied(), *a))
+        });
+        got.sort_unstable();
+        assert_eq!(got, moved_truth(&truth, first, last));
     }
 }
