@@ -46,8 +46,17 @@ pub fn tgid_of(tid: u32) -> Option<u32> {
 /// The cgroup path of a process: the v2 path when the process is in a non-root v2 cgroup,
 /// else the v1 memory controller's path, else the first path listed.
 pub fn cgroup_of(pid: u32) -> Option<String> {
-    let s = fs::read_to_string(host_path(format!("/proc/{pid}/cgroup"))).ok()?;
-    parse_proc_cgroup(&s)
+    parse_proc_cgroup(&proc_cgroup(pid)?)
+}
+
+/// The text of `/proc/<pid>/cgroup`.
+fn proc_cgroup(pid: u32) -> Option<String> {
+    fs::read_to_string(host_path(format!("/proc/{pid}/cgroup"))).ok()
+}
+
+/// Who a process belongs to, from the text of its `/proc/<pid>/cgroup`.
+fn attribute_proc_cgroup(text: &str) -> Attribution {
+    attribution::with_resolver(|r| r.attribute_proc_cgroup(text))
 }
 
 /// The path [`cgroup_of`] picks from the text of `/proc/<pid>/cgroup`.
@@ -105,10 +114,9 @@ pub fn attribute_cgroup(path: &str) -> Attribution {
 /// Who process `pid` belongs to, from its `/proc/<pid>/cgroup` (every line: a hybrid host
 /// may have the container only in the v1 controllers).
 pub fn attribute_pid(pid: u32) -> Attribution {
-    match fs::read_to_string(host_path(format!("/proc/{pid}/cgroup"))) {
-        Ok(text) => attribution::with_resolver(|r| r.attribute_proc_cgroup(&text)),
-        Err(_) => Attribution::default(),
-    }
+    proc_cgroup(pid)
+        .map(|t| attribute_proc_cgroup(&t))
+        .unwrap_or_default()
 }
 
 /// Fill a process's attribution (and its `pod` and `container`) from its cgroup path,
@@ -131,11 +139,9 @@ pub fn process(pid: u32, comm_hint: &str) -> Process {
         .or_else(|| (!comm_hint.is_empty()).then(|| comm_hint.to_string()))
         .unwrap_or_else(|| "?".into());
     // One read of /proc/<pid>/cgroup for both the path and the attribution.
-    let text = fs::read_to_string(host_path(format!("/proc/{pid}/cgroup"))).ok();
+    let text = proc_cgroup(pid);
     let cgroup = text.as_deref().and_then(parse_proc_cgroup);
-    let attribution = text
-        .map(|t| attribution::with_resolver(|r| r.attribute_proc_cgroup(&t)))
-        .unwrap_or_default();
+    let attribution = text.map(|t| attribute_proc_cgroup(&t)).unwrap_or_default();
     Process {
         pid,
         comm,

@@ -61,21 +61,23 @@ impl<V> Past<V> {
         V: Clone,
     {
         let mut values = Vec::new();
-        let mut changed = Vec::new();
-        for (i, k) in keep.iter().enumerate() {
-            if !*k {
-                continue;
-            }
-            changed.push(match self.before(i) {
-                Some(v) => {
-                    values.push(v.clone());
-                    (values.len() - 1) as u32
-                }
-                None => ABSENT,
-            });
-        }
-        self.changed = changed.into_boxed_slice();
+        let changed: Box<[u32]> = (0..keep.len())
+            .filter(|i| keep[*i])
+            .map(|i| slot(&mut values, self.before(i)))
+            .collect();
+        self.changed = changed;
         self.values = values.into_boxed_slice();
+    }
+}
+
+/// Where `before` goes in a [`Past`]'s `values` (pushed there), or [`ABSENT`].
+fn slot<V: Clone>(values: &mut Vec<V>, before: Option<&V>) -> u32 {
+    match before {
+        Some(v) => {
+            values.push(v.clone());
+            (values.len() - 1) as u32
+        }
+        None => ABSENT,
     }
 }
 
@@ -409,7 +411,10 @@ impl<K: Eq + Hash + Clone, V: Clone> LayeredBuilder<K, V> {
     pub(crate) fn next(&mut self, fresh: FastMap<K, V>) -> Layered<K, V> {
         self.seq += 1;
         let seq = self.seq;
-        let (layer, depth) = match self.prev.take() {
+        let whole = |m: &FastMap<K, V>| -> Box<[(K, V)]> {
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let (entries, parent, previous, depth) = match self.prev.take() {
             Some((old, parent, depth)) => {
                 *parent.newest.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 let (mut changed, mut before, mut values) = (Vec::new(), Vec::new(), Vec::new());
@@ -417,13 +422,7 @@ impl<K: Eq + Hash + Clone, V: Clone> LayeredBuilder<K, V> {
                     let o = old.get(k);
                     if o.is_none_or(|o| !(self.same)(o, v)) {
                         changed.push((k.clone(), v.clone()));
-                        before.push(match o {
-                            Some(o) => {
-                                values.push(o.clone());
-                                (values.len() - 1) as u32
-                            }
-                            None => ABSENT,
-                        });
+                        before.push(slot(&mut values, o));
                     }
                 }
                 let (removed, gone): (Vec<K>, Vec<V>) = old
@@ -431,61 +430,47 @@ impl<K: Eq + Hash + Clone, V: Clone> LayeredBuilder<K, V> {
                     .filter(|(k, _)| !fresh.contains_key(*k))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .unzip();
-                let (changed, removed) = (changed.into_boxed_slice(), removed.into_boxed_slice());
-                let past = Some(Past {
-                    changed: before.into_boxed_slice(),
-                    values: values.into_boxed_slice(),
-                    removed: gone.into_boxed_slice(),
-                });
-                if depth < KEYFRAME_EVERY {
-                    let layer = Layer {
-                        entries: Mutex::new(Entries {
-                            full: Box::new([]),
-                            changed,
-                            removed,
-                            past,
-                        }),
-                        parent: Some(parent),
-                        previous: None,
-                        seq,
-                        newest: Mutex::new(None),
-                    };
-                    (layer, depth + 1)
+                let keyframe = depth >= KEYFRAME_EVERY;
+                let entries = Entries {
+                    full: if keyframe {
+                        whole(&fresh)
+                    } else {
+                        Box::new([])
+                    },
+                    changed: changed.into_boxed_slice(),
+                    removed: removed.into_boxed_slice(),
+                    past: Some(Past {
+                        changed: before.into_boxed_slice(),
+                        values: values.into_boxed_slice(),
+                        removed: gone.into_boxed_slice(),
+                    }),
+                };
+                if keyframe {
+                    (entries, None, Some(Arc::downgrade(&parent)), 1)
                 } else {
-                    let layer = Layer {
-                        entries: Mutex::new(Entries {
-                            full: fresh.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                            changed,
-                            removed,
-                            past,
-                        }),
-                        parent: None,
-                        previous: Some(Arc::downgrade(&parent)),
-                        seq,
-                        newest: Mutex::new(None),
-                    };
-                    (layer, 1)
+                    (entries, Some(parent), None, depth + 1)
                 }
             }
             None => {
-                let layer = Layer {
-                    entries: Mutex::new(Entries {
-                        full: fresh.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                let entries = Entries {
+                    full: whole(&fresh),
+                    changed: Box::new([]),
+                    removed: Box::new([]),
+                    past: Some(Past {
                         changed: Box::new([]),
+                        values: Box::new([]),
                         removed: Box::new([]),
-                        past: Some(Past {
-                            changed: Box::new([]),
-                            values: Box::new([]),
-                            removed: Box::new([]),
-                        }),
                     }),
-                    parent: None,
-                    previous: None,
-                    seq,
-                    newest: Mutex::new(None),
                 };
-                (layer, 1)
+                (entries, None, None, 1)
             }
+        };
+        let layer = Layer {
+            entries: Mutex::new(entries),
+            parent,
+            previous,
+            seq,
+            newest: Mutex::new(None),
         };
         let fresh = Arc::new(fresh);
         *layer.newest.lock().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
